@@ -1,0 +1,393 @@
+"""Jobs, attempts, statuses, outcomes and events: plain records, no I/O.
+
+A :class:`JobSpec` is a validated request to send something (numbers already in E.164);
+a :class:`Job` is what the store holds for it. Everything else in callgate speaks these.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+from urllib.parse import urlsplit
+
+import phonenumbers
+
+from callgate.exceptions import ValidationError
+
+
+class Kind(StrEnum):
+    FAX = "fax"
+    SMS = "sms"
+    CALL = "call"
+    REQUEST = "request"
+
+
+class Status(StrEnum):
+    QUEUED = "queued"
+    IN_FLIGHT = "in_flight"
+    RETRYING = "retrying"
+    HELD = "held"
+    UNCERTAIN = "uncertain"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    EXPIRED = "expired"
+    BLOCKED = "blocked"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL = frozenset(
+    {Status.DELIVERED, Status.FAILED, Status.CANCELED, Status.EXPIRED, Status.BLOCKED}
+)
+#: statuses a worker may claim from (when ``run_at`` has come)
+CLAIMABLE = frozenset({Status.QUEUED, Status.RETRYING})
+#: statuses that can be canceled at once (in flight waits for its attempt to end)
+CANCELABLE_NOW = frozenset({Status.QUEUED, Status.RETRYING, Status.HELD, Status.UNCERTAIN})
+
+
+class Outcome(StrEnum):
+    """How one attempt ended, classified (see DESIGN.md, *Outcomes*)."""
+
+    DELIVERED = "delivered"
+    BUSY = "busy"
+    NO_ANSWER = "no_answer"
+    LINE_FAILED = "line_failed"
+    RATE_LIMITED = "rate_limited"
+    PROVIDER_ERROR = "provider_error"
+    PERMANENT = "permanent"
+    CANCELED = "canceled"
+    UNKNOWN = "unknown"
+
+
+class AttemptState(StrEnum):
+    SENDING = "sending"  # written before the request; a crash here means "unknown"
+    PENDING = "pending"  # the provider accepted it; tracking its status
+    DONE = "done"
+
+
+class Reason(StrEnum):
+    """Stable reason codes on a job that did not (or not yet) get delivered."""
+
+    MAX_ATTEMPTS = "max_attempts"
+    EXPIRED = "expired"
+    CANCELED = "canceled"
+    LEASE_LOST = "lease_lost"
+    PERMANENT = "permanent"
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """A validated request to send one job. Build it with :func:`make_spec`."""
+
+    kind: Kind
+    to: str | None
+    payload: Mapping[str, Any]
+    group_key: str | None = None
+    not_before: datetime | None = None
+    expires_at: datetime | None = None
+    strict_order: bool = False
+    idempotency_key: str | None = None
+    callback_url: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    max_attempts: int | None = None
+
+    def fingerprint(self) -> str:
+        """A digest of what was asked, to tell a true retry from a key reused for another job."""
+        doc = {
+            "kind": str(self.kind),
+            "to": self.to,
+            "payload": self.payload,
+            "group_key": self.group_key,
+            "not_before": _iso(self.not_before),
+            "expires_at": _iso(self.expires_at),
+            "strict_order": self.strict_order,
+            "callback_url": self.callback_url,
+            "metadata": self.metadata,
+            "max_attempts": self.max_attempts,
+        }
+        raw = json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(raw.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: int
+    kind: Kind
+    to: str | None
+    group_key: str
+    status: Status
+    payload: Mapping[str, Any]
+    attempts: int
+    reason: str | None
+    created_at: datetime
+    updated_at: datetime
+    run_at: datetime
+    not_before: datetime | None = None
+    expires_at: datetime | None = None
+    strict_order: bool = False
+    idempotency_key: str | None = None
+    callback_url: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    max_attempts: int | None = None
+    cancel_requested: bool = False
+    provider_ref: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": str(self.kind),
+            "to": self.to,
+            "group_key": self.group_key,
+            "status": str(self.status),
+            "attempts": self.attempts,
+            "reason": self.reason,
+            "payload": dict(self.payload),
+            "created_at": _iso(self.created_at),
+            "updated_at": _iso(self.updated_at),
+            "run_at": _iso(self.run_at),
+            "not_before": _iso(self.not_before),
+            "expires_at": _iso(self.expires_at),
+            "strict_order": self.strict_order,
+            "idempotency_key": self.idempotency_key,
+            "callback_url": self.callback_url,
+            "metadata": dict(self.metadata),
+            "max_attempts": self.max_attempts,
+            "cancel_requested": self.cancel_requested,
+            "provider_ref": self.provider_ref,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    job_id: int
+    number: int
+    state: AttemptState
+    started_at: datetime
+    ended_at: datetime | None = None
+    outcome: Outcome | None = None
+    provider_ref: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    counted: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "state": str(self.state),
+            "started_at": _iso(self.started_at),
+            "ended_at": _iso(self.ended_at),
+            "outcome": None if self.outcome is None else str(self.outcome),
+            "provider_ref": self.provider_ref,
+            "error_code": self.error_code,
+            "error_message": self.error_message,
+            "counted": self.counted,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A state change, written in the same transaction as the change (the outbox)."""
+
+    id: int
+    job_id: int
+    type: str
+    status: Status
+    created_at: datetime
+    reason: str | None = None
+    detail: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "job_id": self.job_id,
+            "type": self.type,
+            "status": str(self.status),
+            "created_at": _iso(self.created_at),
+            "reason": self.reason,
+            "detail": self.detail,
+        }
+
+
+def event_type(status: Status) -> str:
+    """The event type announcing that a job entered ``status`` (``job.delivered``, ...)."""
+    return f"job.{status}"
+
+
+# -- construction and validation -------------------------------------------------------
+
+
+def normalize_number(raw: object, *, field: str = "to", default_region: str | None = None) -> str:
+    """Parse a phone number and return it in E.164; raise ``invalid_phone_number`` if bad."""
+    if not isinstance(raw, str) or not raw.strip():
+        raise ValidationError("a phone number is required", field=field, code="missing_field")
+    try:
+        parsed = phonenumbers.parse(raw, default_region)
+    except phonenumbers.NumberParseException as exc:
+        raise ValidationError(
+            f"{raw!r} is not a phone number ({exc})", field=field, code="invalid_phone_number"
+        ) from exc
+    if not phonenumbers.is_valid_number(parsed):
+        raise ValidationError(
+            f"{raw!r} is not a valid phone number", field=field, code="invalid_phone_number"
+        )
+    e164: str = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    return e164
+
+
+def validate_url(raw: object, *, field: str) -> str:
+    """Return ``raw`` if it is an absolute http(s) URL; raise ``invalid_url`` otherwise."""
+    if not isinstance(raw, str) or not raw.strip():
+        raise ValidationError(f"{field} is required", field=field, code="missing_field")
+    parts = urlsplit(raw.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValidationError(
+            f"{raw!r} is not an http(s) URL", field=field, code="invalid_url"
+        )
+    return raw.strip()
+
+
+def _require_text(value: object, field: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(f"{field} is required", field=field, code="missing_field")
+    return value
+
+
+def _payload_for(kind: Kind, fields: Mapping[str, Any]) -> dict[str, Any]:
+    payload: dict[str, Any] = {}
+    if fields.get("from") is not None:
+        payload["from"] = normalize_number(fields["from"], field="from")
+    if kind is Kind.FAX:
+        payload["media_url"] = validate_url(fields.get("media_url"), field="media_url")
+    elif kind is Kind.SMS:
+        if fields.get("body") is None and fields.get("media_url") is None:
+            raise ValidationError(
+                "an SMS needs a body or a media_url", field="body", code="missing_field"
+            )
+        if fields.get("body") is not None:
+            payload["body"] = _require_text(fields["body"], "body")
+        if fields.get("media_url") is not None:
+            payload["media_url"] = validate_url(fields["media_url"], field="media_url")
+    elif kind is Kind.CALL:
+        twiml, url = fields.get("twiml"), fields.get("url")
+        if (twiml is None) == (url is None):
+            raise ValidationError(
+                "a call needs exactly one of twiml or url", field="twiml", code="missing_field"
+            )
+        if twiml is not None:
+            payload["twiml"] = _require_text(twiml, "twiml")
+        else:
+            payload["url"] = validate_url(url, field="url")
+    else:
+        payload["api"] = _require_text(fields.get("api"), "api")
+        payload["method"] = _require_text(fields.get("method", "POST"), "method").upper()
+        params = fields.get("params", {})
+        if not isinstance(params, Mapping):
+            raise ValidationError("params must be an object", field="params")
+        payload["params"] = dict(params)
+    return payload
+
+
+def make_spec(
+    kind: Kind | str,
+    *,
+    to: str | None = None,
+    group_key: str | None = None,
+    not_before: datetime | None = None,
+    expires_at: datetime | None = None,
+    strict_order: bool = False,
+    idempotency_key: str | None = None,
+    callback_url: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    max_attempts: int | None = None,
+    default_region: str | None = None,
+    **fields: Any,
+) -> JobSpec:
+    """Validate a request and return its :class:`JobSpec`; nothing is stored here.
+
+    ``fields`` are the kind's own: ``media_url`` (fax), ``body``/``media_url`` (sms),
+    ``twiml`` or ``url`` (call), ``api``/``method``/``params`` (request), and ``from``.
+    """
+    try:
+        kind = Kind(kind)
+    except ValueError:
+        raise ValidationError(
+            f"unknown kind {kind!r}; expected one of {', '.join(Kind)}", field="kind"
+        ) from None
+    number = None
+    if to is not None or kind is not Kind.REQUEST:
+        number = normalize_number(to, default_region=default_region)
+    for name, value in (("not_before", not_before), ("expires_at", expires_at)):
+        if value is not None and value.tzinfo is None:
+            raise ValidationError(f"{name} must carry a time zone", field=name)
+    if not_before and expires_at and expires_at <= not_before:
+        raise ValidationError("expires_at must be after not_before", field="expires_at")
+    if max_attempts is not None and max_attempts < 1:
+        raise ValidationError("max_attempts must be at least 1", field="max_attempts")
+    if idempotency_key is not None and not (0 < len(idempotency_key) <= 255):
+        raise ValidationError("idempotency_key must be 1-255 characters", field="idempotency_key")
+    return JobSpec(
+        kind=kind,
+        to=number,
+        payload=_payload_for(kind, fields),
+        group_key=group_key,
+        not_before=not_before,
+        expires_at=expires_at,
+        strict_order=strict_order,
+        idempotency_key=idempotency_key,
+        callback_url=(
+            None if callback_url is None else validate_url(callback_url, field="callback_url")
+        ),
+        metadata=dict(metadata or {}),
+        max_attempts=max_attempts,
+    )
+
+
+def parse_time(raw: str, *, field: str) -> datetime:
+    """Parse an ISO 8601 time; a time without a zone is taken as UTC."""
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError as exc:
+        raise ValidationError(
+            f"{raw!r} is not an ISO 8601 time", field=field, code="invalid_time"
+        ) from exc
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def to_datetime(ts: float | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptResult:
+    """What the provider said about one attempt (or one status poll)."""
+
+    outcome: Outcome | None  # None: accepted, still under way
+    provider_ref: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    retry_after: float | None = None
+    #: unix time the provider says the attempt really ended (a fax's last page)
+    ended_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What follows an attempt (or a refusal): the job's next status and why."""
+
+    status: Status
+    reason: str | None = None
+    detail: str | None = None
+    run_at: float | None = None  # when it may be claimed again (queued/retrying)
+    count_attempt: bool = True  # False for rate_limited: "not an attempt"

@@ -1,0 +1,1 @@
+"""The worker side: claim → guard → send → track → record."""

@@ -1,0 +1,371 @@
+"""The worker loop: claim → re-check → send → track → record, on asyncio.
+
+One coordinator claims batches from the store and starts one task per job. A job task
+waits for its meter slot, writes the attempt row (``sending``) *before* the request,
+sends, follows the status (pushed callbacks first, adaptive polling as a backstop) and
+records the outcome. Writes from every task are committed together (group commit): a
+task awaits its write, so nothing is sent before its attempt row is durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from callgate.clock import Clock
+from callgate.domain import AttemptResult, Decision, Job, Outcome, Reason, Status
+from callgate.engine.meter import GCRA
+from callgate.engine.retry import RetryPolicy
+from callgate.exceptions import StoreError
+from callgate.providers.base import Provider
+from callgate.store.base import Claimed, Store, Tx
+
+log = logging.getLogger("callgate.worker")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerConfig:
+    lease: float = 30.0
+    max_concurrency: int = 100
+    claim_batch: int = 500
+    idle_poll: float | None = 0.5  # None: rely on wake-ups and next_wakeup alone
+    sweep_interval: float = 5.0
+    shutdown_grace: float = 30.0
+    poll_initial: float = 1.0
+    poll_max: float = 30.0
+    track_timeout: float = 3600.0
+
+
+@dataclass
+class WorkerStats:
+    claimed: int = 0
+    sent: int = 0
+    finished: int = 0
+    reslotted: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+
+class _StatusHub:
+    """Wakes the task tracking an attempt when the provider pushes a status for it."""
+
+    def __init__(self) -> None:
+        self._waiting: dict[str, asyncio.Event] = {}
+
+    def notify(self, ref: str) -> None:
+        event = self._waiting.get(ref)
+        if event is not None:
+            event.set()
+
+    async def wait(self, ref: str, timeout: float) -> None:
+        event = self._waiting.setdefault(ref, asyncio.Event())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout)
+        event.clear()
+
+    def forget(self, ref: str) -> None:
+        self._waiting.pop(ref, None)
+
+
+class Worker:
+    def __init__(
+        self,
+        store: Store,
+        provider: Provider,
+        *,
+        clock: Clock,
+        meter: GCRA,
+        retry: RetryPolicy,
+        config: WorkerConfig | None = None,
+        worker_id: str | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.provider = provider
+        self.clock = clock
+        self.meter = meter
+        self.retry = retry
+        self.config = config or WorkerConfig()
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self.stats = WorkerStats()
+        self._rng = rng or random.Random()
+        self._active: dict[int, asyncio.Task[None]] = {}
+        self._changed: asyncio.Event | None = None
+        self._stopping: asyncio.Event | None = None
+        self._pending_writes: list[tuple[Callable[[Tx], Any], asyncio.Future[Any]]] = []
+        self._flush_scheduled = False
+        self._hub = _StatusHub()
+
+    def __repr__(self) -> str:
+        return f"Worker({self.worker_id!r}, active={len(self._active)})"
+
+    # -- control ------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Tell the worker something changed (a job was submitted in this process)."""
+        if self._changed is not None:
+            self._changed.set()
+
+    def stop(self) -> None:
+        """Stop claiming; in-flight jobs finish (or are released) within the grace period."""
+        if self._stopping is not None:
+            self._stopping.set()
+        self.wake()
+
+    async def run(self, *, drain: bool = False) -> None:
+        """Run until :meth:`stop` (or, with ``drain``, until nothing is left to do)."""
+        self._changed = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self.provider.set_listener(self._hub.notify)
+        background = [
+            asyncio.create_task(self._heartbeat_loop(), name="callgate-heartbeat"),
+            asyncio.create_task(self._sweep_loop(), name="callgate-sweep"),
+        ]
+        try:
+            await self._main_loop(drain)
+        finally:
+            await self._shutdown()
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            self.provider.set_listener(None)
+
+    async def _main_loop(self, drain: bool) -> None:
+        assert self._changed is not None
+        assert self._stopping is not None
+        while not self._stopping.is_set():
+            self._changed.clear()
+            try:
+                claimed = self._dispatch()
+            except StoreError as exc:
+                log.warning("claim failed, backing off: %s", exc)
+                claimed = 0
+                await self._idle(1.0)
+                continue
+            if claimed:
+                await asyncio.sleep(0)  # let the new tasks start and batch their writes
+                continue
+            if drain and not self._active and self.store.active_count() == 0:
+                return
+            await self._idle(self._idle_timeout())
+
+    def _dispatch(self) -> int:
+        room = self.config.max_concurrency - len(self._active)
+        if room <= 0:
+            return 0
+        claimed = self.store.claim(
+            self.worker_id, self.clock.now(), limit=min(room, self.config.claim_batch),
+            lease=self.config.lease, max_concurrency=self.config.max_concurrency,
+            meter=self.meter,
+        )
+        for item in claimed:
+            self._active[item.job.id] = asyncio.create_task(self._run_job(item))
+        self.stats.claimed += len(claimed)
+        return len(claimed)
+
+    def _idle_timeout(self) -> float:
+        now = self.clock.now()
+        wake = self.store.next_wakeup(now, self.meter)
+        timeout = 3600.0 if wake is None else max(0.0, wake - now)
+        if self.config.idle_poll is not None:
+            timeout = min(timeout, self.config.idle_poll)
+        return timeout
+
+    async def _idle(self, timeout: float) -> None:
+        assert self._changed is not None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), timeout)
+
+    async def _shutdown(self) -> None:
+        if self._active:
+            tasks = list(self._active.values())
+            _, late = await asyncio.wait(tasks, timeout=self.config.shutdown_grace)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        self._flush()
+        with contextlib.suppress(StoreError):
+            released = self.store.release_worker(self.worker_id, self.clock.now())
+            if released:
+                log.info("released %d claimed jobs that were not sent", released)
+
+    # -- background ---------------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.lease / 3)
+            try:
+                self.store.heartbeat(self.worker_id, self.clock.now(), self.config.lease,
+                                     list(self._active))
+            except StoreError as exc:
+                log.warning("heartbeat failed: %s", exc)
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            try:
+                now = self.clock.now()
+                if self.store.expire_leases(now) + self.store.expire_overdue(now):
+                    self.wake()
+            except StoreError as exc:
+                log.warning("sweep failed: %s", exc)
+            await asyncio.sleep(self.config.sweep_interval)
+
+    # -- group commit -------------------------------------------------------------------
+
+    async def _write(self, op: Callable[[Tx], T]) -> T:
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._pending_writes.append((op, future))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+        return await future
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        batch, self._pending_writes = self._pending_writes, []
+        if not batch:
+            return
+        try:
+            self._commit(batch)
+        except Exception as exc:
+            if len(batch) == 1:
+                _fail(batch[0][1], exc)
+                return
+            for item in batch:  # one bad write must not sink the others
+                try:
+                    self._commit([item])
+                except Exception as one:
+                    _fail(item[1], one)
+
+    def _commit(self, batch: list[tuple[Callable[[Tx], Any], asyncio.Future[Any]]]) -> None:
+        with self.store.transaction() as tx:
+            results = [op(tx) for op, _ in batch]
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)
+
+    # -- one job ------------------------------------------------------------------------
+
+    async def _run_job(self, claimed: Claimed) -> None:
+        job = claimed.job
+        try:
+            await self._attempt(job, claimed.slot)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("job %s: unexpected error; its lease will settle it", job.id)
+        finally:
+            self._active.pop(job.id, None)
+            self.wake()
+
+    async def _attempt(self, job: Job, slot: float) -> None:
+        assert self._stopping is not None
+        if not await self._wait_for(slot):
+            await self._write(lambda tx: tx.settle_unsent(job.id, _RELEASED, self.clock.now()))
+            return
+        now = self.clock.now()
+        if job.expires_at is not None and job.expires_at.timestamp() <= now:
+            await self._write(lambda tx: tx.settle_unsent(job.id, _EXPIRED, now))
+            return
+        number = await self._write(lambda tx: tx.start_attempt(job.id, self.worker_id, now))
+        if number is None:
+            return  # canceled meanwhile, or no longer ours: fail closed
+        while self.clock.now() - slot > self.meter.max_lateness and self.meter.rate:
+            # late for our slot (the write took a while): sending now could crowd the
+            # one-second window, so take a fresh slot instead
+            self.stats.reslotted += 1
+            slot = self.store.reserve_slot(self.clock.now(), self.meter)
+            await self._wait_for(slot, stoppable=False)
+        result = await self._send(job)
+        self.stats.sent += 1
+        if result.outcome is None:
+            ref = result.provider_ref
+            await self._write(lambda tx: tx.attempt_accepted(job.id, number, ref, self.clock.now()))
+            result = await self._track(job, ref)
+        await self._record(job, number, result)
+
+    async def _wait_for(self, slot: float, *, stoppable: bool = True) -> bool:
+        """Sleep until ``slot``; False if told to stop first (the job was not sent)."""
+        assert self._stopping is not None
+        delay = slot - self.clock.now()
+        if delay <= 0:
+            return not (stoppable and self._stopping.is_set())
+        if not stoppable:
+            await asyncio.sleep(delay)
+            return True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), delay)
+        return not self._stopping.is_set()
+
+    async def _send(self, job: Job) -> AttemptResult:
+        try:
+            return await self.provider.send(job)
+        except Exception as exc:
+            log.exception("job %s: the provider adapter raised", job.id)
+            return AttemptResult(Outcome.UNKNOWN, error_message=f"adapter error: {exc!r}")
+
+    async def _track(self, job: Job, ref: str | None) -> AttemptResult:
+        """Follow a pending attempt until it ends; past the deadline it is ``unknown``."""
+        if ref is None:
+            return AttemptResult(Outcome.UNKNOWN, error_message="accepted without a reference")
+        deadline = self.clock.now() + self.config.track_timeout
+        gap = self.config.poll_initial
+        try:
+            while True:
+                await self._hub.wait(ref, min(gap, max(0.0, deadline - self.clock.now())))
+                try:
+                    result = await self.provider.status(job, ref)
+                except Exception as exc:  # keep polling: a failed poll proves nothing
+                    log.warning("job %s: status poll failed: %r", job.id, exc)
+                    result = AttemptResult(None, provider_ref=ref)
+                if result.outcome is not None:
+                    return result
+                if self.clock.now() >= deadline:
+                    return AttemptResult(
+                        Outcome.UNKNOWN, provider_ref=ref,
+                        error_message=f"no final status after {self.config.track_timeout:.0f} s",
+                    )
+                gap = min(self.config.poll_max, gap * 1.5)
+        finally:
+            self._hub.forget(ref)
+
+    async def _record(self, job: Job, number: int, result: AttemptResult) -> None:
+        now = self.clock.now()
+        outcome = result.outcome or Outcome.UNKNOWN
+        self.stats.outcomes[outcome] = self.stats.outcomes.get(outcome, 0) + 1
+        if outcome is Outcome.RATE_LIMITED:
+            rate = self.store.lower_rate(now, self.meter)
+            if rate is not None:
+                log.warning("provider answered 429; meter rate lowered to %.2f/s", rate)
+        decision = self.retry.decide(job, job.attempts + 1, result, now)
+        for delay in (0.05, 0.5, 2.0, 5.0):
+            try:
+                await self._write(lambda tx: tx.finish(job.id, number, result, decision, now))
+                self.stats.finished += 1
+                return
+            except StoreError as exc:
+                log.warning("job %s: recording the outcome failed (%s); retrying", job.id, exc)
+                await asyncio.sleep(delay)
+        log.error("job %s: could not record its outcome; its lease will settle it", job.id)
+
+
+_RELEASED = Decision(Status.QUEUED, "released", "the worker stopped before sending it")
+_EXPIRED = Decision(Status.EXPIRED, Reason.EXPIRED,
+                    "the validity window passed before it could be sent")
+
+
+
+def _fail(future: asyncio.Future[Any], exc: Exception) -> None:
+    log.warning("a write failed: %r", exc)
+    if not future.done():
+        future.set_exception(exc if isinstance(exc, StoreError) else StoreError(repr(exc)))
+
+
+__all__ = ["Worker", "WorkerConfig", "WorkerStats"]

@@ -1,0 +1,98 @@
+"""The exception tree: one root, families a caller can catch whole or leaf by leaf.
+
+::
+
+    CallgateError
+    ├── ValidationError            bad input; carries ``code`` and ``field``
+    │   └── IdempotencyConflict    same key, different payload
+    ├── NotFound                   no such job
+    ├── InvalidTransition          e.g. retrying a delivered job
+    ├── StoreError                 the database failed (driver errors wrapped ``from exc``)
+    ├── ProviderError              the provider failed
+    │   ├── TransientProviderError
+    │   └── PermanentProviderError
+    ├── GuardrailRefusal           a guardrail refused a job
+    └── ConfigurationError         a setting is invalid
+
+Each class's docstring is its default message. ``code`` is the stable, documented
+machine-readable name the CLI and the HTTP API show.
+"""
+
+from __future__ import annotations
+
+
+class CallgateError(Exception):
+    """callgate failed."""
+
+    code = "internal_error"
+
+    def __init__(self, message: str | None = None, *, field: str | None = None) -> None:
+        self.message = message or (self.__doc__ or "").strip()
+        self.field = field
+        super().__init__(self.message)
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {"code": self.code, "message": self.message, "field": self.field}
+
+
+class ValidationError(CallgateError):
+    """The request is invalid."""
+
+    code = "invalid_request"
+
+    def __init__(
+        self, message: str | None = None, *, field: str | None = None, code: str | None = None
+    ) -> None:
+        super().__init__(message, field=field)
+        if code is not None:
+            self.code = code
+
+
+class IdempotencyConflict(ValidationError):
+    """This idempotency key was already used with a different request."""
+
+    code = "idempotency_conflict"
+
+
+class NotFound(CallgateError):
+    """No such job."""
+
+    code = "not_found"
+
+
+class InvalidTransition(CallgateError):
+    """The job is not in a state that allows this."""
+
+    code = "invalid_state"
+
+
+class StoreError(CallgateError):
+    """The database failed."""
+
+    code = "store_error"
+
+
+class ProviderError(CallgateError):
+    """The provider failed."""
+
+    code = "provider_error"
+
+
+class TransientProviderError(ProviderError):
+    """The provider failed in a way that may pass."""
+
+
+class PermanentProviderError(ProviderError):
+    """The provider refused the request for good."""
+
+
+class GuardrailRefusal(CallgateError):
+    """A guardrail refused the job."""
+
+    code = "guardrail_refusal"
+
+
+class ConfigurationError(CallgateError):
+    """A setting is invalid."""
+
+    code = "invalid_configuration"

@@ -1,0 +1,155 @@
+"""The embedded gateway: a store, a provider and a worker wired from settings.
+
+``Gateway`` is what ``callgate demo``, ``callgate worker`` and in-process users share;
+the CLI and (later) the HTTP API are thin shells over it.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from typing import Any
+
+from callgate.clock import Clock, SystemClock
+from callgate.config import Settings, load_settings
+from callgate.domain import Job, JobSpec, Kind, make_spec
+from callgate.engine.meter import GCRA
+from callgate.engine.retry import RetryPolicy
+from callgate.engine.worker import Worker, WorkerConfig
+from callgate.providers.base import Provider
+from callgate.providers.simulator import Simulator
+from callgate.store import Store, SubmitResult, open_store
+
+
+def make_provider(settings: Settings, clock: Clock) -> Provider:
+    rng = random.Random(settings.simulator_seed)
+    return Simulator(
+        clock,
+        latency=settings.simulator_latency,
+        fax_duration=settings.simulator_fax_duration,
+        log_path=settings.simulator_log,
+        mix=settings.simulator_mix,
+        rng=rng,
+    )
+
+
+def make_meter(settings: Settings) -> GCRA:
+    return GCRA(
+        rate=settings.rate or None,
+        burst=settings.burst,
+        decrease=settings.aimd_decrease,
+        increase=settings.aimd_increase,
+    )
+
+
+def worker_config(settings: Settings) -> WorkerConfig:
+    return WorkerConfig(
+        lease=settings.lease,
+        max_concurrency=settings.max_concurrency,
+        claim_batch=settings.claim_batch,
+        idle_poll=settings.idle_poll,
+        sweep_interval=settings.sweep_interval,
+        shutdown_grace=settings.shutdown_grace,
+        poll_initial=settings.poll_initial,
+        poll_max=settings.poll_max,
+        track_timeout=settings.track_timeout,
+    )
+
+
+class Gateway:
+    """callgate in-process: submit jobs, run a worker, read results."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        store: Store | None = None,
+        clock: Clock | None = None,
+        provider: Provider | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings or load_settings()
+        self.clock = clock or SystemClock()
+        self.store = store or open_store(self.settings.database_url)
+        self._provider = provider
+        self._rng = rng or random.Random(self.settings.simulator_seed)
+        self._workers: list[Worker] = []
+
+    def __repr__(self) -> str:
+        return f"Gateway({self.store!r})"
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Gateway:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def provider(self) -> Provider:
+        if self._provider is None:
+            self._provider = make_provider(self.settings, self.clock)
+        return self._provider
+
+    # -- submitting ---------------------------------------------------------------------
+
+    def spec(self, kind: Kind | str, **fields: Any) -> JobSpec:
+        fields.setdefault("default_region", self.settings.default_region)
+        return make_spec(kind, **fields)
+
+    def submit(self, spec: JobSpec, *, scope: str = "") -> SubmitResult:
+        return self.submit_many([spec], scope=scope)[0]
+
+    def submit_many(self, specs: Sequence[JobSpec], *, scope: str = "") -> list[SubmitResult]:
+        results = self.store.submit(specs, self.clock.now(), scope=scope)
+        for worker in self._workers:
+            worker.wake()
+        return results
+
+    def send(self, kind: Kind | str, **fields: Any) -> SubmitResult:
+        return self.submit(self.spec(kind, **fields))
+
+    # -- reading and steering -----------------------------------------------------------
+
+    def job(self, job_id: int) -> Job:
+        return self.store.get_job(job_id)
+
+    def cancel(self, job_id: int) -> Job:
+        job = self.store.cancel(job_id, self.clock.now())
+        for worker in self._workers:
+            worker.wake()
+        return job
+
+    def retry(self, job_id: int) -> Job:
+        job = self.store.retry(job_id, self.clock.now())
+        for worker in self._workers:
+            worker.wake()
+        return job
+
+    # -- working ------------------------------------------------------------------------
+
+    def worker(self, *, worker_id: str | None = None, **overrides: Any) -> Worker:
+        config = worker_config(self.settings)
+        if overrides:
+            from dataclasses import replace
+
+            config = replace(config, **overrides)
+        worker = Worker(
+            self.store,
+            self.provider,
+            clock=self.clock,
+            meter=make_meter(self.settings),
+            retry=RetryPolicy(self.settings.kind_policies(), rng=self._rng),
+            config=config,
+            worker_id=worker_id,
+            rng=self._rng,
+        )
+        self._workers.append(worker)
+        return worker
+
+    async def run_worker(self, *, drain: bool = False, **overrides: Any) -> Worker:
+        worker = self.worker(**overrides)
+        await worker.run(drain=drain)
+        return worker

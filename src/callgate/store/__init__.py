@@ -1,0 +1,21 @@
+"""Persistence: the only code that speaks SQL. :func:`open_store` picks the backend."""
+
+from __future__ import annotations
+
+from callgate.exceptions import ConfigurationError
+from callgate.store.base import Claimed, MeterPolicy, MeterState, Store, SubmitResult
+
+
+def open_store(url: str, *, migrate: bool = True) -> Store:
+    """Open the store named by a database URL (``sqlite:///path`` or ``sqlite://:memory:``)."""
+    if url.startswith("sqlite:"):
+        from callgate.store.sqlite import SQLiteStore
+
+        return SQLiteStore.from_url(url, migrate=migrate)
+    raise ConfigurationError(
+        f"unsupported database URL {url.split(':', 1)[0]!r}: expected sqlite:///PATH",
+        field="database_url",
+    )
+
+
+__all__ = ["Claimed", "MeterPolicy", "MeterState", "Store", "SubmitResult", "open_store"]

@@ -1,0 +1,142 @@
+"""The Store protocol: queue operations (submit, claim, start, finish, ...), not SQL.
+
+Every method that changes a job's status writes the matching event row in the same
+transaction (the outbox). Times are unix seconds (floats) passed in by the caller, so
+the store never reads a clock of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Protocol
+
+from callgate.domain import Attempt, AttemptResult, Decision, Event, Job, JobSpec, Status
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitResult:
+    job: Job
+    created: bool  # False: the idempotency key was known and this is the existing job
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    job: Job
+    slot: float  # the meter's time slot: send at or just after this instant
+
+
+@dataclass(frozen=True, slots=True)
+class MeterState:
+    tat: float  # GCRA theoretical arrival time of the next call
+    rate: float | None  # current rate (calls/s) after AIMD; None: unlimited
+    changed_at: float  # when the rate was last lowered
+
+
+class MeterPolicy(Protocol):
+    """The meter's arithmetic; the store applies it inside the claim transaction."""
+
+    def allowance(self, state: MeterState, now: float, wanted: int) -> int: ...
+
+    def take(self, state: MeterState, now: float, n: int) -> tuple[list[float], MeterState]: ...
+
+    def next_allowed(self, state: MeterState, now: float) -> float: ...
+
+    def lowered(self, state: MeterState, now: float) -> MeterState: ...
+
+
+class Tx(Protocol):
+    """Worker writes, applied together in one transaction (group commit)."""
+
+    def start_attempt(self, job_id: int, worker_id: str, now: float) -> int | None:
+        """Write the attempt row (``sending``) before the request; return its number.
+
+        ``None`` means do not send: the job was canceled meanwhile (it is now
+        ``canceled``) or is no longer this worker's.
+        """
+        ...
+
+    def attempt_accepted(self, job_id: int, number: int, ref: str | None, now: float) -> None: ...
+
+    def finish(
+        self, job_id: int, number: int, result: AttemptResult, decision: Decision, now: float
+    ) -> Status | None:
+        """End attempt ``number`` and move the job on; returns the status it got."""
+        ...
+
+    def settle_unsent(self, job_id: int, decision: Decision, now: float) -> Status | None:
+        """Move an in-flight job that was never sent (expired, released, blocked)."""
+        ...
+
+
+class Store(Protocol):
+    def close(self) -> None: ...
+
+    # -- submit and read
+    def submit(
+        self, specs: Sequence[JobSpec], now: float, *, scope: str = ""
+    ) -> list[SubmitResult]: ...
+
+    def get_job(self, job_id: int) -> Job: ...
+
+    def list_jobs(
+        self, *, status: Status | None = None, to: str | None = None, limit: int = 100,
+        before_id: int | None = None,
+    ) -> list[Job]: ...
+
+    def attempts(self, job_id: int) -> list[Attempt]: ...
+
+    def events(self, job_id: int | None = None, *, after_id: int = 0,
+               limit: int = 1000) -> list[Event]: ...
+
+    def counts(self) -> dict[str, int]: ...
+
+    def active_count(self) -> int:
+        """Jobs queued, in flight or retrying (what ``worker --drain`` waits for)."""
+        ...
+
+    # -- the worker's side
+    def claim(
+        self, worker_id: str, now: float, *, limit: int, lease: float, max_concurrency: int,
+        meter: MeterPolicy,
+    ) -> list[Claimed]: ...
+
+    def next_wakeup(self, now: float, meter: MeterPolicy) -> float | None:
+        """The earliest time a claim could find something (``None``: nothing waits)."""
+        ...
+
+    def reserve_slot(self, now: float, meter: MeterPolicy) -> float: ...
+
+    def lower_rate(self, now: float, meter: MeterPolicy) -> float | None: ...
+
+    def transaction(self) -> AbstractContextManager[Tx]: ...
+
+    def heartbeat(
+        self, worker_id: str, now: float, lease: float, job_ids: Sequence[int] = ()
+    ) -> int:
+        """Extend the leases of the jobs this worker still holds."""
+        ...
+
+    def expire_leases(self, now: float) -> int:
+        """Settle in-flight jobs whose lease ran out: ``uncertain`` if an attempt may
+        have reached the provider, else back to ``queued``."""
+        ...
+
+    def expire_overdue(self, now: float) -> int:
+        """Jobs waiting past their ``expires_at`` become ``expired``."""
+        ...
+
+    def release_worker(self, worker_id: str, now: float) -> int:
+        """Give back this worker's claimed-but-unsent jobs (graceful shutdown)."""
+        ...
+
+    # -- a person's side
+    def cancel(self, job_id: int, now: float) -> Job: ...
+
+    def retry(self, job_id: int, now: float) -> Job: ...
+
+
+def chunks(items: Sequence[int], size: int = 500) -> Iterator[Sequence[int]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]

@@ -1,0 +1,136 @@
+-- callgate schema, version 1 (SQLite). Times are unix seconds (REAL).
+
+CREATE TABLE jobs (
+    id                INTEGER PRIMARY KEY AUTOINCREMENT,  -- submit order: FIFO key
+    kind              TEXT    NOT NULL,
+    to_number         TEXT,
+    group_key         TEXT    NOT NULL,
+    status            TEXT    NOT NULL,
+    payload           TEXT    NOT NULL,                   -- JSON
+    attempts          INTEGER NOT NULL DEFAULT 0,         -- counted attempts
+    attempt_no        INTEGER NOT NULL DEFAULT 0,         -- last attempt row's number
+    max_attempts      INTEGER,
+    reason            TEXT,
+    detail            TEXT,
+    run_at            REAL    NOT NULL,
+    not_before        REAL,
+    expires_at        REAL,
+    strict_order      INTEGER NOT NULL DEFAULT 0,
+    idempotency_key   TEXT,
+    callback_url      TEXT,
+    metadata          TEXT,                               -- JSON
+    cancel_requested  INTEGER NOT NULL DEFAULT 0,
+    worker_id         TEXT,
+    lease_expires_at  REAL,
+    provider_ref      TEXT,
+    created_at        REAL    NOT NULL,
+    updated_at        REAL    NOT NULL
+);
+
+-- Invariant 2: at most one job of a group in flight, enforced by the database itself.
+CREATE UNIQUE INDEX jobs_one_in_flight_per_group ON jobs (group_key) WHERE status = 'in_flight';
+-- The head of each group: claimable jobs in submit order.
+CREATE INDEX jobs_claimable ON jobs (group_key, id, run_at) WHERE status IN ('queued', 'retrying');
+-- Strict-order jobs that may block their group while they wait.
+CREATE INDEX jobs_strict ON jobs (group_key, id) WHERE strict_order = 1 AND status IN ('queued', 'retrying');
+CREATE INDEX jobs_lease ON jobs (lease_expires_at) WHERE status = 'in_flight';
+CREATE INDEX jobs_active ON jobs (status, id) WHERE status IN ('queued', 'in_flight', 'retrying', 'held', 'uncertain');
+CREATE INDEX jobs_expiry ON jobs (expires_at) WHERE expires_at IS NOT NULL AND status IN ('queued', 'retrying', 'held');
+CREATE INDEX jobs_to ON jobs (to_number, id);
+
+-- One row per group with something to send: lets a claim visit groups, not jobs.
+-- Kept by the triggers below; jobs stays the truth.
+CREATE TABLE groups (
+    group_key  TEXT    PRIMARY KEY,
+    pending    INTEGER NOT NULL DEFAULT 0,  -- jobs queued or retrying
+    busy       INTEGER NOT NULL DEFAULT 0,  -- 1 while a job is in flight
+    wake_at    REAL,                        -- nothing is claimable before this (lower bound)
+    seq        INTEGER NOT NULL DEFAULT 0   -- about the id of its head: FIFO across groups
+) WITHOUT ROWID;
+CREATE INDEX groups_ready ON groups (seq) WHERE pending > 0 AND busy = 0;
+CREATE INDEX groups_wake ON groups (wake_at) WHERE pending > 0 AND busy = 0;
+
+CREATE TRIGGER jobs_group_insert AFTER INSERT ON jobs
+WHEN new.status IN ('queued', 'retrying')
+BEGIN
+    INSERT INTO groups (group_key, pending, busy, wake_at, seq)
+    VALUES (new.group_key, 1, 0, new.run_at, new.id)
+    ON CONFLICT (group_key) DO UPDATE SET
+        seq = CASE WHEN pending = 0 THEN excluded.seq ELSE seq END,
+        wake_at = CASE WHEN pending = 0 OR wake_at IS NULL OR excluded.wake_at < wake_at
+                       THEN excluded.wake_at ELSE wake_at END,
+        pending = pending + 1;
+END;
+
+CREATE TRIGGER jobs_group_status AFTER UPDATE OF status ON jobs
+WHEN old.status IS NOT new.status
+BEGIN
+    INSERT INTO groups (group_key, pending, busy, wake_at, seq)
+    VALUES (new.group_key,
+            new.status IN ('queued', 'retrying'),
+            new.status = 'in_flight',
+            new.run_at,
+            new.id)
+    ON CONFLICT (group_key) DO UPDATE SET
+        seq = CASE WHEN pending = 0 AND new.status IN ('queued', 'retrying') THEN excluded.seq
+                   ELSE seq END,
+        wake_at = CASE WHEN new.status NOT IN ('queued', 'retrying') THEN wake_at
+                       WHEN pending = 0 OR wake_at IS NULL OR new.run_at < wake_at THEN new.run_at
+                       ELSE wake_at END,
+        busy = CASE WHEN new.status = 'in_flight' THEN 1
+                    WHEN old.status = 'in_flight' THEN 0
+                    ELSE busy END,
+        pending = pending - (old.status IN ('queued', 'retrying'))
+                          + (new.status IN ('queued', 'retrying'));
+END;
+
+CREATE TRIGGER jobs_group_run_at AFTER UPDATE OF run_at ON jobs
+WHEN old.status IS new.status AND new.status IN ('queued', 'retrying') AND new.run_at < old.run_at
+BEGIN
+    UPDATE groups SET wake_at = min(coalesce(wake_at, new.run_at), new.run_at)
+    WHERE group_key = new.group_key;
+END;
+
+CREATE TABLE attempts (
+    job_id        INTEGER NOT NULL REFERENCES jobs (id),
+    number        INTEGER NOT NULL,             -- 1, 2, ... per job, uncounted ones too
+    state         TEXT    NOT NULL,             -- sending | pending | done
+    counted       INTEGER NOT NULL DEFAULT 1,   -- 0: a 429, "not an attempt"
+    worker_id     TEXT,
+    started_at    REAL    NOT NULL,
+    ended_at      REAL,
+    outcome       TEXT,
+    provider_ref  TEXT,
+    error_code    TEXT,
+    error_message TEXT,
+    PRIMARY KEY (job_id, number)
+) WITHOUT ROWID;
+
+-- The outbox: one row per state change, written in the change's transaction.
+CREATE TABLE events (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id      INTEGER NOT NULL REFERENCES jobs (id),
+    type        TEXT    NOT NULL,
+    status      TEXT    NOT NULL,
+    reason      TEXT,
+    detail      TEXT,
+    created_at  REAL    NOT NULL
+);
+CREATE INDEX events_job ON events (job_id, id);
+
+CREATE TABLE idempotency_keys (
+    scope        TEXT    NOT NULL,  -- who may reuse the key (an API key id; '' locally)
+    key          TEXT    NOT NULL,
+    job_id       INTEGER NOT NULL REFERENCES jobs (id),
+    fingerprint  TEXT    NOT NULL,  -- digest of the request, to refuse a reused key
+    created_at   REAL    NOT NULL,
+    PRIMARY KEY (scope, key)
+) WITHOUT ROWID;
+
+-- The meter: one GCRA row shared by every worker.
+CREATE TABLE meter (
+    name        TEXT PRIMARY KEY,
+    tat         REAL NOT NULL,
+    rate        REAL,                -- current rate after AIMD; NULL: unlimited
+    changed_at  REAL NOT NULL
+);

@@ -1,0 +1,700 @@
+"""The embedded store: one SQLite file in WAL mode, safe for several processes.
+
+SQLite serialises writers itself (``BEGIN IMMEDIATE``); every write is one short
+transaction, and the worker batches its writes (group commit) to amortise the commit.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from callgate.domain import (
+    CANCELABLE_NOW,
+    Attempt,
+    AttemptResult,
+    AttemptState,
+    Decision,
+    Event,
+    Job,
+    JobSpec,
+    Kind,
+    Outcome,
+    Reason,
+    Status,
+    event_type,
+    to_datetime,
+)
+from callgate.exceptions import (
+    ConfigurationError,
+    IdempotencyConflict,
+    InvalidTransition,
+    NotFound,
+    StoreError,
+)
+from callgate.store.base import Claimed, MeterPolicy, MeterState, SubmitResult, chunks
+
+JOB_COLUMNS = (
+    "id, kind, to_number, group_key, status, payload, attempts, reason, created_at, "
+    "updated_at, run_at, not_before, expires_at, strict_order, idempotency_key, "
+    "callback_url, metadata, max_attempts, cancel_requested, provider_ref"
+)
+CLAIMABLE_SQL = "('queued', 'retrying')"
+ACTIVE_SQL = "('queued', 'in_flight', 'retrying', 'held', 'uncertain')"
+
+# The oldest claimable job of each free, awake group, oldest groups first; and whether a
+# strict-order job waiting ahead of that head blocks the group.
+HEADS_SQL = f"""
+SELECT gk, head,
+       head IS NOT NULL AND EXISTS (
+           SELECT 1 FROM jobs s
+           WHERE s.group_key = gk AND s.strict_order = 1 AND s.status IN {CLAIMABLE_SQL}
+             AND s.run_at > :now AND s.id < head)
+FROM (
+    SELECT g.group_key AS gk,
+           (SELECT j.id FROM jobs j
+            WHERE j.group_key = g.group_key AND j.status IN {CLAIMABLE_SQL}
+              AND j.run_at <= :now
+            ORDER BY j.id LIMIT 1) AS head
+    FROM groups g
+    WHERE g.pending > 0 AND g.busy = 0 AND g.wake_at <= :now
+    ORDER BY g.seq
+    LIMIT :scan OFFSET :skip
+)
+"""
+
+SNOOZE_SQL = f"""
+UPDATE groups SET wake_at = coalesce(
+    (SELECT min(run_at) FROM jobs
+     WHERE group_key = :gk AND status IN {CLAIMABLE_SQL} AND run_at > :now),
+    :now + 1.0)
+WHERE group_key = :gk
+"""
+
+
+def _job(row: Sequence[Any]) -> Job:
+    return Job(
+        id=row[0],
+        kind=Kind(row[1]),
+        to=row[2],
+        group_key=row[3],
+        status=Status(row[4]),
+        payload=json.loads(row[5]),
+        attempts=row[6],
+        reason=row[7],
+        created_at=to_datetime(row[8]),  # type: ignore[arg-type]
+        updated_at=to_datetime(row[9]),  # type: ignore[arg-type]
+        run_at=to_datetime(row[10]),  # type: ignore[arg-type]
+        not_before=to_datetime(row[11]),
+        expires_at=to_datetime(row[12]),
+        strict_order=bool(row[13]),
+        idempotency_key=row[14],
+        callback_url=row[15],
+        metadata=json.loads(row[16]) if row[16] else {},
+        max_attempts=row[17],
+        cancel_requested=bool(row[18]),
+        provider_ref=row[19],
+    )
+
+
+def _ts(value: Any) -> float | None:
+    return None if value is None else float(value.timestamp())
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """(version, name, sql) for every migration, in order."""
+    folder = resources.files("callgate.store") / "migrations" / "sqlite"
+    found = []
+    for entry in folder.iterdir():
+        name = entry.name
+        if name.endswith(".sql") and name[:4].isdigit():
+            found.append((int(name[:4]), name, entry.read_text()))
+    return sorted(found)
+
+
+def parse_url(url: str) -> str:
+    """``sqlite:///rel.db`` → ``rel.db``; ``sqlite:////abs.db`` → ``/abs.db``."""
+    rest = url.removeprefix("sqlite:")
+    if rest in ("", "//", "///:memory:", "//:memory:", ":memory:"):
+        return ":memory:"
+    if not rest.startswith("///"):
+        raise ConfigurationError(
+            f"invalid SQLite URL {url!r}: expected sqlite:///PATH", field="database_url"
+        )
+    return rest[3:]
+
+
+class SQLiteStore:
+    """The Store on one SQLite file (see :class:`callgate.store.base.Store`)."""
+
+    def __init__(self, path: str, *, migrate: bool = True, synchronous: str = "NORMAL") -> None:
+        self.path = path
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._conn = sqlite3.connect(
+                path, isolation_level=None, check_same_thread=False, timeout=30.0
+            )
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute(f"PRAGMA synchronous = {synchronous}")
+            self._conn.execute("PRAGMA foreign_keys = ON")
+            self._conn.execute("PRAGMA busy_timeout = 30000")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open database {path!r}: {exc}") from exc
+        self._lock = threading.RLock()
+        if migrate:
+            self.migrate()
+
+    @classmethod
+    def from_url(cls, url: str, *, migrate: bool = True) -> SQLiteStore:
+        return cls(parse_url(url), migrate=migrate)
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.path!r})"
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot start a transaction: {exc}") from exc
+            try:
+                yield self._conn
+                self._conn.execute("COMMIT")
+            except BaseException as exc:
+                self._conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreError(f"database error: {exc}") from exc
+                raise
+
+    def _read(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
+        with self._lock:
+            try:
+                return self._conn.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise StoreError(f"database error: {exc}") from exc
+
+    def migrate(self) -> list[str]:
+        """Apply the migrations not yet applied; return their names."""
+        applied: list[str] = []
+        with self._write() as c:
+            c.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+            )
+            done = {r[0] for r in c.execute("SELECT version FROM schema_migrations")}
+            for version, name, sql in migrations():
+                if version in done:
+                    continue
+                for statement in _split_sql(sql):
+                    c.execute(statement)
+                c.execute(
+                    "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                    (version, name, time.time()),
+                )
+                applied.append(name)
+        return applied
+
+    # -- submit and read ----------------------------------------------------------------
+
+    def submit(
+        self, specs: Sequence[JobSpec], now: float, *, scope: str = ""
+    ) -> list[SubmitResult]:
+        entries: list[tuple[int, bool]] = []  # (job id, created)
+        with self._write() as c:
+            for spec in specs:
+                existing = self._known_key(c, spec, scope)
+                if existing is not None:
+                    entries.append((existing, False))
+                else:
+                    entries.append((self._insert(c, spec, now, scope), True))
+            jobs = {j.id: j for j in self._get_many(c, [i for i, _ in entries])}
+        return [SubmitResult(jobs[i], created) for i, created in entries]
+
+    @staticmethod
+    def _known_key(c: sqlite3.Connection, spec: JobSpec, scope: str) -> int | None:
+        if spec.idempotency_key is None:
+            return None
+        row = c.execute(
+            "SELECT job_id, fingerprint FROM idempotency_keys WHERE scope = ? AND key = ?",
+            (scope, spec.idempotency_key),
+        ).fetchone()
+        if row is None:
+            return None
+        if row[1] != spec.fingerprint():
+            raise IdempotencyConflict(
+                f"idempotency key {spec.idempotency_key!r} was used for job {row[0]} "
+                "with a different request",
+                field="idempotency_key",
+            )
+        return int(row[0])
+
+    @staticmethod
+    def _insert(c: sqlite3.Connection, spec: JobSpec, now: float, scope: str) -> int:
+        not_before, expires_at = _ts(spec.not_before), _ts(spec.expires_at)
+        run_at = max(now, not_before) if not_before is not None else now
+        cur = c.execute(
+            "INSERT INTO jobs (kind, to_number, group_key, status, payload, max_attempts, "
+            "run_at, not_before, expires_at, strict_order, idempotency_key, callback_url, "
+            "metadata, created_at, updated_at) "
+            "VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                str(spec.kind),
+                spec.to,
+                spec.group_key or spec.to or f"{spec.kind}:{now}:{id(spec)}",
+                json.dumps(spec.payload, separators=(",", ":")),
+                spec.max_attempts,
+                run_at,
+                not_before,
+                expires_at,
+                int(spec.strict_order),
+                spec.idempotency_key,
+                spec.callback_url,
+                json.dumps(spec.metadata, separators=(",", ":")) if spec.metadata else None,
+                now,
+                now,
+            ),
+        )
+        job_id = int(cur.lastrowid)  # type: ignore[arg-type]
+        if spec.idempotency_key is not None:
+            c.execute(
+                "INSERT INTO idempotency_keys VALUES (?, ?, ?, ?, ?)",
+                (scope, spec.idempotency_key, job_id, spec.fingerprint(), now),
+            )
+        _event(c, job_id, Status.QUEUED, None, None, now)
+        return job_id
+
+    def _get(self, c: sqlite3.Connection, job_id: int) -> Job:
+        row = c.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no job {job_id}", field="id")
+        return _job(row)
+
+    def _get_many(self, c: sqlite3.Connection, ids: Sequence[int]) -> list[Job]:
+        out: list[Job] = []
+        for part in chunks(ids):
+            marks = ",".join("?" * len(part))
+            rows = c.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id IN ({marks})", part)
+            out.extend(_job(r) for r in rows)
+        return out
+
+    def get_job(self, job_id: int) -> Job:
+        with self._lock:
+            return self._get(self._conn, job_id)
+
+    def list_jobs(
+        self, *, status: Status | None = None, to: str | None = None, limit: int = 100,
+        before_id: int | None = None,
+    ) -> list[Job]:
+        where = ["id < ?"]
+        params: list[Any] = [before_id if before_id is not None else 2**62]
+        if status is not None:
+            if status.terminal:
+                where.append("status = ?")
+            else:  # lets SQLite use the partial index on active jobs
+                where.append(f"status IN {ACTIVE_SQL} AND status = ?")
+            params.append(str(status))
+        if to is not None:
+            where.append("to_number = ?")
+            params.append(to)
+        sql = (
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE {' AND '.join(where)} "
+            "ORDER BY id DESC LIMIT ?"
+        )
+        return [_job(r) for r in self._read(sql, [*params, limit])]
+
+    def attempts(self, job_id: int) -> list[Attempt]:
+        rows = self._read(
+            "SELECT job_id, number, state, started_at, ended_at, outcome, provider_ref, "
+            "error_code, error_message, counted FROM attempts WHERE job_id = ? ORDER BY number",
+            (job_id,),
+        )
+        return [
+            Attempt(
+                job_id=r[0], number=r[1], state=AttemptState(r[2]),
+                started_at=to_datetime(r[3]),  # type: ignore[arg-type]
+                ended_at=to_datetime(r[4]), outcome=None if r[5] is None else Outcome(r[5]),
+                provider_ref=r[6], error_code=r[7], error_message=r[8], counted=bool(r[9]),
+            )
+            for r in rows
+        ]
+
+    def events(
+        self, job_id: int | None = None, *, after_id: int = 0, limit: int = 1000
+    ) -> list[Event]:
+        sql = "SELECT id, job_id, type, status, created_at, reason, detail FROM events WHERE id > ?"
+        params: list[Any] = [after_id]
+        if job_id is not None:
+            sql += " AND job_id = ?"
+            params.append(job_id)
+        rows = self._read(sql + " ORDER BY id LIMIT ?", [*params, limit])
+        return [
+            Event(id=r[0], job_id=r[1], type=r[2], status=Status(r[3]),
+                  created_at=to_datetime(r[4]), reason=r[5], detail=r[6])  # type: ignore[arg-type]
+            for r in rows
+        ]
+
+    def counts(self) -> dict[str, int]:
+        rows = self._read("SELECT status, count(*) FROM jobs GROUP BY status")
+        return {str(s): 0 for s in Status} | {r[0]: r[1] for r in rows}
+
+    def active_count(self) -> int:
+        rows = self._read(
+            f"SELECT count(*) FROM jobs WHERE status IN {ACTIVE_SQL} "
+            "AND status IN ('queued', 'in_flight', 'retrying')"
+        )
+        return int(rows[0][0])
+
+    def group_summary(self, limit: int = 50) -> list[tuple[str, dict[str, int]]]:
+        """Per destination, jobs per status (for the demo's live view)."""
+        rows = self._read(
+            "SELECT group_key, status, count(*) FROM jobs WHERE group_key IN "
+            "(SELECT DISTINCT group_key FROM jobs ORDER BY id LIMIT ?) "
+            "GROUP BY group_key, status ORDER BY min(id)",
+            (limit,),
+        )
+        out: dict[str, dict[str, int]] = {}
+        for gk, status, n in rows:
+            out.setdefault(gk, {})[status] = n
+        return list(out.items())
+
+    # -- the meter ----------------------------------------------------------------------
+
+    @staticmethod
+    def _meter(c: sqlite3.Connection, now: float) -> MeterState:
+        row = c.execute("SELECT tat, rate, changed_at FROM meter WHERE name = 'global'").fetchone()
+        if row is None:
+            c.execute("INSERT INTO meter VALUES ('global', ?, NULL, ?)", (now, now))
+            return MeterState(tat=now, rate=None, changed_at=now)
+        return MeterState(tat=row[0], rate=row[1], changed_at=row[2])
+
+    @staticmethod
+    def _save_meter(c: sqlite3.Connection, state: MeterState) -> None:
+        c.execute(
+            "UPDATE meter SET tat = ?, rate = ?, changed_at = ? WHERE name = 'global'",
+            (state.tat, state.rate, state.changed_at),
+        )
+
+    def reserve_slot(self, now: float, meter: MeterPolicy) -> float:
+        with self._write() as c:
+            slots, state = meter.take(self._meter(c, now), now, 1)
+            self._save_meter(c, state)
+        return slots[0]
+
+    def lower_rate(self, now: float, meter: MeterPolicy) -> float | None:
+        with self._write() as c:
+            state = meter.lowered(self._meter(c, now), now)
+            self._save_meter(c, state)
+        return state.rate
+
+    # -- claiming -----------------------------------------------------------------------
+
+    def claim(
+        self, worker_id: str, now: float, *, limit: int, lease: float, max_concurrency: int,
+        meter: MeterPolicy,
+    ) -> list[Claimed]:
+        with self._write() as c:
+            state = self._meter(c, now)
+            in_flight = c.execute("SELECT count(*) FROM jobs WHERE status = 'in_flight'")
+            want = min(limit, max_concurrency - in_flight.fetchone()[0])
+            want = meter.allowance(state, now, want) if want > 0 else 0
+            if want <= 0:
+                return []
+            jobs = self._get_many(c, self._heads(c, now, want))
+            jobs.sort(key=lambda j: j.id)
+            live = [j for j in jobs if j.expires_at is None or j.expires_at.timestamp() > now]
+            for job in jobs:
+                if job not in live:
+                    _move(c, job.id, Status.EXPIRED, now, reason=Reason.EXPIRED,
+                          detail="the validity window passed before it could be sent")
+            if not live:
+                return []
+            slots, state = meter.take(state, now, len(live))
+            self._save_meter(c, state)
+            c.executemany(
+                "UPDATE jobs SET status = 'in_flight', worker_id = ?, lease_expires_at = ?, "
+                "updated_at = ? WHERE id = ?",
+                [(worker_id, now + lease, now, j.id) for j in live],
+            )
+            c.executemany(
+                "UPDATE groups SET seq = ? WHERE group_key = ?",
+                [(j.id, j.group_key) for j in live],
+            )
+            c.executemany(
+                "INSERT INTO events (job_id, type, status, created_at) "
+                "VALUES (?, 'job.in_flight', 'in_flight', ?)",
+                [(j.id, now) for j in live],
+            )
+        return [
+            Claimed(_replace_status(j, Status.IN_FLIGHT), slot)
+            for j, slot in zip(live, slots, strict=True)
+        ]
+
+    @staticmethod
+    def _heads(c: sqlite3.Connection, now: float, want: int) -> list[int]:
+        """Ids of the oldest eligible job of up to ``want`` free groups."""
+        found: list[int] = []
+        scan = max(2 * want, 32)
+        while True:
+            rows = c.execute(
+                HEADS_SQL, {"now": now, "scan": scan, "skip": len(found)}
+            ).fetchall()
+            snooze = [gk for gk, head, blocked in rows if head is None or blocked]
+            found.extend(head for _, head, blocked in rows if head is not None and not blocked)
+            if snooze:  # nothing due in these groups yet: skip them until something is
+                c.executemany(SNOOZE_SQL, [{"gk": gk, "now": now} for gk in snooze])
+            if len(found) >= want or len(rows) < scan:
+                return found[:want]
+
+    def next_wakeup(self, now: float, meter: MeterPolicy) -> float | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT min(wake_at) FROM groups WHERE pending > 0 AND busy = 0"
+            ).fetchone()
+            if row[0] is None:
+                return None
+            state = self._meter_readonly(now)
+        return max(float(row[0]), meter.next_allowed(state, now))
+
+    def _meter_readonly(self, now: float) -> MeterState:
+        row = self._conn.execute(
+            "SELECT tat, rate, changed_at FROM meter WHERE name = 'global'"
+        ).fetchone()
+        return MeterState(now, None, now) if row is None else MeterState(*row)
+
+    # -- worker writes ------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[SQLiteTx]:
+        with self._write() as c:
+            yield SQLiteTx(c)
+
+    def heartbeat(self, worker_id: str, now: float, lease: float,
+                  job_ids: Sequence[int] = ()) -> int:
+        n = 0
+        with self._write() as c:
+            for part in chunks(list(job_ids)):
+                marks = ",".join("?" * len(part))
+                cur = c.execute(
+                    f"UPDATE jobs SET lease_expires_at = ? WHERE id IN ({marks}) "
+                    "AND status = 'in_flight' AND worker_id = ?",
+                    (now + lease, *part, worker_id),
+                )
+                n += cur.rowcount
+        return n
+
+    def expire_leases(self, now: float) -> int:
+        with self._write() as c:
+            rows = c.execute(
+                "SELECT j.id, a.state FROM jobs j LEFT JOIN attempts a "
+                "ON a.job_id = j.id AND a.number = j.attempt_no "
+                "WHERE j.status = 'in_flight' AND j.lease_expires_at < ?",
+                (now,),
+            ).fetchall()
+            for job_id, attempt_state in rows:
+                if attempt_state in (AttemptState.SENDING, AttemptState.PENDING):
+                    c.execute(
+                        "UPDATE attempts SET outcome = 'unknown' WHERE job_id = ? AND number = "
+                        "(SELECT attempt_no FROM jobs WHERE id = ?)",
+                        (job_id, job_id),
+                    )
+                    _move(c, job_id, Status.UNCERTAIN, now, reason=Reason.LEASE_LOST,
+                          detail="the worker's lease ran out while the attempt may have "
+                          "reached the provider; it will not be resent blindly")
+                else:
+                    _move(c, job_id, Status.QUEUED, now, reason=Reason.LEASE_LOST,
+                          detail="the worker's lease ran out before it sent anything",
+                          run_at=now)
+        return len(rows)
+
+    def expire_overdue(self, now: float) -> int:
+        with self._write() as c:
+            ids = [r[0] for r in c.execute(
+                "SELECT id FROM jobs WHERE expires_at IS NOT NULL AND expires_at <= ? "
+                "AND status IN ('queued', 'retrying', 'held')",
+                (now,),
+            )]
+            for job_id in ids:
+                _move(c, job_id, Status.EXPIRED, now, reason=Reason.EXPIRED,
+                      detail="the validity window passed before it could be sent")
+        return len(ids)
+
+    def release_worker(self, worker_id: str, now: float) -> int:
+        with self._write() as c:
+            ids = [r[0] for r in c.execute(
+                "SELECT j.id FROM jobs j WHERE j.status = 'in_flight' AND j.worker_id = ? "
+                "AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.job_id = j.id "
+                "AND a.number = j.attempt_no AND a.state != 'done')",
+                (worker_id,),
+            )]
+            for job_id in ids:
+                _move(c, job_id, Status.QUEUED, now, reason="released",
+                      detail="the worker stopped before sending it", run_at=now)
+        return len(ids)
+
+    # -- a person's side ----------------------------------------------------------------
+
+    def cancel(self, job_id: int, now: float) -> Job:
+        with self._write() as c:
+            job = self._get(c, job_id)
+            if job.status in CANCELABLE_NOW:
+                _move(c, job_id, Status.CANCELED, now, reason=Reason.CANCELED,
+                      detail="canceled on request")
+            elif job.status is Status.IN_FLIGHT:
+                c.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ?", (job_id,))
+            else:
+                raise InvalidTransition(
+                    f"job {job_id} is {job.status}; only a job not yet ended can be canceled"
+                )
+            return self._get(c, job_id)
+
+    def retry(self, job_id: int, now: float) -> Job:
+        allowed = {Status.FAILED, Status.CANCELED, Status.HELD, Status.UNCERTAIN, Status.BLOCKED}
+        with self._write() as c:
+            job = self._get(c, job_id)
+            if job.status not in allowed:
+                raise InvalidTransition(
+                    f"job {job_id} is {job.status}; only a failed, canceled, held, "
+                    "uncertain or blocked job can be retried"
+                )
+            c.execute(
+                "UPDATE jobs SET attempts = 0, cancel_requested = 0 WHERE id = ?", (job_id,)
+            )
+            _move(c, job_id, Status.QUEUED, now, reason="retry_requested",
+                  detail="queued again on request", run_at=now)
+            return self._get(c, job_id)
+
+
+class SQLiteTx:
+    """The worker's writes inside one transaction (see :class:`callgate.store.base.Tx`)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._c = conn
+
+    def start_attempt(self, job_id: int, worker_id: str, now: float) -> int | None:
+        row = self._c.execute(
+            "SELECT status, worker_id, cancel_requested, attempt_no FROM jobs WHERE id = ?",
+            (job_id,),
+        ).fetchone()
+        if row is None or row[0] != Status.IN_FLIGHT or row[1] != worker_id:
+            return None
+        if row[2]:
+            _move(self._c, job_id, Status.CANCELED, now, reason=Reason.CANCELED,
+                  detail="canceled on request before it was sent")
+            return None
+        number = int(row[3]) + 1
+        self._c.execute(
+            "UPDATE jobs SET attempt_no = ?, attempts = attempts + 1, updated_at = ? WHERE id = ?",
+            (number, now, job_id),
+        )
+        self._c.execute(
+            "INSERT INTO attempts (job_id, number, state, worker_id, started_at) "
+            "VALUES (?, ?, 'sending', ?, ?)",
+            (job_id, number, worker_id, now),
+        )
+        return number
+
+    def attempt_accepted(self, job_id: int, number: int, ref: str | None, now: float) -> None:
+        self._c.execute(
+            "UPDATE attempts SET state = 'pending', provider_ref = ? "
+            "WHERE job_id = ? AND number = ? AND state = 'sending'",
+            (ref, job_id, number),
+        )
+        self._c.execute("UPDATE jobs SET provider_ref = ? WHERE id = ?", (ref, job_id))
+
+    def finish(
+        self, job_id: int, number: int, result: AttemptResult, decision: Decision, now: float
+    ) -> Status | None:
+        row = self._c.execute(
+            "SELECT status, attempt_no, cancel_requested FROM jobs WHERE id = ?", (job_id,)
+        ).fetchone()
+        if row is None or row[1] != number or row[0] not in (Status.IN_FLIGHT, Status.UNCERTAIN):
+            return None  # stale: the attempt was settled elsewhere meanwhile
+        self._c.execute(
+            "UPDATE attempts SET state = 'done', ended_at = ?, outcome = ?, "
+            "provider_ref = coalesce(?, provider_ref), error_code = ?, error_message = ?, "
+            "counted = ? WHERE job_id = ? AND number = ?",
+            (now, None if result.outcome is None else str(result.outcome), result.provider_ref,
+             result.error_code, result.error_message, int(decision.count_attempt),
+             job_id, number),
+        )
+        if not decision.count_attempt:
+            self._c.execute("UPDATE jobs SET attempts = attempts - 1 WHERE id = ?", (job_id,))
+        if result.provider_ref is not None:
+            self._c.execute(
+                "UPDATE jobs SET provider_ref = ? WHERE id = ?", (result.provider_ref, job_id)
+            )
+        status, reason, detail = decision.status, decision.reason, decision.detail
+        if row[2] and not status.terminal:
+            status, reason, detail = Status.CANCELED, Reason.CANCELED, "canceled on request"
+        _move(self._c, job_id, status, now, reason=reason, detail=detail, run_at=decision.run_at)
+        return status
+
+    def settle_unsent(self, job_id: int, decision: Decision, now: float) -> Status | None:
+        row = self._c.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None or row[0] != Status.IN_FLIGHT:
+            return None
+        _move(self._c, job_id, decision.status, now, reason=decision.reason,
+              detail=decision.detail, run_at=decision.run_at)
+        return decision.status
+
+
+def _move(
+    c: sqlite3.Connection, job_id: int, status: Status, now: float, *,
+    reason: str | None = None, detail: str | None = None, run_at: float | None = None,
+) -> None:
+    """Change a job's status and write the event, in the caller's transaction."""
+    c.execute(
+        "UPDATE jobs SET status = ?, reason = ?, detail = ?, run_at = coalesce(?, run_at), "
+        "worker_id = CASE WHEN ? = 'in_flight' THEN worker_id END, "
+        "lease_expires_at = CASE WHEN ? = 'in_flight' THEN lease_expires_at END, "
+        "updated_at = ? WHERE id = ?",
+        (str(status), reason, detail, run_at, str(status), str(status), now, job_id),
+    )
+    _event(c, job_id, status, reason, detail, now)
+
+
+def _event(
+    c: sqlite3.Connection, job_id: int, status: Status, reason: str | None,
+    detail: str | None, now: float,
+) -> None:
+    c.execute(
+        "INSERT INTO events (job_id, type, status, reason, detail, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (job_id, event_type(status), str(status), reason, detail, now),
+    )
+
+
+def _replace_status(job: Job, status: Status) -> Job:
+    from dataclasses import replace
+
+    return replace(job, status=status)
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split a migration into statements (``sqlite3.complete_statement`` knows triggers)."""
+    statements, current = [], ""
+    for line in script.splitlines(keepends=True):
+        if line.lstrip().startswith("--") and not current.strip():
+            continue
+        current += line
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    if current.strip():
+        statements.append(current.strip())
+    return statements
