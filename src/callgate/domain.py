@@ -248,9 +248,7 @@ def validate_url(raw: object, *, field: str) -> str:
         raise ValidationError(f"{field} is required", field=field, code="missing_field")
     parts = urlsplit(raw.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValidationError(
-            f"{raw!r} is not an http(s) URL", field=field, code="invalid_url"
-        )
+        raise ValidationError(f"{raw!r} is not an http(s) URL", field=field, code="invalid_url")
     return raw.strip()
 
 

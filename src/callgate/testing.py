@@ -60,9 +60,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         return self.virtual_time
 
 
-def run_virtual(
-    main: Callable[[LoopClock], Coroutine[Any, Any, T]], *, epoch: float = EPOCH
-) -> T:
+def run_virtual(main: Callable[[LoopClock], Coroutine[Any, Any, T]], *, epoch: float = EPOCH) -> T:
     """Run ``main(clock)`` to its end on a fresh virtual-time loop."""
     loop = VirtualTimeLoop()
     try:
@@ -72,9 +70,11 @@ def run_virtual(
         loop.close()
 
 
-async def wait_until(predicate: Callable[[], bool], *, step: float = 0.01,
-                     timeout: float = 3600.0) -> None:
+async def wait_until(
+    predicate: Callable[[], bool], *, step: float = 0.01, timeout: float = 3600.0
+) -> None:
     """Wait (in loop time) until ``predicate()`` holds; fail after ``timeout``."""
+
     async def poll() -> None:
         while not predicate():
             await asyncio.sleep(step)

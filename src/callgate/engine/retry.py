@@ -54,15 +54,17 @@ class RetryPolicy:
             return Decision(Status.FAILED, Reason.PERMANENT, why)
         if outcome is Outcome.RATE_LIMITED:
             wait = result.retry_after or 0.0
-            return Decision(Status.QUEUED, "rate_limited", why, run_at=now + wait,
-                            count_attempt=False)
+            return Decision(
+                Status.QUEUED, "rate_limited", why, run_at=now + wait, count_attempt=False
+            )
         if outcome is None or outcome is Outcome.UNKNOWN:
             return Decision(Status.UNCERTAIN, "unknown_outcome", why)
         policy = self.policies[job.kind]
         limit = job.max_attempts or policy.max_attempts
         if attempts >= limit:
             return Decision(
-                Status.FAILED, Reason.MAX_ATTEMPTS,
+                Status.FAILED,
+                Reason.MAX_ATTEMPTS,
                 f"failed after {attempts} attempts; last attempt: {why}",
             )
         if outcome in EXPECTED:
@@ -71,7 +73,8 @@ class RetryPolicy:
             base = min(policy.backoff_max, policy.backoff_base * 2 ** (attempts - 1))
             delay = self._jittered(base, policy.backoff_jitter)
         return Decision(
-            Status.RETRYING, str(outcome),
+            Status.RETRYING,
+            str(outcome),
             f"attempt {attempts} of {limit}: {why}; next try in {delay:.0f} s",
             run_at=now + delay,
         )

@@ -161,8 +161,11 @@ class Worker:
         if room <= 0:
             return 0
         claimed = self.store.claim(
-            self.worker_id, self.clock.now(), limit=min(room, self.config.claim_batch),
-            lease=self.config.lease, max_concurrency=self.config.max_concurrency,
+            self.worker_id,
+            self.clock.now(),
+            limit=min(room, self.config.claim_batch),
+            lease=self.config.lease,
+            max_concurrency=self.config.max_concurrency,
             meter=self.meter,
         )
         for item in claimed:
@@ -202,8 +205,9 @@ class Worker:
         while True:
             await asyncio.sleep(self.config.lease / 3)
             try:
-                self.store.heartbeat(self.worker_id, self.clock.now(), self.config.lease,
-                                     list(self._active))
+                self.store.heartbeat(
+                    self.worker_id, self.clock.now(), self.config.lease, list(self._active)
+                )
             except StoreError as exc:
                 log.warning("heartbeat failed: %s", exc)
 
@@ -329,7 +333,8 @@ class Worker:
                     return result
                 if self.clock.now() >= deadline:
                     return AttemptResult(
-                        Outcome.UNKNOWN, provider_ref=ref,
+                        Outcome.UNKNOWN,
+                        provider_ref=ref,
                         error_message=f"no final status after {self.config.track_timeout:.0f} s",
                     )
                 gap = min(self.config.poll_max, gap * 1.5)
@@ -357,9 +362,9 @@ class Worker:
 
 
 _RELEASED = Decision(Status.QUEUED, "released", "the worker stopped before sending it")
-_EXPIRED = Decision(Status.EXPIRED, Reason.EXPIRED,
-                    "the validity window passed before it could be sent")
-
+_EXPIRED = Decision(
+    Status.EXPIRED, Reason.EXPIRED, "the validity window passed before it could be sent"
+)
 
 
 def _fail(future: asyncio.Future[Any], exc: Exception) -> None:

@@ -90,7 +90,8 @@ class Simulator:
         self._ids = itertools.count(1)
         self._listener: StatusListener | None = None
         self._log_fd = (
-            None if log_path is None
+            None
+            if log_path is None
             else os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         )
         self.sent = 0
@@ -115,17 +116,23 @@ class Simulator:
             code, message = PERMANENT_NUMBERS[to]
             return AttemptResult(Outcome.PERMANENT, error_code=code, error_message=message)
         if to == NOT_SMS_CAPABLE and job.kind is Kind.SMS:
-            return AttemptResult(Outcome.PERMANENT, error_code="21614",
-                                 error_message="'To' number is not a valid mobile number.")
+            return AttemptResult(
+                Outcome.PERMANENT,
+                error_code="21614",
+                error_message="'To' number is not a valid mobile number.",
+            )
         if to == SERVER_ERROR:
-            return AttemptResult(Outcome.PROVIDER_ERROR, error_code="500",
-                                 error_message="Internal Server Error")
+            return AttemptResult(
+                Outcome.PROVIDER_ERROR, error_code="500", error_message="Internal Server Error"
+            )
         if to == RATE_LIMITED_ONCE and n == 1:
-            return AttemptResult(Outcome.RATE_LIMITED, error_code="20429",
-                                 error_message="Too Many Requests")
+            return AttemptResult(
+                Outcome.RATE_LIMITED, error_code="20429", error_message="Too Many Requests"
+            )
         if job.kind in LINE_KINDS:
-            if to == ALWAYS_BUSY or (to.startswith(BUSY_K_PREFIX) and len(to) == 12
-                                     and n <= int(to[-1])):
+            if to == ALWAYS_BUSY or (
+                to.startswith(BUSY_K_PREFIX) and len(to) == 12 and n <= int(to[-1])
+            ):
                 return AttemptResult(Outcome.BUSY, error_message="the line was busy")
             if to == NEVER_ANSWERS:
                 return AttemptResult(Outcome.NO_ANSWER, error_message="no answer")
@@ -150,13 +157,15 @@ class Simulator:
         if result.outcome is not Outcome.DELIVERED:
             duration *= 0.25  # a busy line or an error is known sooner than a whole fax
         if result.outcome in (Outcome.RATE_LIMITED, Outcome.PROVIDER_ERROR) or duration <= 0:
-            call = _Call(ref, job.id, job.kind, job.to, started, self.clock.now(),
-                         _with_ref(result, ref))
+            call = _Call(
+                ref, job.id, job.kind, job.to, started, self.clock.now(), _with_ref(result, ref)
+            )
             self._log(call)
             return call.result
         ended = self.clock.now() + duration
-        self._calls[ref] = _Call(ref, job.id, job.kind, job.to, started, ended,
-                                 _with_ref(result, ref, ended))
+        self._calls[ref] = _Call(
+            ref, job.id, job.kind, job.to, started, ended, _with_ref(result, ref, ended)
+        )
         asyncio.get_running_loop().call_later(duration, self._finished, ref)
         return AttemptResult(None, provider_ref=ref)
 
@@ -167,8 +176,9 @@ class Simulator:
     async def status(self, job: Job, ref: str) -> AttemptResult:
         call = self._calls.get(ref)
         if call is None:
-            return AttemptResult(Outcome.UNKNOWN, provider_ref=ref,
-                                 error_message=f"no record of {ref}")
+            return AttemptResult(
+                Outcome.UNKNOWN, provider_ref=ref, error_message=f"no record of {ref}"
+            )
         if self.clock.now() < call.ended_at:
             return AttemptResult(None, provider_ref=ref)
         del self._calls[ref]
@@ -179,14 +189,21 @@ class Simulator:
         if self._log_fd is None or call.logged:
             return
         call.logged = True
-        line = json.dumps({
-            "kind": str(call.kind), "to": call.to, "started_at": call.started_at,
-            "ended_at": call.ended_at, "outcome": str(call.result.outcome),
-            "ref": call.ref, "job_id": call.job_id,
-        })
+        line = json.dumps(
+            {
+                "kind": str(call.kind),
+                "to": call.to,
+                "started_at": call.started_at,
+                "ended_at": call.ended_at,
+                "outcome": str(call.result.outcome),
+                "ref": call.ref,
+                "job_id": call.job_id,
+            }
+        )
         os.write(self._log_fd, (line + "\n").encode())
 
 
 def _with_ref(result: AttemptResult, ref: str, ended_at: float | None = None) -> AttemptResult:
-    return AttemptResult(result.outcome, ref, result.error_code, result.error_message,
-                         result.retry_after, ended_at)
+    return AttemptResult(
+        result.outcome, ref, result.error_code, result.error_message, result.retry_after, ended_at
+    )

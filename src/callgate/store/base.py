@@ -81,14 +81,19 @@ class Store(Protocol):
     def get_job(self, job_id: int) -> Job: ...
 
     def list_jobs(
-        self, *, status: Status | None = None, to: str | None = None, limit: int = 100,
+        self,
+        *,
+        status: Status | None = None,
+        to: str | None = None,
+        limit: int = 100,
         before_id: int | None = None,
     ) -> list[Job]: ...
 
     def attempts(self, job_id: int) -> list[Attempt]: ...
 
-    def events(self, job_id: int | None = None, *, after_id: int = 0,
-               limit: int = 1000) -> list[Event]: ...
+    def events(
+        self, job_id: int | None = None, *, after_id: int = 0, limit: int = 1000
+    ) -> list[Event]: ...
 
     def counts(self) -> dict[str, int]: ...
 
@@ -98,7 +103,13 @@ class Store(Protocol):
 
     # -- the worker's side
     def claim(
-        self, worker_id: str, now: float, *, limit: int, lease: float, max_concurrency: int,
+        self,
+        worker_id: str,
+        now: float,
+        *,
+        limit: int,
+        lease: float,
+        max_concurrency: int,
         meter: MeterPolicy,
     ) -> list[Claimed]: ...
 

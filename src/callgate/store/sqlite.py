@@ -79,13 +79,13 @@ WHERE group_key = :gk
 """
 
 
-def _job(row: Sequence[Any]) -> Job:
+def _job(row: Sequence[Any], status: Status | None = None) -> Job:
     return Job(
         id=row[0],
         kind=Kind(row[1]),
         to=row[2],
         group_key=row[3],
-        status=Status(row[4]),
+        status=status or Status(row[4]),
         payload=json.loads(row[5]),
         attempts=row[6],
         reason=row[7],
@@ -284,12 +284,14 @@ class SQLiteStore:
             raise NotFound(f"no job {job_id}", field="id")
         return _job(row)
 
-    def _get_many(self, c: sqlite3.Connection, ids: Sequence[int]) -> list[Job]:
+    def _get_many(
+        self, c: sqlite3.Connection, ids: Sequence[int], status: Status | None = None
+    ) -> list[Job]:
         out: list[Job] = []
         for part in chunks(ids):
             marks = ",".join("?" * len(part))
             rows = c.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id IN ({marks})", part)
-            out.extend(_job(r) for r in rows)
+            out.extend(_job(r, status) for r in rows)
         return out
 
     def get_job(self, job_id: int) -> Job:
@@ -297,7 +299,11 @@ class SQLiteStore:
             return self._get(self._conn, job_id)
 
     def list_jobs(
-        self, *, status: Status | None = None, to: str | None = None, limit: int = 100,
+        self,
+        *,
+        status: Status | None = None,
+        to: str | None = None,
+        limit: int = 100,
         before_id: int | None = None,
     ) -> list[Job]:
         where = ["id < ?"]
@@ -311,10 +317,7 @@ class SQLiteStore:
         if to is not None:
             where.append("to_number = ?")
             params.append(to)
-        sql = (
-            f"SELECT {JOB_COLUMNS} FROM jobs WHERE {' AND '.join(where)} "
-            "ORDER BY id DESC LIMIT ?"
-        )
+        sql = f"SELECT {JOB_COLUMNS} FROM jobs WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?"
         return [_job(r) for r in self._read(sql, [*params, limit])]
 
     def attempts(self, job_id: int) -> list[Attempt]:
@@ -325,10 +328,16 @@ class SQLiteStore:
         )
         return [
             Attempt(
-                job_id=r[0], number=r[1], state=AttemptState(r[2]),
+                job_id=r[0],
+                number=r[1],
+                state=AttemptState(r[2]),
                 started_at=to_datetime(r[3]),  # type: ignore[arg-type]
-                ended_at=to_datetime(r[4]), outcome=None if r[5] is None else Outcome(r[5]),
-                provider_ref=r[6], error_code=r[7], error_message=r[8], counted=bool(r[9]),
+                ended_at=to_datetime(r[4]),
+                outcome=None if r[5] is None else Outcome(r[5]),
+                provider_ref=r[6],
+                error_code=r[7],
+                error_message=r[8],
+                counted=bool(r[9]),
             )
             for r in rows
         ]
@@ -343,8 +352,15 @@ class SQLiteStore:
             params.append(job_id)
         rows = self._read(sql + " ORDER BY id LIMIT ?", [*params, limit])
         return [
-            Event(id=r[0], job_id=r[1], type=r[2], status=Status(r[3]),
-                  created_at=to_datetime(r[4]), reason=r[5], detail=r[6])  # type: ignore[arg-type]
+            Event(
+                id=r[0],
+                job_id=r[1],
+                type=r[2],
+                status=Status(r[3]),
+                created_at=to_datetime(r[4]),
+                reason=r[5],
+                detail=r[6],
+            )  # type: ignore[arg-type]
             for r in rows
         ]
 
@@ -404,7 +420,13 @@ class SQLiteStore:
     # -- claiming -----------------------------------------------------------------------
 
     def claim(
-        self, worker_id: str, now: float, *, limit: int, lease: float, max_concurrency: int,
+        self,
+        worker_id: str,
+        now: float,
+        *,
+        limit: int,
+        lease: float,
+        max_concurrency: int,
         meter: MeterPolicy,
     ) -> list[Claimed]:
         with self._write() as c:
@@ -414,13 +436,20 @@ class SQLiteStore:
             want = meter.allowance(state, now, want) if want > 0 else 0
             if want <= 0:
                 return []
-            jobs = self._get_many(c, self._heads(c, now, want))
+            jobs = self._get_many(c, self._heads(c, now, want), status=Status.IN_FLIGHT)
             jobs.sort(key=lambda j: j.id)
             live = [j for j in jobs if j.expires_at is None or j.expires_at.timestamp() > now]
-            for job in jobs:
-                if job not in live:
-                    _move(c, job.id, Status.EXPIRED, now, reason=Reason.EXPIRED,
-                          detail="the validity window passed before it could be sent")
+            if len(live) < len(jobs):
+                for job in jobs:
+                    if job.expires_at is not None and job.expires_at.timestamp() <= now:
+                        _move(
+                            c,
+                            job.id,
+                            Status.EXPIRED,
+                            now,
+                            reason=Reason.EXPIRED,
+                            detail="the validity window passed before it could be sent",
+                        )
             if not live:
                 return []
             slots, state = meter.take(state, now, len(live))
@@ -439,10 +468,7 @@ class SQLiteStore:
                 "VALUES (?, 'job.in_flight', 'in_flight', ?)",
                 [(j.id, now) for j in live],
             )
-        return [
-            Claimed(_replace_status(j, Status.IN_FLIGHT), slot)
-            for j, slot in zip(live, slots, strict=True)
-        ]
+        return [Claimed(j, slot) for j, slot in zip(live, slots, strict=True)]
 
     @staticmethod
     def _heads(c: sqlite3.Connection, now: float, want: int) -> list[int]:
@@ -450,9 +476,7 @@ class SQLiteStore:
         found: list[int] = []
         scan = max(2 * want, 32)
         while True:
-            rows = c.execute(
-                HEADS_SQL, {"now": now, "scan": scan, "skip": len(found)}
-            ).fetchall()
+            rows = c.execute(HEADS_SQL, {"now": now, "scan": scan, "skip": len(found)}).fetchall()
             snooze = [gk for gk, head, blocked in rows if head is None or blocked]
             found.extend(head for _, head, blocked in rows if head is not None and not blocked)
             if snooze:  # nothing due in these groups yet: skip them until something is
@@ -483,8 +507,9 @@ class SQLiteStore:
         with self._write() as c:
             yield SQLiteTx(c)
 
-    def heartbeat(self, worker_id: str, now: float, lease: float,
-                  job_ids: Sequence[int] = ()) -> int:
+    def heartbeat(
+        self, worker_id: str, now: float, lease: float, job_ids: Sequence[int] = ()
+    ) -> int:
         n = 0
         with self._write() as c:
             for part in chunks(list(job_ids)):
@@ -512,38 +537,69 @@ class SQLiteStore:
                         "(SELECT attempt_no FROM jobs WHERE id = ?)",
                         (job_id, job_id),
                     )
-                    _move(c, job_id, Status.UNCERTAIN, now, reason=Reason.LEASE_LOST,
-                          detail="the worker's lease ran out while the attempt may have "
-                          "reached the provider; it will not be resent blindly")
+                    _move(
+                        c,
+                        job_id,
+                        Status.UNCERTAIN,
+                        now,
+                        reason=Reason.LEASE_LOST,
+                        detail="the worker's lease ran out while the attempt may have "
+                        "reached the provider; it will not be resent blindly",
+                    )
                 else:
-                    _move(c, job_id, Status.QUEUED, now, reason=Reason.LEASE_LOST,
-                          detail="the worker's lease ran out before it sent anything",
-                          run_at=now)
+                    _move(
+                        c,
+                        job_id,
+                        Status.QUEUED,
+                        now,
+                        reason=Reason.LEASE_LOST,
+                        detail="the worker's lease ran out before it sent anything",
+                        run_at=now,
+                    )
         return len(rows)
 
     def expire_overdue(self, now: float) -> int:
         with self._write() as c:
-            ids = [r[0] for r in c.execute(
-                "SELECT id FROM jobs WHERE expires_at IS NOT NULL AND expires_at <= ? "
-                "AND status IN ('queued', 'retrying', 'held')",
-                (now,),
-            )]
+            ids = [
+                r[0]
+                for r in c.execute(
+                    "SELECT id FROM jobs WHERE expires_at IS NOT NULL AND expires_at <= ? "
+                    "AND status IN ('queued', 'retrying', 'held')",
+                    (now,),
+                )
+            ]
             for job_id in ids:
-                _move(c, job_id, Status.EXPIRED, now, reason=Reason.EXPIRED,
-                      detail="the validity window passed before it could be sent")
+                _move(
+                    c,
+                    job_id,
+                    Status.EXPIRED,
+                    now,
+                    reason=Reason.EXPIRED,
+                    detail="the validity window passed before it could be sent",
+                )
         return len(ids)
 
     def release_worker(self, worker_id: str, now: float) -> int:
         with self._write() as c:
-            ids = [r[0] for r in c.execute(
-                "SELECT j.id FROM jobs j WHERE j.status = 'in_flight' AND j.worker_id = ? "
-                "AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.job_id = j.id "
-                "AND a.number = j.attempt_no AND a.state != 'done')",
-                (worker_id,),
-            )]
+            ids = [
+                r[0]
+                for r in c.execute(
+                    "SELECT j.id FROM jobs j WHERE j.status = 'in_flight' AND j.worker_id = ? "
+                    "AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.job_id = j.id "
+                    "AND a.number = j.attempt_no AND a.state != 'done')",
+                    (worker_id,),
+                )
+            ]
             for job_id in ids:
-                _move(c, job_id, Status.QUEUED, now, reason="released",
-                      detail="the worker stopped before sending it", run_at=now)
+                _move(
+                    c,
+                    job_id,
+                    Status.QUEUED,
+                    now,
+                    reason="released",
+                    detail="the worker stopped before sending it",
+                    run_at=now,
+                )
         return len(ids)
 
     # -- a person's side ----------------------------------------------------------------
@@ -552,8 +608,14 @@ class SQLiteStore:
         with self._write() as c:
             job = self._get(c, job_id)
             if job.status in CANCELABLE_NOW:
-                _move(c, job_id, Status.CANCELED, now, reason=Reason.CANCELED,
-                      detail="canceled on request")
+                _move(
+                    c,
+                    job_id,
+                    Status.CANCELED,
+                    now,
+                    reason=Reason.CANCELED,
+                    detail="canceled on request",
+                )
             elif job.status is Status.IN_FLIGHT:
                 c.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ?", (job_id,))
             else:
@@ -571,11 +633,16 @@ class SQLiteStore:
                     f"job {job_id} is {job.status}; only a failed, canceled, held, "
                     "uncertain or blocked job can be retried"
                 )
-            c.execute(
-                "UPDATE jobs SET attempts = 0, cancel_requested = 0 WHERE id = ?", (job_id,)
+            c.execute("UPDATE jobs SET attempts = 0, cancel_requested = 0 WHERE id = ?", (job_id,))
+            _move(
+                c,
+                job_id,
+                Status.QUEUED,
+                now,
+                reason="retry_requested",
+                detail="queued again on request",
+                run_at=now,
             )
-            _move(c, job_id, Status.QUEUED, now, reason="retry_requested",
-                  detail="queued again on request", run_at=now)
             return self._get(c, job_id)
 
 
@@ -593,8 +660,14 @@ class SQLiteTx:
         if row is None or row[0] != Status.IN_FLIGHT or row[1] != worker_id:
             return None
         if row[2]:
-            _move(self._c, job_id, Status.CANCELED, now, reason=Reason.CANCELED,
-                  detail="canceled on request before it was sent")
+            _move(
+                self._c,
+                job_id,
+                Status.CANCELED,
+                now,
+                reason=Reason.CANCELED,
+                detail="canceled on request before it was sent",
+            )
             return None
         number = int(row[3]) + 1
         self._c.execute(
@@ -628,9 +701,16 @@ class SQLiteTx:
             "UPDATE attempts SET state = 'done', ended_at = ?, outcome = ?, "
             "provider_ref = coalesce(?, provider_ref), error_code = ?, error_message = ?, "
             "counted = ? WHERE job_id = ? AND number = ?",
-            (now, None if result.outcome is None else str(result.outcome), result.provider_ref,
-             result.error_code, result.error_message, int(decision.count_attempt),
-             job_id, number),
+            (
+                now,
+                None if result.outcome is None else str(result.outcome),
+                result.provider_ref,
+                result.error_code,
+                result.error_message,
+                int(decision.count_attempt),
+                job_id,
+                number,
+            ),
         )
         if not decision.count_attempt:
             self._c.execute("UPDATE jobs SET attempts = attempts - 1 WHERE id = ?", (job_id,))
@@ -648,14 +728,27 @@ class SQLiteTx:
         row = self._c.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
         if row is None or row[0] != Status.IN_FLIGHT:
             return None
-        _move(self._c, job_id, decision.status, now, reason=decision.reason,
-              detail=decision.detail, run_at=decision.run_at)
+        _move(
+            self._c,
+            job_id,
+            decision.status,
+            now,
+            reason=decision.reason,
+            detail=decision.detail,
+            run_at=decision.run_at,
+        )
         return decision.status
 
 
 def _move(
-    c: sqlite3.Connection, job_id: int, status: Status, now: float, *,
-    reason: str | None = None, detail: str | None = None, run_at: float | None = None,
+    c: sqlite3.Connection,
+    job_id: int,
+    status: Status,
+    now: float,
+    *,
+    reason: str | None = None,
+    detail: str | None = None,
+    run_at: float | None = None,
 ) -> None:
     """Change a job's status and write the event, in the caller's transaction."""
     c.execute(
@@ -669,20 +762,18 @@ def _move(
 
 
 def _event(
-    c: sqlite3.Connection, job_id: int, status: Status, reason: str | None,
-    detail: str | None, now: float,
+    c: sqlite3.Connection,
+    job_id: int,
+    status: Status,
+    reason: str | None,
+    detail: str | None,
+    now: float,
 ) -> None:
     c.execute(
         "INSERT INTO events (job_id, type, status, reason, detail, created_at) "
         "VALUES (?, ?, ?, ?, ?, ?)",
         (job_id, event_type(status), str(status), reason, detail, now),
     )
-
-
-def _replace_status(job: Job, status: Status) -> Job:
-    from dataclasses import replace
-
-    return replace(job, status=status)
 
 
 def _split_sql(script: str) -> list[str]:
