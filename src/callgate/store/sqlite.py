@@ -30,6 +30,7 @@ from callgate.domain import (
     Reason,
     Status,
     event_type,
+    from_ts,
     to_datetime,
 )
 from callgate.exceptions import (
@@ -89,9 +90,9 @@ def _job(row: Sequence[Any], status: Status | None = None) -> Job:
         payload=json.loads(row[5]),
         attempts=row[6],
         reason=row[7],
-        created_at=to_datetime(row[8]),  # type: ignore[arg-type]
-        updated_at=to_datetime(row[9]),  # type: ignore[arg-type]
-        run_at=to_datetime(row[10]),  # type: ignore[arg-type]
+        created_at=from_ts(row[8]),
+        updated_at=from_ts(row[9]),
+        run_at=from_ts(row[10]),
         not_before=to_datetime(row[11]),
         expires_at=to_datetime(row[12]),
         strict_order=bool(row[13]),
@@ -331,7 +332,7 @@ class SQLiteStore:
                 job_id=r[0],
                 number=r[1],
                 state=AttemptState(r[2]),
-                started_at=to_datetime(r[3]),  # type: ignore[arg-type]
+                started_at=from_ts(r[3]),
                 ended_at=to_datetime(r[4]),
                 outcome=None if r[5] is None else Outcome(r[5]),
                 provider_ref=r[6],
@@ -357,10 +358,10 @@ class SQLiteStore:
                 job_id=r[1],
                 type=r[2],
                 status=Status(r[3]),
-                created_at=to_datetime(r[4]),
+                created_at=from_ts(r[4]),
                 reason=r[5],
                 detail=r[6],
-            )  # type: ignore[arg-type]
+            )
             for r in rows
         ]
 
