@@ -139,6 +139,7 @@ class Job:
     max_attempts: int | None = None
     cancel_requested: bool = False
     provider_ref: str | None = None
+    detail: str | None = None  # the reason, as a sentence for a person
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -149,6 +150,7 @@ class Job:
             "status": str(self.status),
             "attempts": self.attempts,
             "reason": self.reason,
+            "detail": self.detail,
             "payload": dict(self.payload),
             "created_at": _iso(self.created_at),
             "updated_at": _iso(self.updated_at),

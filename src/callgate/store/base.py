@@ -73,6 +73,14 @@ class Tx(Protocol):
 class Store(Protocol):
     def close(self) -> None: ...
 
+    def migrate(self) -> list[str]:
+        """Apply the migrations not yet applied; return their names."""
+        ...
+
+    def group_summary(self, limit: int = 50) -> list[tuple[str, dict[str, int]]]:
+        """Per group, jobs per status (oldest groups first)."""
+        ...
+
     # -- submit and read
     def submit(
         self, specs: Sequence[JobSpec], now: float, *, scope: str = ""

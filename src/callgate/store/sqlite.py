@@ -45,7 +45,7 @@ from callgate.store.base import Claimed, MeterPolicy, MeterState, SubmitResult, 
 JOB_COLUMNS = (
     "id, kind, to_number, group_key, status, payload, attempts, reason, created_at, "
     "updated_at, run_at, not_before, expires_at, strict_order, idempotency_key, "
-    "callback_url, metadata, max_attempts, cancel_requested, provider_ref"
+    "callback_url, metadata, max_attempts, cancel_requested, provider_ref, detail"
 )
 CLAIMABLE_SQL = "('queued', 'retrying')"
 ACTIVE_SQL = "('queued', 'in_flight', 'retrying', 'held', 'uncertain')"
@@ -102,6 +102,7 @@ def _job(row: Sequence[Any], status: Status | None = None) -> Job:
         max_attempts=row[17],
         cancel_requested=bool(row[18]),
         provider_ref=row[19],
+        detail=row[20],
     )
 
 

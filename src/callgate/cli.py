@@ -1,0 +1,319 @@
+"""The ``callgate`` command: send jobs, run workers, inspect and steer jobs.
+
+A thin shell over :class:`callgate.Gateway`. Every command that prints data takes
+``--json``; every error is one line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from callgate.config import load_settings
+from callgate.domain import Job, Kind, Status, parse_time
+from callgate.exceptions import CallgateError, ConfigurationError
+from callgate.gateway import Gateway
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+app = typer.Typer(
+    name="callgate",
+    help="A reliable gateway for outbound faxes, SMS, calls and provider API requests.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+send_app = typer.Typer(help="Submit one job.", no_args_is_help=True)
+jobs_app = typer.Typer(help="List, show, cancel and retry jobs.", no_args_is_help=True)
+app.add_typer(send_app, name="send")
+app.add_typer(jobs_app, name="jobs")
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def friendly(fn: Callable[P, R]) -> Callable[P, R]:
+    """Turn callgate errors into one line on stderr and exit 1 (2 for bad settings)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except ConfigurationError as exc:
+            err.print(f"callgate: {exc.message}", markup=False, highlight=False)
+            raise typer.Exit(2) from None
+        except CallgateError as exc:
+            where = f" (field: {exc.field})" if exc.field else ""
+            err.print(
+                f"callgate: error [{exc.code}]{where}: {exc.message}", markup=False, highlight=False
+            )
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def gateway() -> Gateway:
+    return Gateway(load_settings())
+
+
+def _time(raw: str | None, field: str) -> datetime | None:
+    return None if raw is None else parse_time(raw, field=field)
+
+
+def print_json(doc: Any) -> None:
+    sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
+
+
+# -- send ------------------------------------------------------------------------------
+
+IdemKey = Annotated[str | None, typer.Option(help="Same key, same job: safe to repeat.")]
+NotBefore = Annotated[str | None, typer.Option(help="Do not send before (ISO 8601).")]
+ExpiresAt = Annotated[str | None, typer.Option(help="Give up if not sent by (ISO 8601).")]
+Strict = Annotated[
+    bool, typer.Option(help="Keep the number's other jobs waiting while this one retries.")
+]
+
+
+def _submit(kind: Kind, as_json: bool, common: dict[str, Any], **fields: Any) -> None:
+    with gateway() as gw:
+        result = gw.send(
+            kind,
+            idempotency_key=common["idempotency_key"],
+            not_before=_time(common["not_before"], "not_before"),
+            expires_at=_time(common["expires_at"], "expires_at"),
+            strict_order=common["strict_order"],
+            **fields,
+        )
+    job = result.job
+    if as_json:
+        print_json(job.to_dict() | {"created": result.created})
+    else:
+        note = "" if result.created else " (already submitted with this idempotency key)"
+        out.print(f"job {job.id}: {job.kind} to {job.to} is {job.status}{note}")
+
+
+@send_app.command("fax")
+@friendly
+def send_fax(
+    to: Annotated[str, typer.Option(help="Fax number, E.164 (+15551234567).")],
+    media_url: Annotated[str, typer.Option(help="http(s) URL of the PDF to send.")],
+    idempotency_key: IdemKey = None,
+    not_before: NotBefore = None,
+    expires_at: ExpiresAt = None,
+    strict_order: Strict = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Queue a fax."""
+    _submit(Kind.FAX, as_json, locals(), to=to, media_url=media_url)
+
+
+@send_app.command("sms")
+@friendly
+def send_sms(
+    to: Annotated[str, typer.Option(help="Mobile number, E.164.")],
+    body: Annotated[str | None, typer.Option(help="Message text.")] = None,
+    media_url: Annotated[str | None, typer.Option(help="http(s) URL of media (MMS).")] = None,
+    idempotency_key: IdemKey = None,
+    not_before: NotBefore = None,
+    expires_at: ExpiresAt = None,
+    strict_order: Strict = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Queue an SMS (or MMS)."""
+    _submit(Kind.SMS, as_json, locals(), to=to, body=body, media_url=media_url)
+
+
+@send_app.command("call")
+@friendly
+def send_call(
+    to: Annotated[str, typer.Option(help="Phone number, E.164.")],
+    twiml: Annotated[str | None, typer.Option(help="TwiML for the call.")] = None,
+    url: Annotated[str | None, typer.Option(help="URL that returns TwiML.")] = None,
+    idempotency_key: IdemKey = None,
+    not_before: NotBefore = None,
+    expires_at: ExpiresAt = None,
+    strict_order: Strict = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Queue a voice call."""
+    _submit(Kind.CALL, as_json, locals(), to=to, twiml=twiml, url=url)
+
+
+# -- worker ----------------------------------------------------------------------------
+
+
+@app.command()
+@friendly
+def worker(
+    drain: Annotated[
+        bool, typer.Option(help="Exit once nothing is queued, in flight or retrying.")
+    ] = False,
+) -> None:
+    """Run a worker: claim, send, track and record jobs until stopped (SIGTERM/SIGINT)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    with gateway() as gw:
+        w = gw.worker()
+
+        async def run() -> None:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, w.stop)
+            await w.run(drain=drain)
+
+        asyncio.run(run())
+        stats = w.stats
+    err.print(f"callgate worker: stopped; sent {stats.sent}, finished {stats.finished}")
+
+
+# -- jobs ------------------------------------------------------------------------------
+
+
+def job_table(jobs: list[Job]) -> Table:
+    table = Table("id", "kind", "to", "status", "attempts", "reason", "updated")
+    for job in jobs:
+        table.add_row(
+            str(job.id),
+            str(job.kind),
+            job.to or "-",
+            str(job.status),
+            str(job.attempts),
+            job.reason or "",
+            job.updated_at.strftime("%H:%M:%S"),
+        )
+    return table
+
+
+@jobs_app.command("list")
+@friendly
+def jobs_list(
+    status: Annotated[Status | None, typer.Option(help="Only jobs in this status.")] = None,
+    to: Annotated[str | None, typer.Option(help="Only jobs to this number.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+    as_json: JsonFlag = False,
+) -> None:
+    """List jobs, newest first."""
+    from callgate.domain import normalize_number
+
+    number = None if to is None else normalize_number(to)
+    with gateway() as gw:
+        jobs = gw.store.list_jobs(status=status, to=number, limit=limit)
+    if as_json:
+        print_json([j.to_dict() for j in jobs])
+    else:
+        out.print(job_table(jobs))
+
+
+@jobs_app.command("show")
+@friendly
+def jobs_show(
+    job_id: Annotated[int, typer.Argument(help="Job id.")], as_json: JsonFlag = False
+) -> None:
+    """Show one job with its attempts and events."""
+    with gateway() as gw:
+        job = gw.job(job_id)
+        attempts = gw.store.attempts(job_id)
+        events = gw.store.events(job_id)
+    if as_json:
+        print_json(
+            job.to_dict()
+            | {
+                "attempt_log": [a.to_dict() for a in attempts],
+                "events": [e.to_dict() for e in events],
+            }
+        )
+        return
+    out.print(job_table([job]))
+    if job.detail:
+        out.print(f"why: {job.detail}", markup=False)
+    table = Table("#", "started", "outcome", "ref", "error", title="attempts")
+    for a in attempts:
+        error = " ".join(x for x in (a.error_code, a.error_message) if x)
+        table.add_row(
+            str(a.number) + ("" if a.counted else " (not counted)"),
+            a.started_at.isoformat(timespec="seconds"),
+            str(a.outcome or a.state),
+            a.provider_ref or "",
+            error,
+        )
+    out.print(table)
+    table = Table("event", "type", "at", "reason", title="events")
+    for e in events:
+        table.add_row(str(e.id), e.type, e.created_at.isoformat(timespec="seconds"), e.reason or "")
+    out.print(table)
+
+
+def _steer(job_id: int, as_json: bool, action: str) -> None:
+    with gateway() as gw:
+        job = gw.cancel(job_id) if action == "cancel" else gw.retry(job_id)
+    if as_json:
+        print_json(job.to_dict())
+    elif job.cancel_requested and job.status is Status.IN_FLIGHT:
+        out.print(f"job {job.id} is in flight; it will be canceled when its attempt ends")
+    else:
+        out.print(f"job {job.id} is {job.status}")
+
+
+@jobs_app.command("cancel")
+@friendly
+def jobs_cancel(job_id: Annotated[int, typer.Argument()], as_json: JsonFlag = False) -> None:
+    """Cancel a job: at once if waiting, after its attempt ends if in flight."""
+    _steer(job_id, as_json, "cancel")
+
+
+@jobs_app.command("retry")
+@friendly
+def jobs_retry(job_id: Annotated[int, typer.Argument()], as_json: JsonFlag = False) -> None:
+    """Queue a failed, canceled, held, uncertain or blocked job again."""
+    _steer(job_id, as_json, "retry")
+
+
+# -- admin -----------------------------------------------------------------------------
+
+
+@app.command()
+@friendly
+def migrate(as_json: JsonFlag = False) -> None:
+    """Create or upgrade the database schema."""
+    from callgate.store import open_store
+
+    store = open_store(load_settings().database_url, migrate=False)
+    try:
+        applied = store.migrate()
+    finally:
+        store.close()
+    if as_json:
+        print_json({"applied": applied})
+    else:
+        out.print("applied: " + (", ".join(applied) or "nothing, the schema is current"))
+
+
+@app.command()
+@friendly
+def demo(
+    speed: Annotated[float, typer.Option(help="Run the demo this many times faster.")] = 1.0,
+    database: Annotated[
+        str | None, typer.Option(help="Keep the demo's database here (default: temporary).")
+    ] = None,
+) -> None:
+    """Run an embedded gateway on SQLite with the simulator and watch a mix of jobs."""
+    from callgate.demo import run_demo
+
+    run_demo(speed=speed, database=database, console=out)
+
+
+def main() -> None:
+    app()
