@@ -174,12 +174,15 @@ class Worker:
         return len(claimed)
 
     def _idle_timeout(self) -> float:
+        """How long to wait for a change before claiming again."""
+        poll = self.config.idle_poll if self.config.idle_poll is not None else 3600.0
         now = self.clock.now()
         wake = self.store.next_wakeup(now, self.meter)
-        timeout = 3600.0 if wake is None else max(0.0, wake - now)
-        if self.config.idle_poll is not None:
-            timeout = min(timeout, self.config.idle_poll)
-        return timeout
+        if wake is None or wake <= now:
+            # nothing waits, or work is ready but the concurrency cap is reached: a job
+            # finishing here wakes us; one finishing in another worker, the poll
+            return poll
+        return min(wake - now, poll)
 
     async def _idle(self, timeout: float) -> None:
         assert self._changed is not None
