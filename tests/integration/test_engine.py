@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 from collections import defaultdict
 from collections.abc import Callable, Coroutine
@@ -53,7 +54,7 @@ def overlaps(log: list[dict[str, Any]]) -> list[tuple[str, int, int]]:
     found = []
     for number, calls in by_number.items():
         calls.sort(key=lambda c: c["started_at"])
-        for a, b in zip(calls, calls[1:], strict=False):
+        for a, b in itertools.pairwise(calls):
             if b["started_at"] < a["ended_at"]:
                 found.append((number, a["job_id"], b["job_id"]))
     return found
@@ -77,7 +78,7 @@ def test_twenty_attempt_fax_runs_to_its_end_in_milliseconds(make_settings, tmp_p
     log = read_log(tmp_path / "sim.log")
     assert len(log) == 20
     assert [line["outcome"] for line in log] == ["busy"] * 20
-    gaps = [b["started_at"] - a["started_at"] for a, b in zip(log, log[1:], strict=False)]
+    gaps = [b["started_at"] - a["started_at"] for a, b in itertools.pairwise(log)]
     # retry delay 600 s ± 10 % after each busy signal (which takes 30 s × 0.25 to come)
     assert all(540 + 7.5 <= g <= 660 + 7.5 + 1.0 for g in gaps), gaps
     assert elapsed > 19 * 540
@@ -105,7 +106,7 @@ def test_retrying_job_steps_aside_for_the_next_fax(make_settings, tmp_path: Path
         gw.send("fax", to="+15005550121", media_url=PDF)  # busy once
         gw.send("fax", to="+15005550121", media_url=PDF)
 
-    gw, _, _ = drive(make_settings(simulator_fax_duration=10), setup)
+    _gw, _, _ = drive(make_settings(simulator_fax_duration=10), setup)
     log = read_log(tmp_path / "sim.log")
     assert [(line["job_id"], line["outcome"]) for line in log] == [
         (1, "busy"),
@@ -161,7 +162,7 @@ def test_next_fax_starts_within_a_second_of_the_last(make_settings, tmp_path: Pa
     settings = make_settings(simulator_fax_duration=95, poll_initial=30, poll_max=60)
     drive(settings, lambda gw: [gw.send("fax", to="+15005550006", media_url=PDF) for _ in range(5)])
     log = sorted(read_log(tmp_path / "sim.log"), key=lambda c: c["started_at"])
-    gaps = [b["started_at"] - a["ended_at"] for a, b in zip(log, log[1:], strict=False)]
+    gaps = [b["started_at"] - a["ended_at"] for a, b in itertools.pairwise(log)]
     assert len(gaps) == 4
     assert all(0 <= g < 1.0 for g in gaps), gaps
 
@@ -206,7 +207,7 @@ def test_metering_never_exceeds_the_rate_in_any_second(
 
 
 def test_429_is_not_an_attempt_and_lowers_the_rate(make_settings, tmp_path: Path) -> None:
-    gw, worker, _ = drive(
+    gw, _worker, _ = drive(
         make_settings(rate=20.0), lambda gw: gw.send("sms", to="+15005550131", body="hi")
     )
     [job] = gw.store.list_jobs()
@@ -227,7 +228,7 @@ def test_provider_errors_back_off_exponentially_then_dead_letter(make_settings, 
     [job] = gw.store.list_jobs()
     assert (job.status, job.reason, job.attempts) == (Status.FAILED, "max_attempts", 5)
     starts = [c["started_at"] for c in read_log(tmp_path / "sim.log")]
-    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
     for i, gap in enumerate(gaps):
         assert 5 * 2**i * 0.8 <= gap <= 5 * 2**i * 1.2 + 0.01, gaps
 

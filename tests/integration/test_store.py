@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from datetime import UTC, datetime
 
@@ -181,7 +182,7 @@ def test_meter_limits_claims_and_hands_out_spaced_slots(store: SQLiteStore) -> N
     slots = [c.slot for c in got]
     assert len(got) == 10  # one second of slots ahead, at 10/s (with the margin)
     assert slots == sorted(slots)
-    assert min(b - a for a, b in zip(slots, slots[1:], strict=False)) >= 0.1
+    assert min(b - a for a, b in itertools.pairwise(slots)) >= 0.1
     assert claim(store, meter=meter) == []  # the lookahead is used up
 
 
