@@ -7,6 +7,8 @@ invalid value becomes one :class:`~callgate.exceptions.ConfigurationError` line.
 from __future__ import annotations
 
 import os
+import re
+import tomllib
 from pathlib import Path
 from typing import Literal
 
@@ -15,6 +17,7 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
@@ -120,5 +123,18 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         err = exc.errors()[0]
         name = ".".join(str(p) for p in err["loc"]) or "settings"
-        where = f"CALLGATE_{name.upper()}" if err["loc"] else name
+        where = f"{name} (CALLGATE_{name.upper()} or {name!r} in the config file)"
         raise ConfigurationError(f"invalid setting {where}: {err['msg']}", field=name) from None
+    except tomllib.TOMLDecodeError as exc:
+        path = os.environ.get("CALLGATE_CONFIG", "callgate.toml")
+        raise ConfigurationError(f"cannot read the config file {path}: {exc}") from None
+    except (SettingsError, ValueError) as exc:
+        cause = f" ({exc.__cause__})" if exc.__cause__ else ""
+        named = re.search(r'field "(\w+)"', str(exc))
+        if named is None:
+            raise ConfigurationError(f"cannot read the settings: {exc}{cause}") from None
+        name = named.group(1)
+        raise ConfigurationError(
+            f"invalid setting {name} (CALLGATE_{name.upper()}): not valid JSON{cause}",
+            field=name,
+        ) from None

@@ -229,14 +229,18 @@ def test_lease_lost_after_sending_is_uncertain_not_resent(store: SQLiteStore) ->
     assert store.attempts(r.job.id)[0].outcome is Outcome.UNKNOWN
 
 
-def test_release_gives_back_only_unsent_jobs(store: SQLiteStore) -> None:
+def test_release_requeues_unsent_and_leaves_sent_uncertain(store: SQLiteStore) -> None:
     a, b = (r.job.id for r in store.submit([fax(), fax(to="+15005550122")], NOW))
     claim(store)
     with store.transaction() as tx:
         tx.start_attempt(a, "w1", NOW)
-    assert store.release_worker("w1", NOW) == 1
-    assert store.get_job(a).status is Status.IN_FLIGHT
+    assert store.release_worker("w1", NOW) == 2
+    assert (store.get_job(a).status, store.get_job(a).reason) == (
+        Status.UNCERTAIN,
+        "worker_stopped",
+    )
     assert store.get_job(b).status is Status.QUEUED
+    assert store.counts()["in_flight"] == 0
 
 
 # -- finishing, cancel, retry -----------------------------------------------------------

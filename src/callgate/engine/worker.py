@@ -273,23 +273,21 @@ class Worker:
             self.wake()
 
     async def _attempt(self, job: Job, slot: float) -> None:
-        assert self._stopping is not None
-        if not await self._wait_for(slot):
+        if not await self._wait_for(slot - WRITE_LEAD):
             await self._write(lambda tx: tx.settle_unsent(job.id, _RELEASED, self.clock.now()))
             return
-        now = self.clock.now()
-        if job.expires_at is not None and job.expires_at.timestamp() <= now:
-            await self._write(lambda tx: tx.settle_unsent(job.id, _EXPIRED, now))
+        if _expired(job, max(slot, self.clock.now())):
+            await self._write(lambda tx: tx.settle_unsent(job.id, _EXPIRED, self.clock.now()))
             return
+        now = self.clock.now()
         number = await self._write(lambda tx: tx.start_attempt(job.id, self.worker_id, now))
         if number is None:
             return  # canceled meanwhile, or no longer ours: fail closed
-        while self.clock.now() - slot > self.meter.max_lateness and self.meter.rate:
-            # late for our slot (the write took a while): sending now could crowd the
-            # one-second window, so take a fresh slot instead
-            self.stats.reslotted += 1
-            slot = self.store.reserve_slot(self.clock.now(), self.meter)
-            await self._wait_for(slot, stoppable=False)
+        on_time = await self._on_time(slot)
+        if not on_time or _expired(job, self.clock.now()):
+            why = _EXPIRED if on_time else _RELEASED
+            await self._write(lambda tx: tx.abandon_attempt(job.id, number, why, self.clock.now()))
+            return
         result = await self._send(job)
         self.stats.sent += 1
         if result.outcome is None:
@@ -298,15 +296,24 @@ class Worker:
             result = await self._track(job, ref)
         await self._record(job, number, result)
 
-    async def _wait_for(self, slot: float, *, stoppable: bool = True) -> bool:
+    async def _on_time(self, slot: float) -> bool:
+        """Wait for the slot; False if told to stop first. A send more than
+        ``max_lateness`` after its slot could crowd a one-second window, so a late job
+        takes a fresh slot instead."""
+        while True:
+            if not await self._wait_for(slot):
+                return False
+            if not self.meter.rate or self.clock.now() - slot <= self.meter.max_lateness:
+                return True
+            self.stats.reslotted += 1
+            slot = self.store.reserve_slot(self.clock.now(), self.meter)
+
+    async def _wait_for(self, slot: float) -> bool:
         """Sleep until ``slot``; False if told to stop first (the job was not sent)."""
         assert self._stopping is not None
         delay = slot - self.clock.now()
         if delay <= 0:
-            return not (stoppable and self._stopping.is_set())
-        if not stoppable:
-            await asyncio.sleep(delay)
-            return True
+            return not self._stopping.is_set()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), delay)
         return not self._stopping.is_set()
@@ -364,10 +371,18 @@ class Worker:
         log.error("job %s: could not record its outcome; its lease will settle it", job.id)
 
 
+#: the attempt row is written this long before the slot, so the write's own latency does
+#: not make the send late (a crash inside this window leaves an "uncertain" attempt)
+WRITE_LEAD = 0.05
+
 _RELEASED = Decision(Status.QUEUED, "released", "the worker stopped before sending it")
 _EXPIRED = Decision(
     Status.EXPIRED, Reason.EXPIRED, "the validity window passed before it could be sent"
 )
+
+
+def _expired(job: Job, now: float) -> bool:
+    return job.expires_at is not None and job.expires_at.timestamp() <= now
 
 
 def _fail(future: asyncio.Future[Any], exc: Exception) -> None:

@@ -65,6 +65,12 @@ class Tx(Protocol):
         """End attempt ``number`` and move the job on; returns the status it got."""
         ...
 
+    def abandon_attempt(
+        self, job_id: int, number: int, decision: Decision, now: float
+    ) -> Status | None:
+        """Close attempt ``number`` as never sent (uncounted) and move the job on."""
+        ...
+
     def settle_unsent(self, job_id: int, decision: Decision, now: float) -> Status | None:
         """Move an in-flight job that was never sent (expired, released, blocked)."""
         ...
@@ -147,7 +153,8 @@ class Store(Protocol):
         ...
 
     def release_worker(self, worker_id: str, now: float) -> int:
-        """Give back this worker's claimed-but-unsent jobs (graceful shutdown)."""
+        """At shutdown: this worker's unsent jobs go back to the queue; any whose attempt
+        may have reached the provider become ``uncertain`` (never resent blindly)."""
         ...
 
     # -- a person's side

@@ -583,26 +583,34 @@ class SQLiteStore:
 
     def release_worker(self, worker_id: str, now: float) -> int:
         with self._write() as c:
-            ids = [
-                r[0]
-                for r in c.execute(
-                    "SELECT j.id FROM jobs j WHERE j.status = 'in_flight' AND j.worker_id = ? "
-                    "AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.job_id = j.id "
-                    "AND a.number = j.attempt_no AND a.state != 'done')",
-                    (worker_id,),
-                )
-            ]
-            for job_id in ids:
-                _move(
-                    c,
-                    job_id,
-                    Status.QUEUED,
-                    now,
-                    reason="released",
-                    detail="the worker stopped before sending it",
-                    run_at=now,
-                )
-        return len(ids)
+            rows = c.execute(
+                "SELECT j.id, a.state FROM jobs j LEFT JOIN attempts a "
+                "ON a.job_id = j.id AND a.number = j.attempt_no "
+                "WHERE j.status = 'in_flight' AND j.worker_id = ?",
+                (worker_id,),
+            ).fetchall()
+            for job_id, attempt_state in rows:
+                if attempt_state in (AttemptState.SENDING, AttemptState.PENDING):
+                    _move(
+                        c,
+                        job_id,
+                        Status.UNCERTAIN,
+                        now,
+                        reason="worker_stopped",
+                        detail="the worker stopped while the attempt was under way; "
+                        "it will not be resent blindly",
+                    )
+                else:
+                    _move(
+                        c,
+                        job_id,
+                        Status.QUEUED,
+                        now,
+                        reason="released",
+                        detail="the worker stopped before sending it",
+                        run_at=now,
+                    )
+        return len(rows)
 
     # -- a person's side ----------------------------------------------------------------
 
@@ -725,6 +733,31 @@ class SQLiteTx:
             status, reason, detail = Status.CANCELED, Reason.CANCELED, "canceled on request"
         _move(self._c, job_id, status, now, reason=reason, detail=detail, run_at=decision.run_at)
         return status
+
+    def abandon_attempt(
+        self, job_id: int, number: int, decision: Decision, now: float
+    ) -> Status | None:
+        row = self._c.execute(
+            "SELECT status, attempt_no FROM jobs WHERE id = ?", (job_id,)
+        ).fetchone()
+        if row is None or row[0] != Status.IN_FLIGHT or row[1] != number:
+            return None
+        self._c.execute(
+            "UPDATE attempts SET state = 'done', ended_at = ?, counted = 0, error_message = ? "
+            "WHERE job_id = ? AND number = ?",
+            (now, f"not sent: {decision.detail}", job_id, number),
+        )
+        self._c.execute("UPDATE jobs SET attempts = attempts - 1 WHERE id = ?", (job_id,))
+        _move(
+            self._c,
+            job_id,
+            decision.status,
+            now,
+            reason=decision.reason,
+            detail=decision.detail,
+            run_at=decision.run_at,
+        )
+        return decision.status
 
     def settle_unsent(self, job_id: int, decision: Decision, now: float) -> Status | None:
         row = self._c.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
