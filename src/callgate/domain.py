@@ -395,3 +395,11 @@ class Decision:
     detail: str | None = None
     run_at: float | None = None  # when it may be claimed again (queued/retrying)
     count_attempt: bool = True  # False for rate_limited: "not an attempt"
+
+
+#: a job whose validity window passed before it could be sent
+EXPIRED = Decision(
+    Status.EXPIRED, Reason.EXPIRED, "the validity window passed before it could be sent"
+)
+#: a claimed job handed back unsent because its worker stopped
+RELEASED = Decision(Status.QUEUED, "released", "the worker stopped before sending it")

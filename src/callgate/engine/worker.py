@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from callgate.clock import Clock
-from callgate.domain import AttemptResult, Decision, Job, Outcome, Reason, Status
+from callgate.domain import EXPIRED, RELEASED, AttemptResult, Job, Outcome
 from callgate.engine.meter import GCRA
 from callgate.engine.retry import RetryPolicy
 from callgate.exceptions import StoreError
@@ -274,10 +274,10 @@ class Worker:
 
     async def _attempt(self, job: Job, slot: float) -> None:
         if not await self._wait_for(slot - WRITE_LEAD):
-            await self._write(lambda tx: tx.settle_unsent(job.id, _RELEASED, self.clock.now()))
+            await self._write(lambda tx: tx.settle_unsent(job.id, RELEASED, self.clock.now()))
             return
         if _expired(job, max(slot, self.clock.now())):
-            await self._write(lambda tx: tx.settle_unsent(job.id, _EXPIRED, self.clock.now()))
+            await self._write(lambda tx: tx.settle_unsent(job.id, EXPIRED, self.clock.now()))
             return
         now = self.clock.now()
         number = await self._write(lambda tx: tx.start_attempt(job.id, self.worker_id, now))
@@ -285,7 +285,7 @@ class Worker:
             return  # canceled meanwhile, or no longer ours: fail closed
         on_time = await self._on_time(slot)
         if not on_time or _expired(job, self.clock.now()):
-            why = _EXPIRED if on_time else _RELEASED
+            why = EXPIRED if on_time else RELEASED
             await self._write(lambda tx: tx.abandon_attempt(job.id, number, why, self.clock.now()))
             return
         result = await self._send(job)
@@ -374,11 +374,6 @@ class Worker:
 #: the attempt row is written this long before the slot, so the write's own latency does
 #: not make the send late (a crash inside this window leaves an "uncertain" attempt)
 WRITE_LEAD = 0.05
-
-_RELEASED = Decision(Status.QUEUED, "released", "the worker stopped before sending it")
-_EXPIRED = Decision(
-    Status.EXPIRED, Reason.EXPIRED, "the validity window passed before it could be sent"
-)
 
 
 def _expired(job: Job, now: float) -> bool:

@@ -18,18 +18,17 @@ from typing import Any
 
 from callgate.domain import (
     CANCELABLE_NOW,
+    EXPIRED,
+    RELEASED,
     Attempt,
-    AttemptResult,
     AttemptState,
     Decision,
     Event,
     Job,
     JobSpec,
-    Kind,
     Outcome,
     Reason,
     Status,
-    event_type,
     from_ts,
     to_datetime,
 )
@@ -41,12 +40,15 @@ from callgate.exceptions import (
     StoreError,
 )
 from callgate.store.base import Claimed, MeterPolicy, MeterState, SubmitResult, chunks
-
-JOB_COLUMNS = (
-    "id, kind, to_number, group_key, status, payload, attempts, reason, created_at, "
-    "updated_at, run_at, not_before, expires_at, strict_order, idempotency_key, "
-    "callback_url, metadata, max_attempts, cancel_requested, provider_ref, detail"
+from callgate.store.sqlite_tx import (
+    JOB_COLUMNS,
+    SQLiteTx,
+    apply,
+    event,
+    job_from_row,
+    move,
 )
+
 CLAIMABLE_SQL = "('queued', 'retrying')"
 ACTIVE_SQL = "('queued', 'in_flight', 'retrying', 'held', 'uncertain')"
 
@@ -78,32 +80,6 @@ UPDATE groups SET wake_at = coalesce(
     :now + 1.0)
 WHERE group_key = :gk
 """
-
-
-def _job(row: Sequence[Any], status: Status | None = None) -> Job:
-    return Job(
-        id=row[0],
-        kind=Kind(row[1]),
-        to=row[2],
-        group_key=row[3],
-        status=status or Status(row[4]),
-        payload=json.loads(row[5]),
-        attempts=row[6],
-        reason=row[7],
-        created_at=from_ts(row[8]),
-        updated_at=from_ts(row[9]),
-        run_at=from_ts(row[10]),
-        not_before=to_datetime(row[11]),
-        expires_at=to_datetime(row[12]),
-        strict_order=bool(row[13]),
-        idempotency_key=row[14],
-        callback_url=row[15],
-        metadata=json.loads(row[16]) if row[16] else {},
-        max_attempts=row[17],
-        cancel_requested=bool(row[18]),
-        provider_ref=row[19],
-        detail=row[20],
-    )
 
 
 def _ts(value: Any) -> float | None:
@@ -277,14 +253,14 @@ class SQLiteStore:
                 "INSERT INTO idempotency_keys VALUES (?, ?, ?, ?, ?)",
                 (scope, spec.idempotency_key, job_id, spec.fingerprint(), now),
             )
-        _event(c, job_id, Status.QUEUED, None, None, now)
+        event(c, job_id, Status.QUEUED, None, None, now)
         return job_id
 
     def _get(self, c: sqlite3.Connection, job_id: int) -> Job:
         row = c.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
         if row is None:
             raise NotFound(f"no job {job_id}", field="id")
-        return _job(row)
+        return job_from_row(row)
 
     def _get_many(
         self, c: sqlite3.Connection, ids: Sequence[int], status: Status | None = None
@@ -293,7 +269,7 @@ class SQLiteStore:
         for part in chunks(ids):
             marks = ",".join("?" * len(part))
             rows = c.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id IN ({marks})", part)
-            out.extend(_job(r, status) for r in rows)
+            out.extend(job_from_row(r, status) for r in rows)
         return out
 
     def get_job(self, job_id: int) -> Job:
@@ -320,7 +296,7 @@ class SQLiteStore:
             where.append("to_number = ?")
             params.append(to)
         sql = f"SELECT {JOB_COLUMNS} FROM jobs WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?"
-        return [_job(r) for r in self._read(sql, [*params, limit])]
+        return [job_from_row(r) for r in self._read(sql, [*params, limit])]
 
     def attempts(self, job_id: int) -> list[Attempt]:
         rows = self._read(
@@ -444,14 +420,7 @@ class SQLiteStore:
             if len(live) < len(jobs):
                 for job in jobs:
                     if job.expires_at is not None and job.expires_at.timestamp() <= now:
-                        _move(
-                            c,
-                            job.id,
-                            Status.EXPIRED,
-                            now,
-                            reason=Reason.EXPIRED,
-                            detail="the validity window passed before it could be sent",
-                        )
+                        apply(c, job.id, EXPIRED, now)
             if not live:
                 return []
             slots, state = meter.take(state, now, len(live))
@@ -526,39 +495,7 @@ class SQLiteStore:
 
     def expire_leases(self, now: float) -> int:
         with self._write() as c:
-            rows = c.execute(
-                "SELECT j.id, a.state FROM jobs j LEFT JOIN attempts a "
-                "ON a.job_id = j.id AND a.number = j.attempt_no "
-                "WHERE j.status = 'in_flight' AND j.lease_expires_at < ?",
-                (now,),
-            ).fetchall()
-            for job_id, attempt_state in rows:
-                if attempt_state in (AttemptState.SENDING, AttemptState.PENDING):
-                    c.execute(
-                        "UPDATE attempts SET outcome = 'unknown' WHERE job_id = ? AND number = "
-                        "(SELECT attempt_no FROM jobs WHERE id = ?)",
-                        (job_id, job_id),
-                    )
-                    _move(
-                        c,
-                        job_id,
-                        Status.UNCERTAIN,
-                        now,
-                        reason=Reason.LEASE_LOST,
-                        detail="the worker's lease ran out while the attempt may have "
-                        "reached the provider; it will not be resent blindly",
-                    )
-                else:
-                    _move(
-                        c,
-                        job_id,
-                        Status.QUEUED,
-                        now,
-                        reason=Reason.LEASE_LOST,
-                        detail="the worker's lease ran out before it sent anything",
-                        run_at=now,
-                    )
-        return len(rows)
+            return _settle_lost(c, "j.lease_expires_at < ?", now, LEASE_LOST, now)
 
     def expire_overdue(self, now: float) -> int:
         with self._write() as c:
@@ -571,46 +508,12 @@ class SQLiteStore:
                 )
             ]
             for job_id in ids:
-                _move(
-                    c,
-                    job_id,
-                    Status.EXPIRED,
-                    now,
-                    reason=Reason.EXPIRED,
-                    detail="the validity window passed before it could be sent",
-                )
+                apply(c, job_id, EXPIRED, now)
         return len(ids)
 
     def release_worker(self, worker_id: str, now: float) -> int:
         with self._write() as c:
-            rows = c.execute(
-                "SELECT j.id, a.state FROM jobs j LEFT JOIN attempts a "
-                "ON a.job_id = j.id AND a.number = j.attempt_no "
-                "WHERE j.status = 'in_flight' AND j.worker_id = ?",
-                (worker_id,),
-            ).fetchall()
-            for job_id, attempt_state in rows:
-                if attempt_state in (AttemptState.SENDING, AttemptState.PENDING):
-                    _move(
-                        c,
-                        job_id,
-                        Status.UNCERTAIN,
-                        now,
-                        reason="worker_stopped",
-                        detail="the worker stopped while the attempt was under way; "
-                        "it will not be resent blindly",
-                    )
-                else:
-                    _move(
-                        c,
-                        job_id,
-                        Status.QUEUED,
-                        now,
-                        reason="released",
-                        detail="the worker stopped before sending it",
-                        run_at=now,
-                    )
-        return len(rows)
+            return _settle_lost(c, "j.worker_id = ?", worker_id, WORKER_STOPPED, now)
 
     # -- a person's side ----------------------------------------------------------------
 
@@ -618,7 +521,7 @@ class SQLiteStore:
         with self._write() as c:
             job = self._get(c, job_id)
             if job.status in CANCELABLE_NOW:
-                _move(
+                move(
                     c,
                     job_id,
                     Status.CANCELED,
@@ -644,7 +547,7 @@ class SQLiteStore:
                     "uncertain or blocked job can be retried"
                 )
             c.execute("UPDATE jobs SET attempts = 0, cancel_requested = 0 WHERE id = ?", (job_id,))
-            _move(
+            move(
                 c,
                 job_id,
                 Status.QUEUED,
@@ -656,159 +559,51 @@ class SQLiteStore:
             return self._get(c, job_id)
 
 
-class SQLiteTx:
-    """The worker's writes inside one transaction (see :class:`callgate.store.base.Tx`)."""
+#: (if an attempt may have reached the provider, else if nothing was sent)
+LostClaim = tuple[Decision, Decision]
+LEASE_LOST: LostClaim = (
+    Decision(
+        Status.UNCERTAIN,
+        Reason.LEASE_LOST,
+        "the worker's lease ran out while the "
+        "attempt may have reached the provider; it will not be resent blindly",
+    ),
+    Decision(
+        Status.QUEUED, Reason.LEASE_LOST, "the worker's lease ran out before it sent anything"
+    ),
+)
+WORKER_STOPPED: LostClaim = (
+    Decision(
+        Status.UNCERTAIN,
+        "worker_stopped",
+        "the worker stopped while the attempt was under way; it will not be resent blindly",
+    ),
+    RELEASED,
+)
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._c = conn
 
-    def start_attempt(self, job_id: int, worker_id: str, now: float) -> int | None:
-        row = self._c.execute(
-            "SELECT status, worker_id, cancel_requested, attempt_no FROM jobs WHERE id = ?",
-            (job_id,),
-        ).fetchone()
-        if row is None or row[0] != Status.IN_FLIGHT or row[1] != worker_id:
-            return None
-        if row[2]:
-            _move(
-                self._c,
-                job_id,
-                Status.CANCELED,
-                now,
-                reason=Reason.CANCELED,
-                detail="canceled on request before it was sent",
+def _settle_lost(
+    c: sqlite3.Connection, where: str, param: Any, decisions: LostClaim, now: float
+) -> int:
+    """Settle in-flight jobs whose worker is gone: ``uncertain`` (attempt outcome
+    ``unknown``) if an attempt may have reached the provider, else back to the queue."""
+    rows = c.execute(
+        "SELECT j.id, j.attempt_no, a.state FROM jobs j LEFT JOIN attempts a "
+        f"ON a.job_id = j.id AND a.number = j.attempt_no "
+        f"WHERE j.status = 'in_flight' AND {where}",
+        (param,),
+    ).fetchall()
+    sent, unsent = decisions
+    for job_id, number, attempt_state in rows:
+        if attempt_state in (AttemptState.SENDING, AttemptState.PENDING):
+            c.execute(
+                "UPDATE attempts SET outcome = 'unknown' WHERE job_id = ? AND number = ?",
+                (job_id, number),
             )
-            return None
-        number = int(row[3]) + 1
-        self._c.execute(
-            "UPDATE jobs SET attempt_no = ?, attempts = attempts + 1, updated_at = ? WHERE id = ?",
-            (number, now, job_id),
-        )
-        self._c.execute(
-            "INSERT INTO attempts (job_id, number, state, worker_id, started_at) "
-            "VALUES (?, ?, 'sending', ?, ?)",
-            (job_id, number, worker_id, now),
-        )
-        return number
-
-    def attempt_accepted(self, job_id: int, number: int, ref: str | None, now: float) -> None:
-        self._c.execute(
-            "UPDATE attempts SET state = 'pending', provider_ref = ? "
-            "WHERE job_id = ? AND number = ? AND state = 'sending'",
-            (ref, job_id, number),
-        )
-        self._c.execute("UPDATE jobs SET provider_ref = ? WHERE id = ?", (ref, job_id))
-
-    def finish(
-        self, job_id: int, number: int, result: AttemptResult, decision: Decision, now: float
-    ) -> Status | None:
-        row = self._c.execute(
-            "SELECT status, attempt_no, cancel_requested FROM jobs WHERE id = ?", (job_id,)
-        ).fetchone()
-        if row is None or row[1] != number or row[0] not in (Status.IN_FLIGHT, Status.UNCERTAIN):
-            return None  # stale: the attempt was settled elsewhere meanwhile
-        self._c.execute(
-            "UPDATE attempts SET state = 'done', ended_at = ?, outcome = ?, "
-            "provider_ref = coalesce(?, provider_ref), error_code = ?, error_message = ?, "
-            "counted = ? WHERE job_id = ? AND number = ?",
-            (
-                now,
-                None if result.outcome is None else str(result.outcome),
-                result.provider_ref,
-                result.error_code,
-                result.error_message,
-                int(decision.count_attempt),
-                job_id,
-                number,
-            ),
-        )
-        if not decision.count_attempt:
-            self._c.execute("UPDATE jobs SET attempts = attempts - 1 WHERE id = ?", (job_id,))
-        if result.provider_ref is not None:
-            self._c.execute(
-                "UPDATE jobs SET provider_ref = ? WHERE id = ?", (result.provider_ref, job_id)
-            )
-        status, reason, detail = decision.status, decision.reason, decision.detail
-        if row[2] and not status.terminal:
-            status, reason, detail = Status.CANCELED, Reason.CANCELED, "canceled on request"
-        _move(self._c, job_id, status, now, reason=reason, detail=detail, run_at=decision.run_at)
-        return status
-
-    def abandon_attempt(
-        self, job_id: int, number: int, decision: Decision, now: float
-    ) -> Status | None:
-        row = self._c.execute(
-            "SELECT status, attempt_no FROM jobs WHERE id = ?", (job_id,)
-        ).fetchone()
-        if row is None or row[0] != Status.IN_FLIGHT or row[1] != number:
-            return None
-        self._c.execute(
-            "UPDATE attempts SET state = 'done', ended_at = ?, counted = 0, error_message = ? "
-            "WHERE job_id = ? AND number = ?",
-            (now, f"not sent: {decision.detail}", job_id, number),
-        )
-        self._c.execute("UPDATE jobs SET attempts = attempts - 1 WHERE id = ?", (job_id,))
-        _move(
-            self._c,
-            job_id,
-            decision.status,
-            now,
-            reason=decision.reason,
-            detail=decision.detail,
-            run_at=decision.run_at,
-        )
-        return decision.status
-
-    def settle_unsent(self, job_id: int, decision: Decision, now: float) -> Status | None:
-        row = self._c.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        if row is None or row[0] != Status.IN_FLIGHT:
-            return None
-        _move(
-            self._c,
-            job_id,
-            decision.status,
-            now,
-            reason=decision.reason,
-            detail=decision.detail,
-            run_at=decision.run_at,
-        )
-        return decision.status
-
-
-def _move(
-    c: sqlite3.Connection,
-    job_id: int,
-    status: Status,
-    now: float,
-    *,
-    reason: str | None = None,
-    detail: str | None = None,
-    run_at: float | None = None,
-) -> None:
-    """Change a job's status and write the event, in the caller's transaction."""
-    c.execute(
-        "UPDATE jobs SET status = ?, reason = ?, detail = ?, run_at = coalesce(?, run_at), "
-        "worker_id = CASE WHEN ? = 'in_flight' THEN worker_id END, "
-        "lease_expires_at = CASE WHEN ? = 'in_flight' THEN lease_expires_at END, "
-        "updated_at = ? WHERE id = ?",
-        (str(status), reason, detail, run_at, str(status), str(status), now, job_id),
-    )
-    _event(c, job_id, status, reason, detail, now)
-
-
-def _event(
-    c: sqlite3.Connection,
-    job_id: int,
-    status: Status,
-    reason: str | None,
-    detail: str | None,
-    now: float,
-) -> None:
-    c.execute(
-        "INSERT INTO events (job_id, type, status, reason, detail, created_at) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
-        (job_id, event_type(status), str(status), reason, detail, now),
-    )
+            apply(c, job_id, sent, now)
+        else:
+            apply(c, job_id, Decision(unsent.status, unsent.reason, unsent.detail, now), now)
+    return len(rows)
 
 
 def _split_sql(script: str) -> list[str]:

@@ -1,0 +1,223 @@
+"""The worker's writes in one SQLite transaction, and the row ↔ record mapping.
+
+Shared by :mod:`callgate.store.sqlite`; every status change goes through :func:`move`,
+which writes the outbox event in the same transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from callgate.domain import (
+    AttemptResult,
+    Decision,
+    Job,
+    Kind,
+    Reason,
+    Status,
+    event_type,
+    from_ts,
+    to_datetime,
+)
+
+JOB_COLUMNS = (
+    "id, kind, to_number, group_key, status, payload, attempts, reason, created_at, "
+    "updated_at, run_at, not_before, expires_at, strict_order, idempotency_key, "
+    "callback_url, metadata, max_attempts, cancel_requested, provider_ref, detail"
+)
+
+
+def job_from_row(row: Sequence[Any], status: Status | None = None) -> Job:
+    return Job(
+        id=row[0],
+        kind=Kind(row[1]),
+        to=row[2],
+        group_key=row[3],
+        status=status or Status(row[4]),
+        payload=json.loads(row[5]),
+        attempts=row[6],
+        reason=row[7],
+        created_at=from_ts(row[8]),
+        updated_at=from_ts(row[9]),
+        run_at=from_ts(row[10]),
+        not_before=to_datetime(row[11]),
+        expires_at=to_datetime(row[12]),
+        strict_order=bool(row[13]),
+        idempotency_key=row[14],
+        callback_url=row[15],
+        metadata=json.loads(row[16]) if row[16] else {},
+        max_attempts=row[17],
+        cancel_requested=bool(row[18]),
+        provider_ref=row[19],
+        detail=row[20],
+    )
+
+
+class SQLiteTx:
+    """The worker's writes inside one transaction (see :class:`callgate.store.base.Tx`)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._c = conn
+
+    def start_attempt(self, job_id: int, worker_id: str, now: float) -> int | None:
+        row = self._c.execute(
+            "SELECT status, worker_id, cancel_requested, attempt_no FROM jobs WHERE id = ?",
+            (job_id,),
+        ).fetchone()
+        if row is None or row[0] != Status.IN_FLIGHT or row[1] != worker_id:
+            return None
+        if row[2]:
+            move(
+                self._c,
+                job_id,
+                Status.CANCELED,
+                now,
+                reason=Reason.CANCELED,
+                detail="canceled on request before it was sent",
+            )
+            return None
+        number = int(row[3]) + 1
+        self._c.execute(
+            "UPDATE jobs SET attempt_no = ?, attempts = attempts + 1, updated_at = ? WHERE id = ?",
+            (number, now, job_id),
+        )
+        self._c.execute(
+            "INSERT INTO attempts (job_id, number, state, worker_id, started_at) "
+            "VALUES (?, ?, 'sending', ?, ?)",
+            (job_id, number, worker_id, now),
+        )
+        return number
+
+    def attempt_accepted(self, job_id: int, number: int, ref: str | None, now: float) -> None:
+        self._c.execute(
+            "UPDATE attempts SET state = 'pending', provider_ref = ? "
+            "WHERE job_id = ? AND number = ? AND state = 'sending'",
+            (ref, job_id, number),
+        )
+        self._c.execute("UPDATE jobs SET provider_ref = ? WHERE id = ?", (ref, job_id))
+
+    def finish(
+        self, job_id: int, number: int, result: AttemptResult, decision: Decision, now: float
+    ) -> Status | None:
+        row = self._c.execute(
+            "SELECT status, attempt_no, cancel_requested FROM jobs WHERE id = ?", (job_id,)
+        ).fetchone()
+        if row is None or row[1] != number or row[0] not in (Status.IN_FLIGHT, Status.UNCERTAIN):
+            return None  # stale: the attempt was settled elsewhere meanwhile
+        self._c.execute(
+            "UPDATE attempts SET state = 'done', ended_at = ?, outcome = ?, "
+            "provider_ref = coalesce(?, provider_ref), error_code = ?, error_message = ?, "
+            "counted = ? WHERE job_id = ? AND number = ?",
+            (
+                now,
+                None if result.outcome is None else str(result.outcome),
+                result.provider_ref,
+                result.error_code,
+                result.error_message,
+                int(decision.count_attempt),
+                job_id,
+                number,
+            ),
+        )
+        if not decision.count_attempt:
+            self._c.execute("UPDATE jobs SET attempts = attempts - 1 WHERE id = ?", (job_id,))
+        if result.provider_ref is not None:
+            self._c.execute(
+                "UPDATE jobs SET provider_ref = ? WHERE id = ?", (result.provider_ref, job_id)
+            )
+        status, reason, detail = decision.status, decision.reason, decision.detail
+        if row[2] and not status.terminal:
+            status, reason, detail = Status.CANCELED, Reason.CANCELED, "canceled on request"
+        move(self._c, job_id, status, now, reason=reason, detail=detail, run_at=decision.run_at)
+        return status
+
+    def abandon_attempt(
+        self, job_id: int, number: int, decision: Decision, now: float
+    ) -> Status | None:
+        row = self._c.execute(
+            "SELECT status, attempt_no FROM jobs WHERE id = ?", (job_id,)
+        ).fetchone()
+        if row is None or row[0] != Status.IN_FLIGHT or row[1] != number:
+            return None
+        self._c.execute(
+            "UPDATE attempts SET state = 'done', ended_at = ?, counted = 0, error_message = ? "
+            "WHERE job_id = ? AND number = ?",
+            (now, f"not sent: {decision.detail}", job_id, number),
+        )
+        self._c.execute("UPDATE jobs SET attempts = attempts - 1 WHERE id = ?", (job_id,))
+        move(
+            self._c,
+            job_id,
+            decision.status,
+            now,
+            reason=decision.reason,
+            detail=decision.detail,
+            run_at=decision.run_at,
+        )
+        return decision.status
+
+    def settle_unsent(self, job_id: int, decision: Decision, now: float) -> Status | None:
+        row = self._c.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None or row[0] != Status.IN_FLIGHT:
+            return None
+        move(
+            self._c,
+            job_id,
+            decision.status,
+            now,
+            reason=decision.reason,
+            detail=decision.detail,
+            run_at=decision.run_at,
+        )
+        return decision.status
+
+
+def apply(c: sqlite3.Connection, job_id: int, decision: Decision, now: float) -> None:
+    move(
+        c,
+        job_id,
+        decision.status,
+        now,
+        reason=decision.reason,
+        detail=decision.detail,
+        run_at=decision.run_at,
+    )
+
+
+def move(
+    c: sqlite3.Connection,
+    job_id: int,
+    status: Status,
+    now: float,
+    *,
+    reason: str | None = None,
+    detail: str | None = None,
+    run_at: float | None = None,
+) -> None:
+    """Change a job's status and write the event, in the caller's transaction."""
+    c.execute(
+        "UPDATE jobs SET status = ?, reason = ?, detail = ?, run_at = coalesce(?, run_at), "
+        "worker_id = CASE WHEN ? = 'in_flight' THEN worker_id END, "
+        "lease_expires_at = CASE WHEN ? = 'in_flight' THEN lease_expires_at END, "
+        "updated_at = ? WHERE id = ?",
+        (str(status), reason, detail, run_at, str(status), str(status), now, job_id),
+    )
+    event(c, job_id, status, reason, detail, now)
+
+
+def event(
+    c: sqlite3.Connection,
+    job_id: int,
+    status: Status,
+    reason: str | None,
+    detail: str | None,
+    now: float,
+) -> None:
+    c.execute(
+        "INSERT INTO events (job_id, type, status, reason, detail, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (job_id, event_type(status), str(status), reason, detail, now),
+    )
