@@ -10,6 +10,7 @@ import asyncio
 import functools
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -62,6 +63,20 @@ def friendly(fn: Callable[P, R]) -> Callable[P, R]:
                 f"callgate: error [{exc.code}]{where}: {exc.message}", markup=False, highlight=False
             )
             raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            err.print("callgate: interrupted")
+            raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as exc:
+            if os.environ.get("CALLGATE_DEBUG"):
+                raise
+            err.print(
+                f"callgate: internal error: {exc!r} (set CALLGATE_DEBUG=1 for the traceback)",
+                markup=False,
+                highlight=False,
+            )
+            raise typer.Exit(70) from None
 
     return wrapper
 

@@ -124,6 +124,7 @@ class Worker:
         self._changed = asyncio.Event()
         self._stopping = asyncio.Event()
         self.provider.set_listener(self._hub.notify)
+        self.store.prepare_worker()
         background = [
             asyncio.create_task(self._heartbeat_loop(), name="callgate-heartbeat"),
             asyncio.create_task(self._sweep_loop(), name="callgate-sweep"),

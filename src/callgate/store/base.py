@@ -83,6 +83,10 @@ class Store(Protocol):
         """Apply the migrations not yet applied; return their names."""
         ...
 
+    def prepare_worker(self) -> None:
+        """Tune the store for a long-running worker in this process (called once)."""
+        ...
+
     def group_summary(self, limit: int = 50) -> list[tuple[str, dict[str, int]]]:
         """Per group, jobs per status (oldest groups first)."""
         ...
