@@ -1,0 +1,46 @@
+"""The bench scripts still run and print the figures they promise (tiny sizes, no timing)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+def run_bench(script: str, *args: str) -> dict[str, object]:
+    done = subprocess.run(
+        [sys.executable, str(BENCH / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    doc: dict[str, object] = json.loads(done.stdout)
+    return doc
+
+
+@pytest.mark.slow
+def test_throughput_bench() -> None:
+    doc = run_bench("throughput.py", "--jobs", "300", "--numbers", "30", "--raw-seconds", "0.2")
+    assert doc["sent"] == 300
+    assert {"process_jobs_per_s", "sqlite_raw_commits_per_s", "peak_rss_mb"} <= doc.keys()
+
+
+@pytest.mark.slow
+def test_metering_bench() -> None:
+    doc = run_bench("metering.py", "--rate", "20", "--seconds", "2", "--numbers", "50")
+    assert isinstance(doc["max_calls_in_1s_window"], int)
+    assert doc["max_calls_in_1s_window"] <= 20
+    assert doc["job_ids_called_twice"] == 0
+
+
+@pytest.mark.slow
+def test_scale_bench() -> None:
+    doc = run_bench("scale.py", "--big", "3000", "--small", "300", "--repeat", "1")
+    assert {"small_jobs_per_s", "big_jobs_per_s", "ratio_big_vs_small"} <= doc.keys()
