@@ -41,15 +41,6 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.02)
 
 
-def read_log(path: Path) -> list[dict[str, Any]]:
-    """The simulator's call log: one JSON object per provider call."""
-    if not path.exists():
-        return []
-    # a line being appended concurrently may be incomplete: only whole lines count
-    text = path.read_text()
-    return [json.loads(line) for line in text.split("\n")[:-1] if line.strip()]
-
-
 def submit_faxes(db: Path, numbers: list[str]) -> list[int]:
     """Queue one fax per entry of ``numbers`` straight into the store; return the ids."""
     store = SQLiteStore(str(db))

@@ -9,7 +9,9 @@ import time
 
 import pytest
 
-from .support import PDF, Callgate, one_line, query, read_log, submit_faxes, wait_for
+from tests.simlog import read_log
+
+from .support import PDF, Callgate, one_line, query, submit_faxes, wait_for
 
 
 def stop(proc: subprocess.Popen[str], timeout: float) -> tuple[int, str, float]:

@@ -6,17 +6,16 @@ Judged from the simulator's call log (what the "provider" saw) and the store.
 
 from __future__ import annotations
 
-import itertools
 import signal
-from collections import Counter, defaultdict
-from typing import Any
+from collections import Counter
 
 import pytest
 
 from callgate.domain import TERMINAL, Status
 from callgate.store.sqlite import SQLiteStore
+from tests.simlog import overlaps, read_log
 
-from .support import Callgate, query, read_log, submit_faxes, wait_for
+from .support import Callgate, query, submit_faxes, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -45,20 +44,6 @@ def run_then_kill(cg: Callgate, calls_before: int, progress: int) -> tuple[int, 
     _, stderr = worker.communicate(timeout=30)
     assert worker.returncode == -signal.SIGKILL
     return len(read_log(cg.log)), stderr
-
-
-def overlaps(calls: list[dict[str, Any]]) -> list[tuple[str, int, int]]:
-    """Pairs of provider calls to the same number whose [started_at, ended_at] overlap."""
-    by_number: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for call in calls:
-        by_number[call["to"]].append(call)
-    found = []
-    for number, mine in by_number.items():
-        mine.sort(key=lambda c: c["started_at"])
-        for a, b in itertools.pairwise(mine):
-            if b["started_at"] < a["ended_at"]:
-                found.append((number, a["job_id"], b["job_id"]))
-    return found
 
 
 def test_kill_9_twice_mid_run_then_drain(cg: Callgate) -> None:

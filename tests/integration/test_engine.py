@@ -18,7 +18,7 @@ from callgate.domain import Kind, Outcome, Status
 from callgate.engine.worker import Worker
 from callgate.gateway import Gateway
 from callgate.testing import run_virtual, wait_until
-from tests.conftest import read_log
+from tests.simlog import max_in_window, overlaps, read_log
 
 PDF = "https://example.org/ballot.pdf"
 
@@ -44,30 +44,6 @@ def drive(
         return gw, worker, clock.now() - start
 
     return run_virtual(main)
-
-
-def overlaps(log: list[dict[str, Any]]) -> list[tuple[str, int, int]]:
-    """(number, job, job) for every two calls to one number whose intervals overlap."""
-    by_number: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for line in log:
-        by_number[line["to"]].append(line)
-    found = []
-    for number, calls in by_number.items():
-        calls.sort(key=lambda c: c["started_at"])
-        for a, b in itertools.pairwise(calls):
-            if b["started_at"] < a["ended_at"]:
-                found.append((number, a["job_id"], b["job_id"]))
-    return found
-
-
-def max_in_window(starts: list[float], window: float = 1.0) -> int:
-    starts = sorted(starts)
-    best, j = 0, 0
-    for i, t in enumerate(starts):
-        while starts[j] <= t - window:
-            j += 1
-        best = max(best, i - j + 1)
-    return best
 
 
 def test_twenty_attempt_fax_runs_to_its_end_in_milliseconds(make_settings, tmp_path: Path):

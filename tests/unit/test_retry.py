@@ -9,26 +9,14 @@ import pytest
 
 from callgate.domain import AttemptResult, Job, Kind, Outcome, Status
 from callgate.engine.retry import DEFAULTS, RetryPolicy
+from tests.factories import in_flight_job
 
 NOW = 1_000_000.0
 T = datetime.fromtimestamp(NOW, UTC)
 
 
 def job(kind: Kind = Kind.FAX, max_attempts: int | None = None) -> Job:
-    return Job(
-        id=1,
-        kind=kind,
-        to="+15005550006",
-        group_key="+15005550006",
-        status=Status.IN_FLIGHT,
-        payload={},
-        attempts=0,
-        reason=None,
-        created_at=T,
-        updated_at=T,
-        run_at=T,
-        max_attempts=max_attempts,
-    )
+    return in_flight_job(kind=kind, max_attempts=max_attempts)
 
 
 @pytest.fixture

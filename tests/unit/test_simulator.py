@@ -10,26 +10,15 @@ from pathlib import Path
 import pytest
 
 from callgate.clock import ManualClock
-from callgate.domain import Job, Kind, Outcome, Status
+from callgate.domain import Job, Kind, Outcome
 from callgate.providers.simulator import Simulator
+from tests.factories import in_flight_job
 
 T = datetime(2030, 1, 1, tzinfo=UTC)
 
 
 def job(to: str, kind: Kind = Kind.SMS, job_id: int = 1) -> Job:
-    return Job(
-        id=job_id,
-        kind=kind,
-        to=to,
-        group_key=to,
-        status=Status.IN_FLIGHT,
-        payload={},
-        attempts=0,
-        reason=None,
-        created_at=T,
-        updated_at=T,
-        run_at=T,
-    )
+    return in_flight_job(to, kind, job_id)
 
 
 def outcomes(sim: Simulator, to: str, kind: Kind, n: int) -> list[Outcome | None]:

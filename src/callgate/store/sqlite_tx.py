@@ -148,30 +148,14 @@ class SQLiteTx:
             (now, f"not sent: {decision.detail}", job_id, number),
         )
         self._c.execute("UPDATE jobs SET attempts = attempts - 1 WHERE id = ?", (job_id,))
-        move(
-            self._c,
-            job_id,
-            decision.status,
-            now,
-            reason=decision.reason,
-            detail=decision.detail,
-            run_at=decision.run_at,
-        )
+        apply(self._c, job_id, decision, now)
         return decision.status
 
     def settle_unsent(self, job_id: int, decision: Decision, now: float) -> Status | None:
         row = self._c.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
         if row is None or row[0] != Status.IN_FLIGHT:
             return None
-        move(
-            self._c,
-            job_id,
-            decision.status,
-            now,
-            reason=decision.reason,
-            detail=decision.detail,
-            run_at=decision.run_at,
-        )
+        apply(self._c, job_id, decision, now)
         return decision.status
 
 
