@@ -38,8 +38,10 @@ app = typer.Typer(
 )
 send_app = typer.Typer(help="Submit one job.", no_args_is_help=True)
 jobs_app = typer.Typer(help="List, show, cancel and retry jobs.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys for the HTTP API.", no_args_is_help=True)
 app.add_typer(send_app, name="send")
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(keys_app, name="keys")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -294,6 +296,91 @@ def jobs_cancel(job_id: Annotated[int, typer.Argument()], as_json: JsonFlag = Fa
 def jobs_retry(job_id: Annotated[int, typer.Argument()], as_json: JsonFlag = False) -> None:
     """Queue a failed, canceled, held, uncertain or blocked job again."""
     _steer(job_id, as_json, "retry")
+
+
+# -- serve and keys --------------------------------------------------------------------
+
+
+@app.command()
+@friendly
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (0: any free port).")] = None,
+) -> None:
+    """Run the HTTP API, a worker and the webhook sender in one process."""
+    from callgate import auth
+    from callgate.server import serve as run_server
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    overrides: dict[str, Any] = {}
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    settings = load_settings(**overrides)
+    with Gateway(settings) as gw:
+        path = getattr(gw.store, "path", None)
+        token = auth.ensure_first_key(gw.store, path, gw.clock.now())
+        if token is not None:
+            where = f" (also in {auth.key_file_for(path)}, mode 0600)" if path else ""
+            err.print(f"callgate: created the first API key{where}:")
+            out.print(token, markup=False, highlight=False)
+
+        def ready(bound: int) -> None:
+            err.print(f"callgate: serving http://{settings.host}:{bound} (docs: /docs)")
+
+        asyncio.run(run_server(gw, settings.host, settings.port, on_ready=ready))
+
+
+@keys_app.command("create")
+@friendly
+def keys_create(
+    name: Annotated[str, typer.Option(help="Who or what uses this key.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Create an API key and print it once (only its hash is stored)."""
+    from callgate import auth
+
+    with gateway() as gw:
+        key, token = auth.create_key(gw.store, name, gw.clock.now())
+    if as_json:
+        print_json(key.to_dict() | {"key": token})
+    else:
+        out.print(token, markup=False, highlight=False)
+        err.print(f"callgate: key {key.id} ({name}) created; it is shown only this once")
+
+
+@keys_app.command("list")
+@friendly
+def keys_list(as_json: JsonFlag = False) -> None:
+    """List API keys (ids and prefixes, never the keys)."""
+    with gateway() as gw:
+        keys = gw.store.api_keys()
+    if as_json:
+        print_json([k.to_dict() for k in keys])
+        return
+    table = Table("id", "name", "prefix", "created", "revoked")
+    for k in keys:
+        table.add_row(
+            k.id,
+            k.name,
+            k.prefix + "…",
+            k.created_at.isoformat(timespec="seconds"),
+            "" if k.revoked_at is None else k.revoked_at.isoformat(timespec="seconds"),
+        )
+    out.print(table)
+
+
+@keys_app.command("revoke")
+@friendly
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (key_...).")]) -> None:
+    """Revoke an API key: requests with it get 401 from now on."""
+    with gateway() as gw:
+        if not gw.store.revoke_api_key(key_id, gw.clock.now()):
+            from callgate.exceptions import NotFound
+
+            raise NotFound(f"no active API key {key_id}", field="key_id")
+    out.print(f"revoked {key_id}")
 
 
 # -- admin -----------------------------------------------------------------------------

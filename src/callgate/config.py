@@ -10,11 +10,12 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     SettingsError,
@@ -32,6 +33,18 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///callgate.db"
     environment: Literal["development", "staging", "production"] = "development"
     default_region: str | None = Field(None, description="region for numbers without +")
+
+    # the HTTP API and webhooks
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    max_body_bytes: int = Field(1_000_000, ge=1024, description="larger requests → 413")
+    url_allowlist: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="hosts exempt from the SSRF check, comma-separated"
+    )
+    webhook_url: str | None = Field(None, description="default endpoint for every event")
+    webhook_secrets: str | None = Field(None, description="whsec_... secrets, comma-separated")
+    webhook_timeout: float = Field(10.0, gt=0)
+    webhook_concurrency: int = Field(50, ge=1)
 
     # metering
     rate: float = Field(10.0, ge=0, description="calls per second; 0 = unlimited")
@@ -70,6 +83,13 @@ class Settings(BaseSettings):
     simulator_fax_duration: float = Field(0.0, ge=0)
     simulator_mix: dict[str, float] = Field(default_factory=dict)
     simulator_seed: int | None = None
+
+    @field_validator("url_allowlist", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [h.strip() for h in value.split(",") if h.strip()]
+        return value
 
     @field_validator("simulator_mix")
     @classmethod

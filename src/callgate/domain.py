@@ -234,7 +234,9 @@ def normalize_number(raw: object, *, field: str = "to", default_region: str | No
         parsed = phonenumbers.parse(raw, default_region)
     except phonenumbers.NumberParseException as exc:
         raise ValidationError(
-            f"{raw!r} is not a phone number ({exc})", field=field, code="invalid_phone_number"
+            f"{raw!r} is not a phone number in E.164 format, like +15551234567",
+            field=field,
+            code="invalid_phone_number",
         ) from exc
     if not phonenumbers.is_valid_number(parsed):
         raise ValidationError(
@@ -371,6 +373,26 @@ def from_ts(ts: float) -> datetime:
 
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """An API key's public face; the token itself is shown once and stored hashed."""
+
+    id: str
+    name: str
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "prefix": self.prefix,
+            "created_at": _iso(self.created_at),
+            "revoked_at": _iso(self.revoked_at),
+        }
 
 
 @dataclass(frozen=True, slots=True)

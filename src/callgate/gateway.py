@@ -7,7 +7,7 @@ the CLI and (later) the HTTP API are thin shells over it.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from callgate.clock import Clock, SystemClock
@@ -127,6 +127,15 @@ class Gateway:
         for worker in self._workers:
             worker.wake()
         return job
+
+    # -- background services (webhook delivery) -------------------------------------------
+
+    def background_tasks(self) -> list[tuple[str, Coroutine[Any, Any, None]]]:
+        """Long-running services besides the worker that ``serve`` runs (named)."""
+        return []
+
+    def stop_background(self) -> None:
+        """Ask the services of :meth:`background_tasks` to stop."""
 
     # -- working ------------------------------------------------------------------------
 

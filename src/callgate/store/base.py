@@ -12,7 +12,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
-from callgate.domain import Attempt, AttemptResult, Decision, Event, Job, JobSpec, Status
+from callgate.domain import ApiKey, Attempt, AttemptResult, Decision, Event, Job, JobSpec, Status
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +105,11 @@ class Store(Protocol):
         to: str | None = None,
         limit: int = 100,
         before_id: int | None = None,
-    ) -> list[Job]: ...
+        created_after: float | None = None,
+        created_before: float | None = None,
+    ) -> list[Job]:
+        """Newest first; ``before_id`` pages backwards (cursor pagination)."""
+        ...
 
     def attempts(self, job_id: int) -> list[Attempt]: ...
 
@@ -159,6 +163,25 @@ class Store(Protocol):
     def release_worker(self, worker_id: str, now: float) -> int:
         """At shutdown: this worker's unsent jobs go back to the queue; any whose attempt
         may have reached the provider become ``uncertain`` (never resent blindly)."""
+        ...
+
+    # -- API keys and webhook secrets
+    def add_api_key(
+        self, key_id: str, name: str, token_hash: str, prefix: str, now: float
+    ) -> ApiKey: ...
+
+    def api_key_by_hash(self, token_hash: str) -> ApiKey | None: ...
+
+    def api_keys(self) -> list[ApiKey]: ...
+
+    def revoke_api_key(self, key_id: str, now: float) -> bool: ...
+
+    def webhook_secrets(self) -> list[str]: ...
+
+    def add_webhook_secret(self, secret: str, now: float) -> None: ...
+
+    def ping(self) -> None:
+        """Raise StoreError unless the database answers."""
         ...
 
     # -- a person's side

@@ -21,6 +21,7 @@ from callgate.domain import (
     CANCELABLE_NOW,
     EXPIRED,
     RELEASED,
+    ApiKey,
     Attempt,
     AttemptState,
     Decision,
@@ -244,8 +245,8 @@ class SQLiteStore:
         cur = c.execute(
             "INSERT INTO jobs (kind, to_number, group_key, status, payload, max_attempts, "
             "run_at, not_before, expires_at, strict_order, idempotency_key, callback_url, "
-            "metadata, created_at, updated_at) "
-            "VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "metadata, created_at, updated_at, api_key_id) "
+            "VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 str(spec.kind),
                 spec.to,
@@ -261,6 +262,7 @@ class SQLiteStore:
                 json.dumps(spec.metadata, separators=(",", ":")) if spec.metadata else None,
                 now,
                 now,
+                scope or None,
             ),
         )
         job_id = int(cur.lastrowid)  # type: ignore[arg-type]
@@ -299,9 +301,17 @@ class SQLiteStore:
         to: str | None = None,
         limit: int = 100,
         before_id: int | None = None,
+        created_after: float | None = None,
+        created_before: float | None = None,
     ) -> list[Job]:
         where = ["id < ?"]
         params: list[Any] = [before_id if before_id is not None else 2**62]
+        if created_after is not None:
+            where.append("created_at >= ?")
+            params.append(created_after)
+        if created_before is not None:
+            where.append("created_at < ?")
+            params.append(created_before)
         if status is not None:
             if status.terminal:
                 where.append("status = ?")
@@ -531,6 +541,53 @@ class SQLiteStore:
         with self._write() as c:
             return _settle_lost(c, "j.worker_id = ?", worker_id, WORKER_STOPPED, now)
 
+    # -- API keys and webhook secrets ---------------------------------------------------
+
+    def add_api_key(
+        self, key_id: str, name: str, token_hash: str, prefix: str, now: float
+    ) -> ApiKey:
+        with self._write() as c:
+            c.execute(
+                "INSERT INTO api_keys VALUES (?, ?, ?, ?, ?, NULL)",
+                (key_id, name, token_hash, prefix, now),
+            )
+        return ApiKey(key_id, name, prefix, from_ts(now))
+
+    def api_key_by_hash(self, token_hash: str) -> ApiKey | None:
+        rows = self._read(
+            "SELECT id, name, prefix, created_at, revoked_at FROM api_keys "
+            "WHERE token_hash = ? AND revoked_at IS NULL",
+            (token_hash,),
+        )
+        return _api_key(rows[0]) if rows else None
+
+    def api_keys(self) -> list[ApiKey]:
+        rows = self._read(
+            "SELECT id, name, prefix, created_at, revoked_at FROM api_keys ORDER BY created_at"
+        )
+        return [_api_key(r) for r in rows]
+
+    def revoke_api_key(self, key_id: str, now: float) -> bool:
+        with self._write() as c:
+            cur = c.execute(
+                "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                (now, key_id),
+            )
+        return cur.rowcount == 1
+
+    def webhook_secrets(self) -> list[str]:
+        return [r[0] for r in self._read("SELECT secret FROM webhook_secrets ORDER BY id")]
+
+    def add_webhook_secret(self, secret: str, now: float) -> None:
+        with self._write() as c:
+            c.execute(
+                "INSERT INTO webhook_secrets (secret, created_at) VALUES (?, ?)", (secret, now)
+            )
+
+    def ping(self) -> None:
+        """Raise StoreError unless the database answers."""
+        self._read("SELECT 1 FROM schema_migrations LIMIT 1")
+
     # -- a person's side ----------------------------------------------------------------
 
     def cancel(self, job_id: int, now: float) -> Job:
@@ -573,6 +630,10 @@ class SQLiteStore:
                 run_at=now,
             )
             return self._get(c, job_id)
+
+
+def _api_key(row: Sequence[Any]) -> ApiKey:
+    return ApiKey(row[0], row[1], row[2], from_ts(row[3]), to_datetime(row[4]))
 
 
 class _Checkpointer:

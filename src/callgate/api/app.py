@@ -1,0 +1,173 @@
+"""The FastAPI application: error contract, auth, body limit, health, and the routers.
+
+Every error is ``{"error": {"code", "message", "field"}}`` with a stable code; bad input
+is a 4xx, never a 500.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from callgate import auth
+from callgate.api.models import ErrorOut, Health
+from callgate.domain import ApiKey
+from callgate.exceptions import (
+    CallgateError,
+    IdempotencyConflict,
+    InvalidTransition,
+    NotFound,
+    StoreError,
+    ValidationError,
+)
+from callgate.gateway import Gateway
+
+STATUS_FOR: list[tuple[type[CallgateError], int]] = [
+    (IdempotencyConflict, 409),
+    (ValidationError, 400),
+    (NotFound, 404),
+    (InvalidTransition, 409),
+    (StoreError, 503),
+]
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "Invalid request"},
+    401: {"model": ErrorOut, "description": "Missing or unknown API key"},
+    413: {"model": ErrorOut, "description": "Request body too large"},
+    503: {"model": ErrorOut, "description": "The database is unavailable"},
+}
+
+
+class ApiError(CallgateError):
+    """An HTTP-level error (auth, size, routing) with its own status."""
+
+    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message, field=field)
+        self.status = status
+        self.code = code
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body = {"error": {"code": code, "message": message, "field": field}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _status(exc: CallgateError) -> int:
+    if isinstance(exc, ApiError):
+        return exc.status
+    return next((s for cls, s in STATUS_FOR if isinstance(exc, cls)), 500)
+
+
+class BodyLimit:
+    """Refuse request bodies over ``limit`` bytes (413), counting what actually arrives."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._too_large(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise StarletteHTTPException(413, f"the body exceeds {self.limit} bytes")
+            return message
+
+        await self.app(scope, counted, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = error_response(413, "payload_too_large", f"the body exceeds {self.limit} bytes")
+        await response(scope, receive, send)
+
+
+def create_app(gateway: Gateway) -> FastAPI:
+    from callgate.api.compat import router as compat_router
+    from callgate.api.jobs import router as jobs_router
+
+    app = FastAPI(
+        title="callgate",
+        version="1",
+        description="A reliable gateway for outbound faxes, SMS, calls and provider API "
+        "requests. Authenticate with `Authorization: Bearer <API key>`.",
+    )
+    app.state.gateway = gateway
+    _install_error_handlers(app)
+
+    @app.get("/healthz", response_model=Health, tags=["health"])
+    def healthz() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", response_model=Health, responses={503: ERRORS[503]}, tags=["health"])
+    def readyz() -> dict[str, str]:
+        """The database answers."""
+        gateway.store.ping()
+        return {"status": "ok"}
+
+    secured = [Depends(require_key)]
+    app.include_router(jobs_router, prefix="/v1", dependencies=secured, responses=ERRORS)
+    app.include_router(
+        compat_router, prefix="/compat/fax-gateway", dependencies=secured, responses=ERRORS
+    )
+    app.add_middleware(BodyLimit, limit=gateway.settings.max_body_bytes)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(CallgateError)
+    async def callgate_error(request: Request, exc: CallgateError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.code == "unauthorized" else None
+        return error_response(_status(exc), exc.code, exc.message, exc.field, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        err = exc.errors()[0]
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+        field = ".".join(loc) or None
+        message = f"{field}: {err.get('msg')}" if field else str(err.get("msg"))
+        if field is None and err.get("type") in ("model_attributes_type", "dict_type"):
+            message = "the body must be a JSON object (Content-Type: application/json)"
+        return error_response(400, "invalid_request", message, field)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+        return error_response(
+            exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail)
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        return error_response(500, "internal_error", "callgate failed; see its log")
+
+
+def require_key(request: Request) -> ApiKey:
+    """The caller's API key, from ``Authorization: Bearer ...``; 401 without a valid one."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise ApiError(401, "unauthorized", "an API key is required: Authorization: Bearer ...")
+    key = auth.authenticate(request.app.state.gateway.store, token.strip())
+    if key is None:
+        raise ApiError(401, "unauthorized", "unknown or revoked API key")
+    request.state.api_key = key
+    return key

@@ -1,0 +1,157 @@
+"""``/v1``: submit faxes, messages, calls and provider requests; read and steer jobs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import JSONResponse
+
+from callgate.api.models import CallIn, FaxIn, JobDetail, JobOut, JobPage, MessageIn, RequestIn
+from callgate.domain import Job, Kind, Status, normalize_number
+from callgate.exceptions import ValidationError
+from callgate.gateway import Gateway
+from callgate.urls import check_url
+
+router = APIRouter(tags=["jobs"])
+IdemHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=255,
+        description="Same key, same job, forever (scoped to your API key)",
+    ),
+]
+URL_FIELDS = ("media_url", "callback_url", "url")
+
+
+def job_out(job: Job) -> dict[str, Any]:
+    base = f"/v1/jobs/{job.id}"
+    return job.to_dict() | {
+        "links": {"self": base, "cancel": f"{base}/cancel", "retry": f"{base}/retry"}
+    }
+
+
+def _gateway(request: Request) -> Gateway:
+    gw: Gateway = request.app.state.gateway
+    return gw
+
+
+def _submit(request: Request, kind: Kind, body: Any, header_key: str | None) -> JSONResponse:
+    gw = _gateway(request)
+    fields = body.model_dump(by_alias=True, exclude_none=True)
+    if header_key is not None:
+        if fields.get("idempotency_key", header_key) != header_key:
+            raise ValidationError(
+                "the Idempotency-Key header and idempotency_key differ", field="idempotency_key"
+            )
+        fields["idempotency_key"] = header_key
+    for name in URL_FIELDS:
+        if name in fields:
+            fields[name] = check_url(
+                fields[name],
+                field=name,
+                environment=gw.settings.environment,
+                allowlist=gw.settings.url_allowlist,
+            )
+    result = gw.submit(gw.spec(kind, **fields), scope=request.state.api_key.id)
+    headers = {"Location": f"/v1/jobs/{result.job.id}"}
+    if not result.created:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(
+        JobOut.model_validate(job_out(result.job)).model_dump(mode="json"),
+        status_code=202,
+        headers=headers,
+    )
+
+
+ACCEPTED: dict[int | str, dict[str, Any]] = {
+    202: {"model": JobOut, "description": "Accepted: queued (or the job this key made)"},
+    409: {"description": "The idempotency key was used with another request"},
+}
+
+
+@router.post("/faxes", status_code=202, response_model=JobOut, responses=ACCEPTED)
+def send_fax(request: Request, body: FaxIn, idempotency_key: IdemHeader = None) -> JSONResponse:
+    """Queue a fax."""
+    return _submit(request, Kind.FAX, body, idempotency_key)
+
+
+@router.post("/messages", status_code=202, response_model=JobOut, responses=ACCEPTED)
+def send_message(
+    request: Request, body: MessageIn, idempotency_key: IdemHeader = None
+) -> JSONResponse:
+    """Queue an SMS or MMS."""
+    return _submit(request, Kind.SMS, body, idempotency_key)
+
+
+@router.post("/calls", status_code=202, response_model=JobOut, responses=ACCEPTED)
+def send_call(request: Request, body: CallIn, idempotency_key: IdemHeader = None) -> JSONResponse:
+    """Queue a voice call."""
+    return _submit(request, Kind.CALL, body, idempotency_key)
+
+
+@router.post("/requests", status_code=202, response_model=JobOut, responses=ACCEPTED)
+def send_request(
+    request: Request, body: RequestIn, idempotency_key: IdemHeader = None
+) -> JSONResponse:
+    """Queue a generic provider API request (Lookup, Verify, Studio, ...)."""
+    return _submit(request, Kind.REQUEST, body, idempotency_key)
+
+
+@router.get("/jobs", response_model=JobPage)
+def list_jobs(
+    request: Request,
+    status: Status | None = None,
+    to: Annotated[str | None, Query(max_length=64)] = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=32, description="from next_cursor")] = None,
+) -> dict[str, Any]:
+    """Jobs, newest first, a page at a time."""
+    before = None
+    if cursor is not None:
+        if not cursor.isdigit():
+            raise ValidationError("cursor is not one this API gave out", field="cursor")
+        before = int(cursor)
+    jobs = _gateway(request).store.list_jobs(
+        status=status,
+        to=None if to is None else normalize_number(to),
+        limit=limit,
+        before_id=before,
+        created_after=None if created_after is None else _utc(created_after),
+        created_before=None if created_before is None else _utc(created_before),
+    )
+    next_cursor = str(jobs[-1].id) if len(jobs) == limit else None
+    return {"data": [job_out(j) for j in jobs], "next_cursor": next_cursor}
+
+
+def _utc(value: datetime) -> float:
+    if value.tzinfo is None:
+        raise ValidationError("times must carry a time zone", field="created_after")
+    return value.timestamp()
+
+
+@router.get("/jobs/{job_id}", response_model=JobDetail)
+def get_job(request: Request, job_id: int) -> dict[str, Any]:
+    """One job with its attempts and events."""
+    store = _gateway(request).store
+    job = store.get_job(job_id)
+    return job_out(job) | {
+        "attempt_log": [a.to_dict() for a in store.attempts(job_id)],
+        "events": [e.to_dict() for e in store.events(job_id)],
+    }
+
+
+@router.post("/jobs/{job_id}/cancel", response_model=JobOut)
+def cancel_job(request: Request, job_id: int) -> dict[str, Any]:
+    """Cancel: at once if waiting; when its attempt ends if in flight."""
+    return job_out(_gateway(request).cancel(job_id))
+
+
+@router.post("/jobs/{job_id}/retry", response_model=JobOut)
+def retry_job(request: Request, job_id: int) -> dict[str, Any]:
+    """Queue a failed, canceled, held, uncertain or blocked job again."""
+    return job_out(_gateway(request).retry(job_id))

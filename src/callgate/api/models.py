@@ -1,0 +1,163 @@
+"""Request and response bodies of the HTTP API (these make the OpenAPI schema)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Common(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    to: str = Field(description="Destination number, E.164 (+15551234567)", max_length=64)
+    from_: str | None = Field(
+        None,
+        alias="from",
+        max_length=64,
+        description="Sender number; the provider's default if unset",
+    )
+    callback_url: str | None = Field(
+        None, max_length=2048, description="Where this job's webhooks go (http/https)"
+    )
+    idempotency_key: str | None = Field(
+        None, max_length=255, description="Same key, same job, forever (or use the header)"
+    )
+    not_before: datetime | None = Field(None, description="Do not send before this time")
+    expires_at: datetime | None = Field(None, description="Give up if not sent by this time")
+    strict_order: bool = Field(
+        False, description="Keep later jobs to this number waiting while this one retries"
+    )
+    max_attempts: int | None = Field(None, ge=1, le=100)
+    metadata: dict[str, Any] = Field(
+        default_factory=dict, description="Yours; echoed in the job and its webhooks"
+    )
+
+
+class FaxIn(_Common):
+    media_url: str = Field(max_length=2048, description="URL of the PDF to send")
+
+
+class MessageIn(_Common):
+    body: str | None = Field(None, max_length=1600)
+    media_url: str | None = Field(None, max_length=2048)
+
+
+class CallIn(_Common):
+    twiml: str | None = Field(None, max_length=4000)
+    url: str | None = Field(None, max_length=2048, description="URL that returns TwiML")
+
+
+class RequestIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    api: str = Field(max_length=64, description="e.g. lookup, verify, studio")
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
+    params: dict[str, Any] = Field(default_factory=dict)
+    to: str | None = Field(None, max_length=64, description="Serialise on this number, if any")
+    callback_url: str | None = Field(None, max_length=2048)
+    idempotency_key: str | None = Field(None, max_length=255)
+    not_before: datetime | None = None
+    expires_at: datetime | None = None
+    max_attempts: int | None = Field(None, ge=1, le=100)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class FaxGatewayIn(BaseModel):
+    """vote/fax_gateway's queue message."""
+
+    model_config = ConfigDict(extra="allow")
+
+    fax_id: str = Field(min_length=1, max_length=255)
+    to: str = Field(max_length=64)
+    pdf_url: str = Field(max_length=2048)
+    callback_url: str | None = Field(None, max_length=2048)
+
+
+class Links(BaseModel):
+    self: str
+    cancel: str
+    retry: str
+
+
+class JobOut(BaseModel):
+    id: int
+    kind: Literal["fax", "sms", "call", "request"]
+    to: str | None
+    group_key: str
+    status: Literal[
+        "queued",
+        "in_flight",
+        "retrying",
+        "held",
+        "uncertain",
+        "delivered",
+        "failed",
+        "canceled",
+        "expired",
+        "blocked",
+    ]
+    attempts: int
+    reason: str | None
+    detail: str | None
+    payload: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    run_at: datetime
+    not_before: datetime | None
+    expires_at: datetime | None
+    strict_order: bool
+    idempotency_key: str | None
+    callback_url: str | None
+    metadata: dict[str, Any]
+    max_attempts: int | None
+    cancel_requested: bool
+    provider_ref: str | None
+    links: Links
+
+
+class AttemptOut(BaseModel):
+    number: int
+    state: Literal["sending", "pending", "done"]
+    started_at: datetime
+    ended_at: datetime | None
+    outcome: str | None
+    provider_ref: str | None
+    error_code: str | None
+    error_message: str | None
+    counted: bool
+
+
+class EventOut(BaseModel):
+    id: int
+    job_id: int
+    type: str
+    status: str
+    created_at: datetime
+    reason: str | None
+    detail: str | None
+
+
+class JobDetail(JobOut):
+    attempt_log: list[AttemptOut]
+    events: list[EventOut]
+
+
+class JobPage(BaseModel):
+    data: list[JobOut]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page")
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="Stable, machine-readable")
+    message: str
+    field: str | None
+
+
+class ErrorOut(BaseModel):
+    error: ErrorBody
+
+
+class Health(BaseModel):
+    status: Literal["ok"]

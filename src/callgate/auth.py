@@ -1,0 +1,53 @@
+"""API keys: random bearer tokens, of which only a SHA-256 is stored.
+
+A token is 32 random bytes (``cg_`` + URL-safe base64), so a plain SHA-256 is enough:
+there is nothing to brute-force, and checking a request costs one hash and one lookup.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from pathlib import Path
+
+from callgate.domain import ApiKey
+from callgate.store import Store
+
+TOKEN_PREFIX = "cg_"
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_key(store: Store, name: str, now: float) -> tuple[ApiKey, str]:
+    """Create a key; return it and its token (shown once, never stored)."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    key_id = "key_" + secrets.token_hex(6)
+    return store.add_api_key(key_id, name, hash_token(token), token[:8], now), token
+
+
+def authenticate(store: Store, token: str | None) -> ApiKey | None:
+    if not token or not token.startswith(TOKEN_PREFIX):
+        return None
+    return store.api_key_by_hash(hash_token(token))
+
+
+def key_file_for(database_path: str) -> Path:
+    return Path(database_path + ".key")
+
+
+def ensure_first_key(store: Store, database_path: str | None, now: float) -> str | None:
+    """On a database without keys, create one and write its token to a 0600 file beside
+    the database; return the token (``None`` when keys exist already)."""
+    if store.api_keys():
+        return None
+    _, token = create_key(store, "default", now)
+    if database_path and database_path != ":memory:":
+        path = key_file_for(database_path)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(token + "\n")
+        os.chmod(path, 0o600)
+    return token
