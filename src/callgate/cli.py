@@ -39,9 +39,11 @@ app = typer.Typer(
 send_app = typer.Typer(help="Submit one job.", no_args_is_help=True)
 jobs_app = typer.Typer(help="List, show, cancel and retry jobs.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys for the HTTP API.", no_args_is_help=True)
+hooks_app = typer.Typer(help="Webhook deliveries and signing secrets.", no_args_is_help=True)
 app.add_typer(send_app, name="send")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(keys_app, name="keys")
+app.add_typer(hooks_app, name="webhooks")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -189,7 +191,12 @@ def worker(
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, w.stop)
-            await w.run(drain=drain)
+            services = [asyncio.create_task(t, name=n) for n, t in gw.background_tasks()]
+            try:
+                await w.run(drain=drain)
+            finally:
+                gw.stop_background()
+                await asyncio.gather(*services)
 
         asyncio.run(run())
         stats = w.stats
@@ -381,6 +388,81 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (key_..
 
             raise NotFound(f"no active API key {key_id}", field="key_id")
     out.print(f"revoked {key_id}")
+
+
+# -- webhooks --------------------------------------------------------------------------
+
+
+@hooks_app.command("list")
+@friendly
+def webhooks_list(
+    status: Annotated[
+        str | None, typer.Option(help="pending, delivered, failed (dead letters) or stopped.")
+    ] = None,
+    job: Annotated[int | None, typer.Option(help="Only this job's deliveries.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+    as_json: JsonFlag = False,
+) -> None:
+    """List webhook deliveries, newest first."""
+    if status not in (None, "pending", "delivered", "failed", "stopped"):
+        from callgate.exceptions import ValidationError
+
+        raise ValidationError(f"unknown delivery status {status!r}", field="status")
+    with gateway() as gw:
+        found = gw.store.list_deliveries(status=status, job_id=job, limit=limit)
+    if as_json:
+        print_json([d.to_dict() for d in found])
+        return
+    table = Table("id", "job", "event", "url", "status", "attempts", "last")
+    for d in found:
+        last = " ".join(str(x) for x in (d.last_status_code, d.last_error) if x)
+        table.add_row(
+            str(d.id), str(d.job_id), str(d.event_id), d.url, d.status, str(d.attempts), last[:60]
+        )
+    out.print(table)
+
+
+@hooks_app.command("replay")
+@friendly
+def webhooks_replay(
+    delivery_id: Annotated[int | None, typer.Argument(help="One delivery's id.")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Every failed delivery created since (ISO 8601).")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Send deliveries again: one by id, or every failed one since a time."""
+    from callgate.exceptions import ValidationError
+
+    if (delivery_id is None) == (since is None):
+        raise ValidationError("give either a delivery id or --since", field="since")
+    with gateway() as gw:
+        now = gw.clock.now()
+        if delivery_id is not None:
+            n = gw.store.replay_deliveries(now, delivery_id=delivery_id)
+        else:
+            n = gw.store.replay_deliveries(
+                now, since=parse_time(str(since), field="since").timestamp()
+            )
+    if as_json:
+        print_json({"replayed": n})
+    else:
+        out.print(f"replayed {n} deliveries; a running worker or server sends them")
+
+
+@hooks_app.command("secret")
+@friendly
+def webhooks_secret(as_json: JsonFlag = False) -> None:
+    """Show the active signing secrets (one is generated if none is configured)."""
+    from callgate.webhooks.sender import active_secrets
+
+    with gateway() as gw:
+        found = active_secrets(gw.settings, gw.store, gw.clock.now())
+    if as_json:
+        print_json({"secrets": found})
+    else:
+        for secret in found:
+            out.print(secret, markup=False, highlight=False)
 
 
 # -- admin -----------------------------------------------------------------------------

@@ -205,11 +205,13 @@ class Event:
     created_at: datetime
     reason: str | None = None
     detail: str | None = None
+    attempts: int | None = None  # the job's counted attempts when it happened
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "job_id": self.job_id,
+            "attempts": self.attempts,
             "type": self.type,
             "status": str(self.status),
             "created_at": _iso(self.created_at),
@@ -373,6 +375,40 @@ def from_ts(ts: float) -> datetime:
 
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One event on its way to one webhook endpoint."""
+
+    id: int
+    event_id: int
+    job_id: int
+    url: str
+    format: str  # standard | fax_gateway
+    status: str  # pending | delivered | failed (dead-lettered) | stopped (endpoint gone)
+    attempts: int
+    next_attempt_at: datetime
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "event_id": self.event_id,
+            "job_id": self.job_id,
+            "url": self.url,
+            "format": self.format,
+            "status": self.status,
+            "attempts": self.attempts,
+            "next_attempt_at": _iso(self.next_attempt_at),
+            "last_status_code": self.last_status_code,
+            "last_error": self.last_error,
+            "created_at": _iso(self.created_at),
+            "delivered_at": _iso(self.delivered_at),
+        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,10 +12,18 @@
     │   ├── TransientProviderError
     │   └── PermanentProviderError
     ├── GuardrailRefusal           a guardrail refused a job
-    └── ConfigurationError         a setting is invalid
+    ├── ConfigurationError         a setting is invalid
+    ├── Unauthorized               the HTTP API refused the API key (401)
+    ├── ApiUnavailable             the HTTP API cannot be reached, or answered 502/503/504
+    └── WaitTimeout                a job did not reach the awaited status in time
+                                   (also a built-in ``TimeoutError``)
 
 Each class's docstring is its default message. ``code`` is the stable, documented
-machine-readable name the CLI and the HTTP API show.
+machine-readable name the CLI and the HTTP API show. An error raised by
+:mod:`callgate.client` is the class matching the API's ``code`` (``ValidationError``
+for 400s, ``IdempotencyConflict``, ``InvalidTransition``, ``NotFound``, ``StoreError``
+for 503 ``store_error``, ...) with ``code`` and ``field`` as the API sent them and the
+HTTP status in ``http_status``.
 """
 
 from __future__ import annotations
@@ -25,6 +33,8 @@ class CallgateError(Exception):
     """callgate failed."""
 
     code = "internal_error"
+    #: the HTTP status the API answered with, on errors raised by :mod:`callgate.client`
+    http_status: int | None = None
 
     def __init__(self, message: str | None = None, *, field: str | None = None) -> None:
         self.message = message or (self.__doc__ or "").strip()
@@ -96,3 +106,21 @@ class ConfigurationError(CallgateError):
     """A setting is invalid."""
 
     code = "invalid_configuration"
+
+
+class Unauthorized(CallgateError):
+    """The API key is missing, unknown or revoked."""
+
+    code = "unauthorized"
+
+
+class ApiUnavailable(CallgateError):
+    """The callgate API cannot be reached."""
+
+    code = "api_unavailable"
+
+
+class WaitTimeout(CallgateError, TimeoutError):
+    """The job did not reach the awaited status in time."""
+
+    code = "timeout"

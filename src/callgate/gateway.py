@@ -10,6 +10,8 @@ import random
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
+import httpx
+
 from callgate.clock import Clock, SystemClock
 from callgate.config import Settings, load_settings
 from callgate.domain import Job, JobSpec, Kind, make_spec
@@ -19,6 +21,7 @@ from callgate.engine.worker import Worker, WorkerConfig
 from callgate.providers.base import Provider
 from callgate.providers.simulator import Simulator
 from callgate.store import Store, SubmitResult, open_store
+from callgate.webhooks.sender import WebhookSender
 
 
 def make_provider(settings: Settings, clock: Clock) -> Provider:
@@ -74,6 +77,7 @@ class Gateway:
         self._provider = provider
         self._rng = rng or random.Random(self.settings.simulator_seed)
         self._workers: list[Worker] = []
+        self._senders: list[WebhookSender] = []
 
     def __repr__(self) -> str:
         return f"Gateway({self.store!r})"
@@ -104,8 +108,7 @@ class Gateway:
 
     def submit_many(self, specs: Sequence[JobSpec], *, scope: str = "") -> list[SubmitResult]:
         results = self.store.submit(specs, self.clock.now(), scope=scope)
-        for worker in self._workers:
-            worker.wake()
+        self._changed()
         return results
 
     def send(self, kind: Kind | str, **fields: Any) -> SubmitResult:
@@ -118,24 +121,46 @@ class Gateway:
 
     def cancel(self, job_id: int) -> Job:
         job = self.store.cancel(job_id, self.clock.now())
-        for worker in self._workers:
-            worker.wake()
+        self._changed()
         return job
 
     def retry(self, job_id: int) -> Job:
         job = self.store.retry(job_id, self.clock.now())
+        self._changed()
+        return job
+
+    def _changed(self) -> None:
         for worker in self._workers:
             worker.wake()
-        return job
+        for sender in self._senders:
+            sender.wake()
 
     # -- background services (webhook delivery) -------------------------------------------
 
+    def webhook_sender(
+        self, transport: httpx.AsyncBaseTransport | None = None, *, poll: float = 1.0
+    ) -> WebhookSender:
+        sender = WebhookSender(
+            self.store,
+            self.settings,
+            clock=self.clock,
+            transport=transport,
+            rng=self._rng,
+            poll=poll,
+        )
+        self._senders.append(sender)
+        for worker in self._workers:
+            worker.on_commit.append(sender.wake)
+        return sender
+
     def background_tasks(self) -> list[tuple[str, Coroutine[Any, Any, None]]]:
-        """Long-running services besides the worker that ``serve`` runs (named)."""
-        return []
+        """Long-running services besides the worker (the webhook sender), named."""
+        return [("callgate-webhooks", self.webhook_sender().run())]
 
     def stop_background(self) -> None:
         """Ask the services of :meth:`background_tasks` to stop."""
+        for sender in self._senders:
+            sender.stop()
 
     # -- working ------------------------------------------------------------------------
 
@@ -155,6 +180,7 @@ class Gateway:
             worker_id=worker_id,
             rng=self._rng,
         )
+        worker.on_commit.extend(sender.wake for sender in self._senders)
         self._workers.append(worker)
         return worker
 

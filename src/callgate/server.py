@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+import signal
+from collections.abc import Callable, Iterator
 
 import uvicorn
 
@@ -13,6 +14,16 @@ from callgate.api import create_app
 from callgate.gateway import Gateway
 
 log = logging.getLogger("callgate.server")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server without its signal handling: uvicorn re-raises a caught SIGTERM
+    once HTTP is down, which would kill the process before the worker stops. ``serve``
+    handles the signals itself and shuts everything down in order."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 async def serve(
@@ -24,7 +35,10 @@ async def serve(
     config = uvicorn.Config(
         app, host=host, port=port, log_level="warning", lifespan="off", access_log=False
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, _exit, server)
     worker = gateway.worker()
     background = [asyncio.create_task(worker.run(), name="callgate-worker")]
     background += [asyncio.create_task(t, name=n) for n, t in gateway.background_tasks()]
@@ -42,3 +56,11 @@ async def serve(
         for task in background:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+
+
+def _exit(server: uvicorn.Server) -> None:
+    if server.should_exit:  # a second signal: stop waiting for open connections
+        server.force_exit = True
+    server.should_exit = True

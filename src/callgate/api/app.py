@@ -128,6 +128,9 @@ def create_app(gateway: Gateway) -> FastAPI:
     app.include_router(
         compat_router, prefix="/compat/fax-gateway", dependencies=secured, responses=ERRORS
     )
+    from callgate.webhooks.routes import router as webhook_router
+
+    app.include_router(webhook_router, prefix="/v1", dependencies=secured, responses=ERRORS)
     app.add_middleware(BodyLimit, limit=gateway.settings.max_body_bytes)
     return app
 

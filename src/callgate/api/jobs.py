@@ -121,16 +121,16 @@ def list_jobs(
         to=None if to is None else normalize_number(to),
         limit=limit,
         before_id=before,
-        created_after=None if created_after is None else _utc(created_after),
-        created_before=None if created_before is None else _utc(created_before),
+        created_after=None if created_after is None else _utc(created_after, "created_after"),
+        created_before=(None if created_before is None else _utc(created_before, "created_before")),
     )
     next_cursor = str(jobs[-1].id) if len(jobs) == limit else None
     return {"data": [job_out(j) for j in jobs], "next_cursor": next_cursor}
 
 
-def _utc(value: datetime) -> float:
+def _utc(value: datetime, field: str) -> float:
     if value.tzinfo is None:
-        raise ValidationError("times must carry a time zone", field="created_after")
+        raise ValidationError(f"{field} must carry a time zone", field=field)
     return value.timestamp()
 
 

@@ -24,6 +24,9 @@ class GCRA:
     decrease: float = 0.5  # on 429: rate × decrease
     increase: float = 0.05  # then + increase × rate per second, back up to rate
     min_rate: float = 0.1
+    #: slots start this far ahead of the claim, leaving the worker time to write the
+    #: attempt row before the slot (else the first job of every claim would be late)
+    lead: float = 0.05
 
     @property
     def max_lateness(self) -> float:
@@ -45,24 +48,24 @@ class GCRA:
     def allowance(self, state: MeterState, now: float, wanted: int) -> int:
         if self.rate is None or wanted <= 0:
             return max(wanted, 0)
-        start = max(state.tat, now)
-        if start - now > self.burst:
+        start = max(state.tat, now + self.lead)
+        if start - now > self.burst + self.lead:
             return 0
-        fits = math.floor((now + self.burst - start) / self.interval(state, now)) + 1
+        fits = math.floor((now + self.lead + self.burst - start) / self.interval(state, now)) + 1
         return min(wanted, fits)
 
     def take(self, state: MeterState, now: float, n: int) -> tuple[list[float], MeterState]:
         if self.rate is None:
             return [now] * n, state
         step = self.interval(state, now)
-        start = max(state.tat, now)
+        start = max(state.tat, now + self.lead)
         slots = [start + i * step for i in range(n)]
         return slots, replace(state, tat=start + n * step)
 
     def next_allowed(self, state: MeterState, now: float) -> float:
         if self.rate is None:
             return now
-        return max(now, state.tat - self.burst)
+        return max(now, state.tat - self.burst - self.lead)
 
     def lowered(self, state: MeterState, now: float) -> MeterState:
         rate = self.effective_rate(state, now)

@@ -102,6 +102,8 @@ class Worker:
         self._pending_writes: list[tuple[Callable[[Tx], Any], asyncio.Future[Any]]] = []
         self._flush_scheduled = False
         self._hub = _StatusHub()
+        #: called after each commit of the worker's writes (e.g. to wake the webhook sender)
+        self.on_commit: list[Callable[[], None]] = []
 
     def __repr__(self) -> str:
         return f"Worker({self.worker_id!r}, active={len(self._active)})"
@@ -255,6 +257,8 @@ class Worker:
     def _commit(self, batch: list[tuple[Callable[[Tx], Any], asyncio.Future[Any]]]) -> None:
         with self.store.transaction() as tx:
             results = [op(tx) for op, _ in batch]
+        for callback in self.on_commit:
+            callback()
         for (_, future), result in zip(batch, results, strict=True):
             if not future.done():
                 future.set_result(result)
@@ -274,7 +278,7 @@ class Worker:
             self.wake()
 
     async def _attempt(self, job: Job, slot: float) -> None:
-        if not await self._wait_for(slot - WRITE_LEAD):
+        if not await self._wait_for(slot - self.meter.lead):
             await self._write(lambda tx: tx.settle_unsent(job.id, RELEASED, self.clock.now()))
             return
         if _expired(job, max(slot, self.clock.now())):
@@ -298,23 +302,25 @@ class Worker:
         await self._record(job, number, result)
 
     async def _on_time(self, slot: float) -> bool:
-        """Wait for the slot; False if told to stop first. A send more than
-        ``max_lateness`` after its slot could crowd a one-second window, so a late job
-        takes a fresh slot instead."""
-        while True:
-            if not await self._wait_for(slot):
-                return False
-            if not self.meter.rate or self.clock.now() - slot <= self.meter.max_lateness:
-                return True
+        """Wait for the slot (the attempt row is written: this short wait is not cut
+        short by a stop). A send more than ``max_lateness`` after its slot could crowd a
+        one-second window, so a late job takes a fresh slot instead; while it waits for
+        that one, a stop releases it (False)."""
+        await asyncio.sleep(max(0.0, slot - self.clock.now()))
+        while self.meter.rate and self.clock.now() - slot > self.meter.max_lateness:
             self.stats.reslotted += 1
             slot = self.store.reserve_slot(self.clock.now(), self.meter)
+            if not await self._wait_for(slot):
+                return False
+        return True
 
     async def _wait_for(self, slot: float) -> bool:
-        """Sleep until ``slot``; False if told to stop first (the job was not sent)."""
+        """Sleep until ``slot``; False if told to stop while waiting. A job whose slot has
+        come goes ahead even when stopping: it finishes within the grace period."""
         assert self._stopping is not None
         delay = slot - self.clock.now()
         if delay <= 0:
-            return not self._stopping.is_set()
+            return True
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), delay)
         return not self._stopping.is_set()
@@ -370,11 +376,6 @@ class Worker:
                 log.warning("job %s: recording the outcome failed (%s); retrying", job.id, exc)
                 await asyncio.sleep(delay)
         log.error("job %s: could not record its outcome; its lease will settle it", job.id)
-
-
-#: the attempt row is written this long before the slot, so the write's own latency does
-#: not make the send late (a crash inside this window leaves an "uncertain" attempt)
-WRITE_LEAD = 0.05
 
 
 def _expired(job: Job, now: float) -> bool:

@@ -12,7 +12,17 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
-from callgate.domain import ApiKey, Attempt, AttemptResult, Decision, Event, Job, JobSpec, Status
+from callgate.domain import (
+    ApiKey,
+    Attempt,
+    AttemptResult,
+    Decision,
+    Delivery,
+    Event,
+    Job,
+    JobSpec,
+    Status,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +193,41 @@ class Store(Protocol):
     def ping(self) -> None:
         """Raise StoreError unless the database answers."""
         ...
+
+    # -- the webhook outbox (see store/sqlite_webhooks.py)
+    def fan_out(self, now: float, default_url: str | None) -> int: ...
+
+    def claim_deliveries(self, now: float, limit: int, lease: float) -> list[Delivery]: ...
+
+    def next_delivery_at(self) -> float | None: ...
+
+    def delivery_done(self, delivery_id: int, now: float, status_code: int) -> None: ...
+
+    def delivery_failed(
+        self,
+        delivery_id: int,
+        now: float,
+        status_code: int | None,
+        error: str,
+        retry_at: float | None,
+    ) -> None: ...
+
+    def endpoint_gone(self, url: str, now: float) -> int: ...
+
+    def list_deliveries(
+        self,
+        *,
+        status: str | None = None,
+        limit: int = 100,
+        before_id: int | None = None,
+        job_id: int | None = None,
+    ) -> list[Delivery]: ...
+
+    def replay_deliveries(
+        self, now: float, *, delivery_id: int | None = None, since: float | None = None
+    ) -> int: ...
+
+    def delivery(self, delivery_id: int) -> Delivery | None: ...
 
     # -- a person's side
     def cancel(self, job_id: int, now: float) -> Job: ...

@@ -50,6 +50,7 @@ from callgate.store.sqlite_tx import (
     job_from_row,
     move,
 )
+from callgate.store.sqlite_webhooks import SQLiteWebhooks
 
 log = logging.getLogger("callgate.store")
 CLAIMABLE_SQL = "('queued', 'retrying')"
@@ -112,7 +113,7 @@ def parse_url(url: str) -> str:
     return rest[3:]
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteWebhooks):
     """The Store on one SQLite file (see :class:`callgate.store.base.Store`)."""
 
     def __init__(self, path: str, *, migrate: bool = True, synchronous: str = "NORMAL") -> None:
@@ -349,7 +350,10 @@ class SQLiteStore:
     def events(
         self, job_id: int | None = None, *, after_id: int = 0, limit: int = 1000
     ) -> list[Event]:
-        sql = "SELECT id, job_id, type, status, created_at, reason, detail FROM events WHERE id > ?"
+        sql = (
+            "SELECT id, job_id, type, status, created_at, reason, detail, attempts "
+            "FROM events WHERE id > ?"
+        )
         params: list[Any] = [after_id]
         if job_id is not None:
             sql += " AND job_id = ?"
@@ -364,6 +368,7 @@ class SQLiteStore:
                 created_at=from_ts(r[4]),
                 reason=r[5],
                 detail=r[6],
+                attempts=r[7],
             )
             for r in rows
         ]

@@ -201,7 +201,7 @@ def event(
     now: float,
 ) -> None:
     c.execute(
-        "INSERT INTO events (job_id, type, status, reason, detail, created_at) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
-        (job_id, event_type(status), str(status), reason, detail, now),
+        "INSERT INTO events (job_id, type, status, reason, detail, created_at, attempts) "
+        "VALUES (?, ?, ?, ?, ?, ?, (SELECT attempts FROM jobs WHERE id = ?))",
+        (job_id, event_type(status), str(status), reason, detail, now, job_id),
     )

@@ -115,7 +115,8 @@ CREATE TABLE events (
     status      TEXT    NOT NULL,
     reason      TEXT,
     detail      TEXT,
-    created_at  REAL    NOT NULL
+    created_at  REAL    NOT NULL,
+    attempts    INTEGER
 );
 CREATE INDEX events_job ON events (job_id, id);
 

@@ -1,0 +1,210 @@
+"""The webhook sender: reads the outbox and POSTs each event, signed, until it lands.
+
+Retry schedule after a failure: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h
+(±20 %); ``Retry-After`` is honoured on 429 and 503. 2xx is delivered; 410 stops
+everything to that endpoint; a delivery that exhausts the schedule is dead-lettered
+(``failed``) and can be replayed. Per job and endpoint, events go out in order: a later
+event waits while an earlier one is still pending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+from email.utils import parsedate_to_datetime
+
+import httpx
+
+from callgate.clock import Clock
+from callgate.config import Settings
+from callgate.domain import Delivery
+from callgate.exceptions import CallgateError, StoreError
+from callgate.store import Store
+from callgate.urls import check_url
+from callgate.webhooks.formats import fax_gateway_body, standard_body
+from callgate.webhooks.signing import Signer, generate_secret, parse_secrets
+
+log = logging.getLogger("callgate.webhooks")
+
+#: seconds to wait before attempt 1, 2, ... 8
+SCHEDULE = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
+JITTER = 0.2
+MAX_RETRY_AFTER = 86400.0
+
+
+def active_secrets(settings: Settings, store: Store, now: float) -> list[str]:
+    """``CALLGATE_WEBHOOK_SECRETS``, else the generated ones (one is made on first use)."""
+    configured = parse_secrets(settings.webhook_secrets)
+    if configured:
+        return configured
+    stored = store.webhook_secrets()
+    if not stored:
+        store.add_webhook_secret(generate_secret(), now)
+        stored = store.webhook_secrets()
+    return stored
+
+
+def retry_after_seconds(value: str | None, now: float) -> float | None:
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - now
+        except (TypeError, ValueError):
+            return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+class WebhookSender:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        *,
+        clock: Clock,
+        transport: httpx.AsyncBaseTransport | None = None,
+        rng: random.Random | None = None,
+        poll: float = 0.2,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.clock = clock
+        self.signer = Signer(active_secrets(settings, store, clock.now()))
+        self._transport = transport
+        self._rng = rng or random.Random()
+        self._poll = poll
+        self._active: set[asyncio.Task[None]] = set()
+        self._changed: asyncio.Event | None = None
+        self._stopping = False
+        self.sent = 0
+
+    def __repr__(self) -> str:
+        return f"WebhookSender(active={len(self._active)})"
+
+    def stop(self) -> None:
+        self._stopping = True
+        self.wake()
+
+    def wake(self) -> None:
+        if self._changed is not None:
+            self._changed.set()
+
+    async def run(self) -> None:
+        self._changed = asyncio.Event()
+        self._stopping = False
+        timeout = httpx.Timeout(self.settings.webhook_timeout)
+        async with httpx.AsyncClient(
+            transport=self._transport, timeout=timeout, follow_redirects=False
+        ) as client:
+            while not self._stopping:
+                self._changed.clear()
+                try:
+                    claimed = self._dispatch(client)
+                    wait = self._idle_timeout() if claimed else max(self._idle_timeout(), 0.05)
+                except StoreError as exc:
+                    log.warning("webhook outbox unavailable, backing off: %s", exc)
+                    wait = 1.0
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), wait)
+            if self._active:
+                await asyncio.wait(self._active, timeout=self.settings.webhook_timeout + 1)
+
+    def _dispatch(self, client: httpx.AsyncClient) -> int:
+        """Fan out new events, start the due deliveries; return how many started."""
+        now = self.clock.now()
+        self.store.fan_out(now, self.settings.webhook_url)
+        room = self.settings.webhook_concurrency - len(self._active)
+        if room <= 0:
+            return 0
+        lease = self.settings.webhook_timeout + 5.0
+        claimed = self.store.claim_deliveries(now, room, lease)
+        for delivery in claimed:
+            task = asyncio.create_task(self._deliver(client, delivery))
+            self._active.add(task)
+            task.add_done_callback(self._finished)
+        return len(claimed)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._active.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # the delivery stays pending; its lease runs out and it is tried again
+            log.error("webhook delivery crashed", exc_info=task.exception())
+        self.wake()
+
+    def _idle_timeout(self) -> float:
+        due = self.store.next_delivery_at()
+        if due is None:
+            return self._poll
+        return min(self._poll, max(0.0, due - self.clock.now()))
+
+    async def _deliver(self, client: httpx.AsyncClient, delivery: Delivery) -> None:
+        try:
+            body = self._body(delivery)
+            check_url(
+                delivery.url,
+                field="callback_url",
+                environment=self.settings.environment,
+                allowlist=self.settings.url_allowlist,
+            )
+        except CallgateError as exc:  # the URL became unsafe, or the job is gone
+            self.store.delivery_failed(delivery.id, self.clock.now(), None, exc.message, None)
+            return
+        headers = self.signer.headers(f"msg_{delivery.event_id}", self.clock.now(), body)
+        try:
+            response = await client.post(delivery.url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            self._failed(delivery, None, f"{type(exc).__name__}: {exc}", None)
+            return
+        now = self.clock.now()
+        if 200 <= response.status_code < 300:
+            self.store.delivery_done(delivery.id, now, response.status_code)
+            self.sent += 1
+        elif response.status_code == 410:
+            stopped = self.store.endpoint_gone(delivery.url, now)
+            log.warning("%s answered 410 Gone: %d deliveries stopped", delivery.url, stopped)
+        else:
+            wait = None
+            if response.status_code in (429, 503):
+                wait = retry_after_seconds(response.headers.get("retry-after"), now)
+            self._failed(delivery, response.status_code, response.text[:200], wait)
+
+    def _failed(
+        self, delivery: Delivery, status: int | None, error: str, wait: float | None
+    ) -> None:
+        now = self.clock.now()
+        attempt = delivery.attempts + 1  # the one that just failed
+        if attempt >= len(SCHEDULE):
+            retry_at = None
+            log.error(
+                "webhook %d to %s dead-lettered after %d attempts: %s",
+                delivery.id,
+                delivery.url,
+                attempt,
+                error,
+            )
+        elif wait is not None:
+            retry_at = now + wait
+        else:
+            delay = SCHEDULE[attempt] * self._rng.uniform(1 - JITTER, 1 + JITTER)
+            retry_at = now + delay
+        self.store.delivery_failed(delivery.id, now, status, error, retry_at)
+
+    def _body(self, delivery: Delivery) -> str:
+        [event] = self.store.events(after_id=delivery.event_id - 1, limit=1)
+        job = self.store.get_job(delivery.job_id)
+        if delivery.format == "fax_gateway":
+            policy = self.settings.kind_policies()[job.kind]
+            attempts = self.store.attempts(job.id)
+            last = next((str(a.outcome) for a in reversed(attempts) if a.outcome), None)
+            doc = fax_gateway_body(event, job, job.max_attempts or policy.max_attempts, last)
+        else:
+            doc = standard_body(event, job)
+        return json.dumps(doc, separators=(",", ":"), default=str)
+
+
+__all__ = ["SCHEDULE", "WebhookSender", "active_secrets"]
