@@ -336,7 +336,18 @@ def serve(
         def ready(bound: int) -> None:
             err.print(f"callgate: serving http://{settings.host}:{bound} (docs: /docs)")
 
-        asyncio.run(run_server(gw, settings.host, settings.port, on_ready=ready))
+        with asyncio.Runner(loop_factory=_fast_loop_factory()) as runner:
+            runner.run(run_server(gw, settings.host, settings.port, on_ready=ready))
+
+
+def _fast_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop when it is installed (it comes with uvicorn[standard]), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - platforms without uvloop
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
 
 
 @keys_app.command("create")

@@ -6,6 +6,7 @@ a :class:`Job` is what the store holds for it. Everything else in callgate speak
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -18,6 +19,10 @@ from urllib.parse import urlsplit
 import phonenumbers
 
 from callgate.exceptions import ValidationError
+
+#: the range of times a job may name (they are stored as unix seconds)
+MIN_TIME = datetime(1970, 1, 2, tzinfo=UTC)
+MAX_TIME = datetime(9999, 12, 30, tzinfo=UTC)
 
 
 class Kind(StrEnum):
@@ -232,6 +237,13 @@ def normalize_number(raw: object, *, field: str = "to", default_region: str | No
     """Parse a phone number and return it in E.164; raise ``invalid_phone_number`` if bad."""
     if not isinstance(raw, str) or not raw.strip():
         raise ValidationError("a phone number is required", field=field, code="missing_field")
+    return _e164(raw, field, default_region)
+
+
+@functools.lru_cache(maxsize=65536)
+def _e164(raw: str, field: str, default_region: str | None) -> str:
+    """Parsing is the costly part of a submit and destinations repeat: remember them
+    (errors are not cached; they raise every time)."""
     try:
         parsed = phonenumbers.parse(raw, default_region)
     except phonenumbers.NumberParseException as exc:
@@ -252,8 +264,13 @@ def validate_url(raw: object, *, field: str) -> str:
     """Return ``raw`` if it is an absolute http(s) URL; raise ``invalid_url`` otherwise."""
     if not isinstance(raw, str) or not raw.strip():
         raise ValidationError(f"{field} is required", field=field, code="missing_field")
-    parts = urlsplit(raw.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(raw.strip())
+        _ = parts.port  # raises ValueError for a port that is not a number in range
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        ok = False
+    if not ok:
         raise ValidationError(f"{raw!r} is not an http(s) URL", field=field, code="invalid_url")
     return raw.strip()
 
@@ -331,6 +348,10 @@ def make_spec(
     for name, value in (("not_before", not_before), ("expires_at", expires_at)):
         if value is not None and value.tzinfo is None:
             raise ValidationError(f"{name} must carry a time zone", field=name)
+        if value is not None and not MIN_TIME <= value <= MAX_TIME:
+            raise ValidationError(
+                f"{name} must be between 1970 and 9999", field=name, code="invalid_time"
+            )
     if not_before and expires_at and expires_at <= not_before:
         raise ValidationError("expires_at must be after not_before", field="expires_at")
     if max_attempts is not None and max_attempts < 1:

@@ -32,7 +32,7 @@ def check_url(
     field: str,
     environment: str,
     allowlist: Iterable[str] = (),
-    resolver: Resolver = resolve,
+    resolver: Resolver | None = None,
 ) -> str:
     """Return the URL if it is safe to fetch or call; raise ``unsafe_url`` otherwise."""
     url = validate_url(raw, field=field)
@@ -43,8 +43,8 @@ def check_url(
         addresses = [ipaddress.ip_address(host)]
     except ValueError:
         try:
-            addresses = [ipaddress.ip_address(a) for a in resolver(host)]
-        except OSError:
+            addresses = [ipaddress.ip_address(a) for a in (resolver or resolve)(host)]
+        except (OSError, UnicodeError, ValueError):  # unresolvable, or not a host name
             if environment == "development":
                 return url
             raise ValidationError(

@@ -6,11 +6,12 @@ is a 4xx, never a 500.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -113,12 +114,12 @@ def create_app(gateway: Gateway) -> FastAPI:
     _install_error_handlers(app)
 
     @app.get("/healthz", response_model=Health, tags=["health"])
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
         """The process is up."""
         return {"status": "ok"}
 
     @app.get("/readyz", response_model=Health, responses={503: ERRORS[503]}, tags=["health"])
-    def readyz() -> dict[str, str]:
+    async def readyz() -> dict[str, str]:
         """The database answers."""
         gateway.store.ping()
         return {"status": "ok"}
@@ -144,18 +145,24 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         err = exc.errors()[0]
-        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+        loc = [str(p) for p in err.get("loc", ())]
+        if loc and loc[0] in ("body", "query", "path", "header"):
+            loc = loc[1:]  # where it was, not what: the field is the rest
         field = ".".join(loc) or None
         message = f"{field}: {err.get('msg')}" if field else str(err.get("msg"))
+        code = "missing_field" if err.get("type") == "missing" else "invalid_request"
         if field is None and err.get("type") in ("model_attributes_type", "dict_type"):
             message = "the body must be a JSON object (Content-Type: application/json)"
-        return error_response(400, "invalid_request", message, field)
+        return error_response(400, code, message, field)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
         return error_response(
-            exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail)
+            exc.status_code,
+            codes.get(exc.status_code, "http_error"),
+            str(exc.detail),
+            headers=dict(exc.headers or {}),
         )
 
     @app.exception_handler(Exception)
@@ -163,7 +170,13 @@ def _install_error_handlers(app: FastAPI) -> None:
         return error_response(500, "internal_error", "callgate failed; see its log")
 
 
-def require_key(request: Request) -> ApiKey:
+BEARER = HTTPBearer(auto_error=False, description="An API key: `callgate keys create`")
+
+
+async def require_key(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)] = None,
+) -> ApiKey:
     """The caller's API key, from ``Authorization: Bearer ...``; 401 without a valid one."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")

@@ -28,7 +28,7 @@ COMPAT = "fax_gateway"
     response_model=JobOut,
     responses={409: {"description": "fax_id reused for another fax"}},
 )
-def fax_gateway_fax(request: Request, body: FaxGatewayIn) -> JSONResponse:
+async def fax_gateway_fax(request: Request, body: FaxGatewayIn) -> JSONResponse:
     """Queue a fax from a vote/fax_gateway queue message."""
     gw: Gateway = request.app.state.gateway
     settings = gw.settings
@@ -47,6 +47,4 @@ def fax_gateway_fax(request: Request, body: FaxGatewayIn) -> JSONResponse:
     if body.callback_url is not None:
         fields["callback_url"] = safe(body.callback_url, "callback_url")
     result = gw.submit(gw.spec(Kind.FAX, **fields), scope=request.state.api_key.id)
-    return JSONResponse(
-        JobOut.model_validate(job_out(result.job)).model_dump(mode="json"), status_code=202
-    )
+    return JSONResponse(job_out(result.job), status_code=202)

@@ -8,7 +8,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
 
-from callgate.api.models import CallIn, FaxIn, JobDetail, JobOut, JobPage, MessageIn, RequestIn
+from callgate.api.models import (
+    CallIn,
+    Cursor,
+    FaxIn,
+    JobDetail,
+    JobId,
+    JobOut,
+    JobPage,
+    MessageIn,
+    RequestIn,
+)
 from callgate.domain import Job, Kind, Status, normalize_number
 from callgate.exceptions import ValidationError
 from callgate.gateway import Gateway
@@ -59,11 +69,7 @@ def _submit(request: Request, kind: Kind, body: Any, header_key: str | None) -> 
     headers = {"Location": f"/v1/jobs/{result.job.id}"}
     if not result.created:
         headers["Idempotent-Replayed"] = "true"
-    return JSONResponse(
-        JobOut.model_validate(job_out(result.job)).model_dump(mode="json"),
-        status_code=202,
-        headers=headers,
-    )
+    return JSONResponse(job_out(result.job), status_code=202, headers=headers)
 
 
 ACCEPTED: dict[int | str, dict[str, Any]] = {
@@ -73,13 +79,15 @@ ACCEPTED: dict[int | str, dict[str, Any]] = {
 
 
 @router.post("/faxes", status_code=202, response_model=JobOut, responses=ACCEPTED)
-def send_fax(request: Request, body: FaxIn, idempotency_key: IdemHeader = None) -> JSONResponse:
+async def send_fax(
+    request: Request, body: FaxIn, idempotency_key: IdemHeader = None
+) -> JSONResponse:
     """Queue a fax."""
     return _submit(request, Kind.FAX, body, idempotency_key)
 
 
 @router.post("/messages", status_code=202, response_model=JobOut, responses=ACCEPTED)
-def send_message(
+async def send_message(
     request: Request, body: MessageIn, idempotency_key: IdemHeader = None
 ) -> JSONResponse:
     """Queue an SMS or MMS."""
@@ -87,13 +95,15 @@ def send_message(
 
 
 @router.post("/calls", status_code=202, response_model=JobOut, responses=ACCEPTED)
-def send_call(request: Request, body: CallIn, idempotency_key: IdemHeader = None) -> JSONResponse:
+async def send_call(
+    request: Request, body: CallIn, idempotency_key: IdemHeader = None
+) -> JSONResponse:
     """Queue a voice call."""
     return _submit(request, Kind.CALL, body, idempotency_key)
 
 
 @router.post("/requests", status_code=202, response_model=JobOut, responses=ACCEPTED)
-def send_request(
+async def send_request(
     request: Request, body: RequestIn, idempotency_key: IdemHeader = None
 ) -> JSONResponse:
     """Queue a generic provider API request (Lookup, Verify, Studio, ...)."""
@@ -101,21 +111,17 @@ def send_request(
 
 
 @router.get("/jobs", response_model=JobPage)
-def list_jobs(
+async def list_jobs(
     request: Request,
     status: Status | None = None,
     to: Annotated[str | None, Query(max_length=64)] = None,
     created_after: datetime | None = None,
     created_before: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(max_length=32, description="from next_cursor")] = None,
+    cursor: Cursor = None,
 ) -> dict[str, Any]:
     """Jobs, newest first, a page at a time."""
-    before = None
-    if cursor is not None:
-        if not cursor.isdigit():
-            raise ValidationError("cursor is not one this API gave out", field="cursor")
-        before = int(cursor)
+    before = None if cursor is None else int(cursor)
     jobs = _gateway(request).store.list_jobs(
         status=status,
         to=None if to is None else normalize_number(to),
@@ -128,14 +134,24 @@ def list_jobs(
     return {"data": [job_out(j) for j in jobs], "next_cursor": next_cursor}
 
 
+def gw_region(request: Request) -> str | None:
+    return _gateway(request).settings.default_region
+
+
 def _utc(value: datetime, field: str) -> float:
     if value.tzinfo is None:
         raise ValidationError(f"{field} must carry a time zone", field=field)
     return value.timestamp()
 
 
-@router.get("/jobs/{job_id}", response_model=JobDetail)
-def get_job(request: Request, job_id: int) -> dict[str, Any]:
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such job"}}
+STEER: dict[int | str, dict[str, Any]] = NOT_FOUND | {
+    409: {"description": "The job's status does not allow this"}
+}
+
+
+@router.get("/jobs/{job_id}", response_model=JobDetail, responses=NOT_FOUND)
+async def get_job(request: Request, job_id: JobId) -> dict[str, Any]:
     """One job with its attempts and events."""
     store = _gateway(request).store
     job = store.get_job(job_id)
@@ -145,13 +161,13 @@ def get_job(request: Request, job_id: int) -> dict[str, Any]:
     }
 
 
-@router.post("/jobs/{job_id}/cancel", response_model=JobOut)
-def cancel_job(request: Request, job_id: int) -> dict[str, Any]:
+@router.post("/jobs/{job_id}/cancel", response_model=JobOut, responses=STEER)
+async def cancel_job(request: Request, job_id: JobId) -> dict[str, Any]:
     """Cancel: at once if waiting; when its attempt ends if in flight."""
     return job_out(_gateway(request).cancel(job_id))
 
 
-@router.post("/jobs/{job_id}/retry", response_model=JobOut)
-def retry_job(request: Request, job_id: int) -> dict[str, Any]:
+@router.post("/jobs/{job_id}/retry", response_model=JobOut, responses=STEER)
+async def retry_job(request: Request, job_id: JobId) -> dict[str, Any]:
     """Queue a failed, canceled, held, uncertain or blocked job again."""
     return job_out(_gateway(request).retry(job_id))

@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from fastapi import Path, Query
 from pydantic import BaseModel, ConfigDict, Field
+
+#: ids are SQLite integers: anything past this cannot exist
+ID_MAX = 2**63 - 1
+JobId = Annotated[int, Path(ge=1, le=ID_MAX, description="The job's id")]
+DeliveryId = Annotated[int, Path(ge=1, le=ID_MAX, description="The delivery's id")]
+Cursor = Annotated[
+    str | None,
+    Query(pattern=r"^[0-9]{1,18}$", description="next_cursor from the previous page"),
+]
 
 
 class _Common(BaseModel):

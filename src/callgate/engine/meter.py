@@ -30,8 +30,17 @@ class GCRA:
 
     @property
     def max_lateness(self) -> float:
-        """How late a send may be after its slot and still keep the window bound."""
-        return 0.8 * self.margin
+        """How late a send may be after its slot and still keep the window bound.
+
+        With every send in ``[slot, slot + L]`` and slots at least ``T`` apart, a
+        one-second window holds at most ``ceil((1 + L) / T)`` sends; that stays within
+        ``ceil(rate)`` while ``L <= ceil(rate) × T - 1``: about 5 ms at 200/s, a whole
+        second at 0.5/s. Four fifths of it, to be safe.
+        """
+        if self.rate is None:
+            return math.inf
+        spacing = 1.0 / (self.rate * (1.0 - self.margin))
+        return 0.8 * (math.ceil(self.rate) * spacing - 1.0)
 
     def effective_rate(self, state: MeterState, now: float) -> float | None:
         if self.rate is None:

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
+from callgate.api.models import ID_MAX, Cursor, DeliveryId
 from callgate.exceptions import InvalidTransition, NotFound, ValidationError
 from callgate.gateway import Gateway
 
@@ -44,16 +45,14 @@ def _gateway(request: Request) -> Gateway:
 
 
 @router.get("/webhook-deliveries", response_model=DeliveryPage)
-def list_deliveries(
+async def list_deliveries(
     request: Request,
     status: Literal["pending", "delivered", "failed", "stopped"] | None = None,
-    job_id: int | None = None,
+    job_id: Annotated[int | None, Query(ge=1, le=ID_MAX)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(max_length=32)] = None,
+    cursor: Cursor = None,
 ) -> dict[str, Any]:
     """Webhook deliveries, newest first; ``status=failed`` lists the dead letters."""
-    if cursor is not None and not cursor.isdigit():
-        raise ValidationError("cursor is not one this API gave out", field="cursor")
     found = _gateway(request).store.list_deliveries(
         status=status,
         job_id=job_id,
@@ -67,7 +66,7 @@ def list_deliveries(
 
 
 @router.post("/webhook-deliveries/replay", response_model=Replayed)
-def replay_since(request: Request, since: datetime) -> dict[str, int]:
+async def replay_since(request: Request, since: datetime) -> dict[str, int]:
     """Send again every failed (or stopped) delivery created since ``since``."""
     if since.tzinfo is None:
         raise ValidationError("since must carry a time zone", field="since")
@@ -75,8 +74,15 @@ def replay_since(request: Request, since: datetime) -> dict[str, int]:
     return {"replayed": gw.store.replay_deliveries(gw.clock.now(), since=since.timestamp())}
 
 
-@router.post("/webhook-deliveries/{delivery_id}/replay", response_model=DeliveryOut)
-def replay_one(request: Request, delivery_id: int) -> dict[str, Any]:
+@router.post(
+    "/webhook-deliveries/{delivery_id}/replay",
+    response_model=DeliveryOut,
+    responses={
+        404: {"description": "No such delivery"},
+        409: {"description": "The delivery is still pending"},
+    },
+)
+async def replay_one(request: Request, delivery_id: DeliveryId) -> dict[str, Any]:
     """Send one delivery again, whatever became of it."""
     gw = _gateway(request)
     found = gw.store.delivery(delivery_id)
