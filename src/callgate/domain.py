@@ -395,7 +395,11 @@ def from_ts(ts: float) -> datetime:
 
 
 def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
+    """ISO 8601, with ``Z`` for UTC (as the API's response models write it)."""
+    if value is None:
+        return None
+    text = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,7 +44,11 @@ def check_url(
     except ValueError:
         try:
             addresses = [ipaddress.ip_address(a) for a in (resolver or resolve)(host)]
-        except (OSError, UnicodeError, ValueError):  # unresolvable, or not a host name
+        except (UnicodeError, ValueError):  # not even a host name: nothing could call it
+            raise ValidationError(
+                f"{host!r} in {url!r} is not a valid host name", field=field, code="invalid_url"
+            ) from None
+        except OSError:  # does not resolve
             if environment == "development":
                 return url
             raise ValidationError(

@@ -150,7 +150,8 @@ def _install_error_handlers(app: FastAPI) -> None:
             loc = loc[1:]  # where it was, not what: the field is the rest
         field = ".".join(loc) or None
         message = f"{field}: {err.get('msg')}" if field else str(err.get("msg"))
-        code = "missing_field" if err.get("type") == "missing" else "invalid_request"
+        missing = err.get("type") == "missing" and field is not None  # not the whole body
+        code = "missing_field" if missing else "invalid_request"
         if field is None and err.get("type") in ("model_attributes_type", "dict_type"):
             message = "the body must be a JSON object (Content-Type: application/json)"
         return error_response(400, code, message, field)

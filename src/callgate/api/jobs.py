@@ -124,7 +124,7 @@ async def list_jobs(
     before = None if cursor is None else int(cursor)
     jobs = _gateway(request).store.list_jobs(
         status=status,
-        to=None if to is None else normalize_number(to),
+        to=None if to is None else normalize_number(to, default_region=gw_region(request)),
         limit=limit,
         before_id=before,
         created_after=None if created_after is None else _utc(created_after, "created_after"),
