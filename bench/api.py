@@ -1,0 +1,370 @@
+"""HTTP submit throughput and latency against a real ``callgate serve`` on SQLite.
+
+Starts ``python -m callgate serve --port 0`` over a fresh database in a temporary
+directory (rate 0 = unlimited, simulator latency 0, so its worker delivers what comes
+in, as in production), reads the port from its "serving" line on stderr and the first
+API key from its stdout, then measures ``POST /v1/messages`` with httpx.AsyncClient:
+
+1. max throughput: ``--concurrency`` tasks submitting back to back (closed loop) for
+   ``--seconds``: req/s and latency p50/p99;
+2. fixed rate: requests started on a fixed schedule of ``--rate`` per second (open
+   loop) for ``--seconds``: latency p50/p99 measured from each request's *scheduled*
+   start, so a server (or client) falling behind shows up in the figures instead of
+   slowing the schedule down (no coordinated omission); ``service_*`` is from the moment
+   the request was actually sent.
+
+Targets: >= 1,000 req/s, and p99 < 50 ms at 500 req/s. The client runs on the same
+machine and competes with the server for CPU: ``cpu_count`` is in the output.
+Prints one JSON document; the server is stopped at the end.
+
+    python bench/api.py [--seconds 10] [--concurrency 64] [--rate 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import queue
+import re
+import resource
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _common import emit, peak_rss_mb
+
+TARGET_REQ_PER_S = 1000
+TARGET_P99_MS = 50.0
+TARGET_P99_AT_RATE = 500
+STARTUP_TIMEOUT = 60.0
+
+
+def numbers(k: int) -> list[str]:
+    return [f"+1212555{i:04d}" for i in range(k)]
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank percentile of an ascending list (q in 0..100)."""
+    if not sorted_values:
+        return float("nan")
+    rank = max(1, min(len(sorted_values), round(q / 100 * len(sorted_values) + 0.5)))
+    return sorted_values[rank - 1]
+
+
+@dataclass
+class Samples:
+    latencies: list[float] = field(default_factory=list)  # seconds
+    service: list[float] = field(default_factory=list)  # seconds, open loop only
+    statuses: Counter[str] = field(default_factory=Counter)
+
+    def summary(self, elapsed: float) -> dict[str, Any]:
+        lat = sorted(self.latencies)
+        ok = self.statuses.get("202", 0)
+        doc: dict[str, Any] = {
+            "requests": len(lat),
+            "accepted_202": ok,
+            "errors": len(lat) - ok,
+            "statuses": dict(self.statuses),
+            "seconds": round(elapsed, 3),
+            "req_per_s": round(len(lat) / elapsed, 1) if elapsed else 0.0,
+            "p50_ms": round(percentile(lat, 50) * 1000, 2),
+            "p90_ms": round(percentile(lat, 90) * 1000, 2),
+            "p99_ms": round(percentile(lat, 99) * 1000, 2),
+            "max_ms": round(lat[-1] * 1000, 2) if lat else None,
+        }
+        if self.service:
+            svc = sorted(self.service)
+            doc["service_p50_ms"] = round(percentile(svc, 50) * 1000, 2)
+            doc["service_p99_ms"] = round(percentile(svc, 99) * 1000, 2)
+        return doc
+
+
+# -- the server --------------------------------------------------------------------------
+
+
+class Lines:
+    """A pipe's lines on a thread: the pipe never fills, and we can wait for one."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.queue: queue.Queue[str | None] = queue.Queue()
+        self.tail: list[str] = []
+        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            self.queue.put(line.rstrip("\n"))
+        self.queue.put(None)
+
+    def wait_for(self, pattern: str, what: str) -> re.Match[str]:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while True:
+            try:
+                line = self.queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise SystemExit(f"bench/api.py: no {what}; last lines: {self.tail}") from None
+            if line is None:
+                raise SystemExit(f"bench/api.py: the server exited; last lines: {self.tail}")
+            self.tail = [*self.tail[-20:], line]
+            found = re.search(pattern, line)
+            if found:
+                return found
+
+    def drain(self) -> None:
+        """Keep reading (and dropping) lines so the server never blocks on the pipe."""
+
+        def run() -> None:
+            while self.queue.get() is not None:
+                pass
+
+        threading.Thread(target=run, daemon=True).start()
+
+
+@dataclass
+class Server:
+    proc: subprocess.Popen[str]
+    url: str
+    key: str
+    db: Path
+
+
+@contextlib.contextmanager
+def serve(home: Path) -> Iterator[Server]:
+    db = home / "bench.db"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CALLGATE_")}
+    env |= {
+        "CALLGATE_DATABASE_URL": f"sqlite:///{db}",
+        "CALLGATE_RATE": "0",
+        "CALLGATE_SIMULATOR_LATENCY": "0",
+        "CALLGATE_ENVIRONMENT": "development",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "callgate", "serve", "--host", "127.0.0.1", "--port", "0"],
+        cwd=home,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        out, err = Lines(proc.stdout), Lines(proc.stderr)
+        url = err.wait_for(r"serving (http://[\d.]+:\d+)", "'serving' line on stderr").group(1)
+        key = out.wait_for(r"^(cg_\S+)$", "API key on stdout").group(1)
+        out.drain()
+        err.drain()
+        yield Server(proc, url, key, db)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+# -- the client ----------------------------------------------------------------------------
+
+
+def make_client(server: Server) -> httpx.AsyncClient:
+    """One client, one keep-alive connection: httpx's pool gets slower per request the
+    more connections and waiting requests it juggles, so each task (closed loop) or
+    each slot (open loop) has a client of its own, keeping the client's CPU per request
+    flat."""
+    return httpx.AsyncClient(
+        base_url=server.url,
+        headers={"Authorization": f"Bearer {server.key}"},
+        limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+        timeout=httpx.Timeout(60.0),
+    )
+
+
+class Bodies:
+    def __init__(self, k: int) -> None:
+        self.nums = numbers(k)
+        self.i = 0
+
+    def next(self) -> dict[str, str]:
+        self.i += 1
+        return {"to": self.nums[self.i % len(self.nums)], "body": f"bench {self.i}"}
+
+
+async def submit(client: httpx.AsyncClient, bodies: Bodies) -> str:
+    try:
+        r = await client.post("/v1/messages", json=bodies.next())
+    except httpx.HTTPError as exc:
+        return type(exc).__name__
+    return str(r.status_code)
+
+
+async def closed_loop(
+    clients: list[httpx.AsyncClient], seconds: float, bodies: Bodies
+) -> tuple[Samples, float]:
+    """One task per client, each submitting back to back until the time is up."""
+    samples = Samples()
+
+    async def one_task(client: httpx.AsyncClient, end: float) -> None:
+        while time.perf_counter() < end:
+            t0 = time.perf_counter()
+            status = await submit(client, bodies)
+            samples.latencies.append(time.perf_counter() - t0)
+            samples.statuses[status] += 1
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one_task(c, start + seconds) for c in clients))
+    return samples, time.perf_counter() - start
+
+
+async def open_loop(
+    clients: list[httpx.AsyncClient], rate: float, seconds: float, bodies: Bodies
+) -> tuple[Samples, float]:
+    """Start request i at ``start + i / rate`` whatever the earlier ones are doing; a
+    request that finds every client busy waits for one, and that wait counts."""
+    samples = Samples()
+    total = int(rate * seconds)
+    free: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
+    for c in clients:
+        free.put_nowait(c)
+
+    async def one(scheduled: float) -> None:
+        client = await free.get()
+        sent = time.perf_counter()
+        try:
+            status = await submit(client, bodies)
+        finally:
+            free.put_nowait(client)
+        done = time.perf_counter()
+        samples.latencies.append(done - scheduled)
+        samples.service.append(done - sent)
+        samples.statuses[status] += 1
+
+    tasks: list[asyncio.Task[None]] = []
+    start = time.perf_counter() + 0.05
+    for i in range(total):
+        scheduled = start + i / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(scheduled)))
+    await asyncio.gather(*tasks)
+    return samples, time.perf_counter() - start
+
+
+def cpu_seconds(pid: int | None = None) -> float | None:
+    """CPU time (user + system, all threads) of a process: ``pid``, or this one."""
+    if pid is None:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextlib.contextmanager
+def cpu_meter(server: Server, doc: dict[str, Any]) -> Iterator[None]:
+    """Add the server's and this client's CPU time over the block to ``doc`` (after it)."""
+    server_0, client_0 = cpu_seconds(server.proc.pid), cpu_seconds()
+    yield
+    server_1, client_1 = cpu_seconds(server.proc.pid), cpu_seconds()
+    n = max(1, int(doc.get("requests", 0)))
+    if server_0 is not None and server_1 is not None:
+        doc["server_cpu_s"] = round(server_1 - server_0, 3)
+        doc["server_cpu_ms_per_request"] = round((server_1 - server_0) * 1000 / n, 3)
+    if client_0 is not None and client_1 is not None:
+        doc["client_cpu_s"] = round(client_1 - client_0, 3)
+        doc["client_cpu_ms_per_request"] = round((client_1 - client_0) * 1000 / n, 3)
+
+
+def job_counts(db: Path) -> dict[str, int]:
+    with contextlib.closing(sqlite3.connect(db, timeout=30)) as conn:
+        return dict(conn.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each phase")
+    parser.add_argument("--warmup", type=float, default=1.0, help="untimed load first")
+    parser.add_argument(
+        "--concurrency", type=int, default=64, help="closed-loop tasks (a client each)"
+    )
+    parser.add_argument("--rate", type=float, default=TARGET_P99_AT_RATE, help="open-loop req/s")
+    parser.add_argument(
+        "--connections", type=int, default=64, help="open-loop clients (one connection each)"
+    )
+    parser.add_argument("--numbers", type=int, default=1000, help="distinct destinations")
+    args = parser.parse_args()
+
+    run: Callable[[Coroutine[Any, Any, None]], None] = asyncio.run
+    loop = "asyncio"
+    with contextlib.suppress(ImportError):
+        import uvloop  # the server uses it too (uvicorn[standard])
+
+        run, loop = uvloop.run, "uvloop"
+
+    bodies = Bodies(args.numbers)
+    throughput: dict[str, Any] = {"concurrency": args.concurrency}
+    fixed: dict[str, Any] = {"target_rate": args.rate, "connections": args.connections}
+
+    async def measure(server: Server) -> None:
+        # clients are made (an SSL context each, even for http) outside the timed parts
+        clients = [make_client(server) for _ in range(max(args.concurrency, args.connections))]
+        try:
+            if args.warmup > 0:
+                await closed_loop(clients[: args.concurrency], args.warmup, bodies)
+            with cpu_meter(server, throughput):
+                closed, closed_s = await closed_loop(
+                    clients[: args.concurrency], args.seconds, bodies
+                )
+                throughput.update(closed.summary(closed_s))
+            with cpu_meter(server, fixed):
+                opened, opened_s = await open_loop(
+                    clients[: args.connections], args.rate, args.seconds, bodies
+                )
+                fixed.update(opened.summary(opened_s))
+        finally:
+            await asyncio.gather(*(c.aclose() for c in clients))
+
+    with tempfile.TemporaryDirectory() as tmp, serve(Path(tmp)) as server:
+        run(measure(server))
+        counts = job_counts(server.db)
+
+    doc = {
+        "cpu_count": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "client_event_loop": loop,
+        "max_throughput": throughput,
+        "fixed_rate": fixed,
+        "jobs_by_status_at_end": counts,
+        "targets": {
+            "req_per_s": TARGET_REQ_PER_S,
+            "p99_ms_at_rate": TARGET_P99_MS,
+            "rate": TARGET_P99_AT_RATE,
+        },
+        "meets_req_per_s": throughput["req_per_s"] >= TARGET_REQ_PER_S,
+        "meets_p99_at_rate": args.rate >= TARGET_P99_AT_RATE
+        and fixed["errors"] == 0
+        and fixed["p99_ms"] < TARGET_P99_MS,
+        "client_peak_rss_mb": round(peak_rss_mb(), 1),
+    }
+    emit(doc)
+
+
+if __name__ == "__main__":
+    main()

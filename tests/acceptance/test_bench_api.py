@@ -1,0 +1,37 @@
+"""bench/api.py still runs against a real ``callgate serve`` and prints what it promises
+(tiny sizes; the figures themselves are not judged here)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "api.py"
+
+
+@pytest.mark.slow
+def test_api_bench() -> None:
+    args = ["--seconds", "0.5", "--warmup", "0", "--concurrency", "2"]
+    args += ["--rate", "20", "--connections", "2", "--numbers", "5"]
+    done = subprocess.run(
+        [sys.executable, str(BENCH), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["cpu_count"] >= 1
+    for phase in ("max_throughput", "fixed_rate"):
+        figures = doc[phase]
+        assert figures["requests"] > 0
+        assert figures["errors"] == 0, figures
+        assert {"req_per_s", "p50_ms", "p99_ms"} <= figures.keys()
+    assert doc["fixed_rate"]["requests"] == 10
+    assert sum(doc["jobs_by_status_at_end"].values()) >= 10
+    assert {"meets_req_per_s", "meets_p99_at_rate"} <= doc.keys()
