@@ -44,3 +44,10 @@ def test_metering_bench() -> None:
 def test_scale_bench() -> None:
     doc = run_bench("scale.py", "--big", "3000", "--small", "300", "--repeat", "1")
     assert {"small_jobs_per_s", "big_jobs_per_s", "ratio_big_vs_small"} <= doc.keys()
+
+
+@pytest.mark.slow
+def test_webhooks_bench() -> None:
+    doc = run_bench("webhooks.py", "--events", "100", "--concurrency", "10")
+    assert (doc["events"], doc["failed"]) == (100, 0)
+    assert isinstance(doc["events_per_s"], int)

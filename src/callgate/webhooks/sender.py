@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import random
+from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 
 import httpx
@@ -25,6 +26,7 @@ from callgate.exceptions import CallgateError, StoreError
 from callgate.store import Store
 from callgate.urls import check_url
 from callgate.webhooks.formats import fax_gateway_body, standard_body
+from callgate.webhooks.posting import AiohttpPoster, HttpxPoster, Poster, PostFailed
 from callgate.webhooks.signing import Signer, generate_secret, parse_secrets
 
 log = logging.getLogger("callgate.webhooks")
@@ -97,10 +99,14 @@ class WebhookSender:
     async def run(self) -> None:
         self._changed = asyncio.Event()
         self._stopping = False
-        timeout = httpx.Timeout(self.settings.webhook_timeout)
-        async with httpx.AsyncClient(
-            transport=self._transport, timeout=timeout, follow_redirects=False
-        ) as client:
+        poster: Poster
+        if self._transport is not None:
+            poster = HttpxPoster(self._transport, timeout=self.settings.webhook_timeout)
+        else:
+            poster = AiohttpPoster(
+                timeout=self.settings.webhook_timeout, connections=self.settings.webhook_concurrency
+            )
+        async with poster as client:
             while not self._stopping:
                 self._changed.clear()
                 try:
@@ -114,7 +120,7 @@ class WebhookSender:
             if self._active:
                 await asyncio.wait(self._active, timeout=self.settings.webhook_timeout + 1)
 
-    def _dispatch(self, client: httpx.AsyncClient) -> int:
+    def _dispatch(self, client: Poster) -> int:
         """Fan out new events, start the due deliveries; return how many started."""
         now = self.clock.now()
         self.store.fan_out(now, self.settings.webhook_url)
@@ -142,7 +148,7 @@ class WebhookSender:
             return self._poll
         return min(self._poll, max(0.0, due - self.clock.now()))
 
-    async def _deliver(self, client: httpx.AsyncClient, delivery: Delivery) -> None:
+    async def _deliver(self, client: Poster, delivery: Delivery) -> None:
         try:
             body = self._body(delivery)
             check_url(
@@ -156,22 +162,22 @@ class WebhookSender:
             return
         headers = self.signer.headers(f"msg_{delivery.event_id}", self.clock.now(), body)
         try:
-            response = await client.post(delivery.url, content=body, headers=headers)
-        except httpx.HTTPError as exc:
-            self._failed(delivery, None, f"{type(exc).__name__}: {exc}", None)
+            response = await client.post(delivery.url, body, headers)
+        except PostFailed as exc:
+            self._failed(delivery, None, str(exc), None)
             return
         now = self.clock.now()
-        if 200 <= response.status_code < 300:
-            self.store.delivery_done(delivery.id, now, response.status_code)
+        if 200 <= response.status < 300:
+            self.store.delivery_done(delivery.id, now, response.status)
             self.sent += 1
-        elif response.status_code == 410:
+        elif response.status == 410:
             stopped = self.store.endpoint_gone(delivery.url, now)
             log.warning("%s answered 410 Gone: %d deliveries stopped", delivery.url, stopped)
         else:
             wait = None
-            if response.status_code in (429, 503):
-                wait = retry_after_seconds(response.headers.get("retry-after"), now)
-            self._failed(delivery, response.status_code, response.text[:200], wait)
+            if response.status in (429, 503):
+                wait = retry_after_seconds(_header(response.headers, "retry-after"), now)
+            self._failed(delivery, response.status, response.text, wait)
 
     def _failed(
         self, delivery: Delivery, status: int | None, error: str, wait: float | None
@@ -205,6 +211,10 @@ class WebhookSender:
         else:
             doc = standard_body(event, job)
         return json.dumps(doc, separators=(",", ":"), default=str)
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    return next((v for k, v in headers.items() if k.lower() == name), None)
 
 
 __all__ = ["SCHEDULE", "WebhookSender", "active_secrets"]
