@@ -111,8 +111,8 @@ class JobSpec:
             "to": self.to,
             "payload": self.payload,
             "group_key": self.group_key,
-            "not_before": _iso(self.not_before),
-            "expires_at": _iso(self.expires_at),
+            "not_before": iso(self.not_before),
+            "expires_at": iso(self.expires_at),
             "strict_order": self.strict_order,
             "callback_url": self.callback_url,
             "metadata": self.metadata,
@@ -157,11 +157,11 @@ class Job:
             "reason": self.reason,
             "detail": self.detail,
             "payload": dict(self.payload),
-            "created_at": _iso(self.created_at),
-            "updated_at": _iso(self.updated_at),
-            "run_at": _iso(self.run_at),
-            "not_before": _iso(self.not_before),
-            "expires_at": _iso(self.expires_at),
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
+            "run_at": iso(self.run_at),
+            "not_before": iso(self.not_before),
+            "expires_at": iso(self.expires_at),
             "strict_order": self.strict_order,
             "idempotency_key": self.idempotency_key,
             "callback_url": self.callback_url,
@@ -189,8 +189,8 @@ class Attempt:
         return {
             "number": self.number,
             "state": str(self.state),
-            "started_at": _iso(self.started_at),
-            "ended_at": _iso(self.ended_at),
+            "started_at": iso(self.started_at),
+            "ended_at": iso(self.ended_at),
             "outcome": None if self.outcome is None else str(self.outcome),
             "provider_ref": self.provider_ref,
             "error_code": self.error_code,
@@ -219,7 +219,7 @@ class Event:
             "attempts": self.attempts,
             "type": self.type,
             "status": str(self.status),
-            "created_at": _iso(self.created_at),
+            "created_at": iso(self.created_at),
             "reason": self.reason,
             "detail": self.detail,
         }
@@ -394,7 +394,7 @@ def from_ts(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
 
-def _iso(value: datetime | None) -> str | None:
+def iso(value: datetime | None) -> str | None:
     """ISO 8601, with ``Z`` for UTC (as the API's response models write it)."""
     if value is None:
         return None
@@ -428,11 +428,11 @@ class Delivery:
             "format": self.format,
             "status": self.status,
             "attempts": self.attempts,
-            "next_attempt_at": _iso(self.next_attempt_at),
+            "next_attempt_at": iso(self.next_attempt_at),
             "last_status_code": self.last_status_code,
             "last_error": self.last_error,
-            "created_at": _iso(self.created_at),
-            "delivered_at": _iso(self.delivered_at),
+            "created_at": iso(self.created_at),
+            "delivered_at": iso(self.delivered_at),
         }
 
 
@@ -451,8 +451,8 @@ class ApiKey:
             "id": self.id,
             "name": self.name,
             "prefix": self.prefix,
-            "created_at": _iso(self.created_at),
-            "revoked_at": _iso(self.revoked_at),
+            "created_at": iso(self.created_at),
+            "revoked_at": iso(self.revoked_at),
         }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from callgate.domain import Event, Job, Status
+from callgate.domain import Event, Job, Status, iso
 
 #: fax_gateway's three statuses for our events
 FAX_GATEWAY_STATUS = {
@@ -23,7 +23,7 @@ def standard_body(event: Event, job: Job) -> dict[str, Any]:
     }
     if event.attempts is not None:
         data["attempts"] = event.attempts
-    return {"type": event.type, "timestamp": event.created_at.isoformat(), "data": data}
+    return {"type": event.type, "timestamp": iso(event.created_at), "data": data}
 
 
 def fax_gateway_body(
