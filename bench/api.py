@@ -26,26 +26,23 @@ import argparse
 import asyncio
 import contextlib
 import os
-import queue
-import re
 import resource
-import signal
 import sqlite3
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
 
 sys.path.insert(0, os.path.dirname(__file__))
 from _common import emit, peak_rss_mb
+
+from callgate.testing import ServeProcess
 
 TARGET_REQ_PER_S = 1000
 TARGET_P99_MS = 50.0
@@ -96,92 +93,24 @@ class Samples:
 # -- the server --------------------------------------------------------------------------
 
 
-class Lines:
-    """A pipe's lines on a thread: the pipe never fills, and we can wait for one."""
-
-    def __init__(self, stream: IO[str]) -> None:
-        self.queue: queue.Queue[str | None] = queue.Queue()
-        self.tail: list[str] = []
-        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
-
-    def _read(self, stream: IO[str]) -> None:
-        for line in stream:
-            self.queue.put(line.rstrip("\n"))
-        self.queue.put(None)
-
-    def wait_for(self, pattern: str, what: str) -> re.Match[str]:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while True:
-            try:
-                line = self.queue.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                raise SystemExit(f"bench/api.py: no {what}; last lines: {self.tail}") from None
-            if line is None:
-                raise SystemExit(f"bench/api.py: the server exited; last lines: {self.tail}")
-            self.tail = [*self.tail[-20:], line]
-            found = re.search(pattern, line)
-            if found:
-                return found
-
-    def drain(self) -> None:
-        """Keep reading (and dropping) lines so the server never blocks on the pipe."""
-
-        def run() -> None:
-            while self.queue.get() is not None:
-                pass
-
-        threading.Thread(target=run, daemon=True).start()
-
-
-@dataclass
-class Server:
-    proc: subprocess.Popen[str]
-    url: str
-    key: str
-    db: Path
-
-
 @contextlib.contextmanager
-def serve(home: Path) -> Iterator[Server]:
-    db = home / "bench.db"
+def serve(home: Path) -> Iterator[ServeProcess]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CALLGATE_")}
     env |= {
-        "CALLGATE_DATABASE_URL": f"sqlite:///{db}",
+        "CALLGATE_DATABASE_URL": f"sqlite:///{home / 'bench.db'}",
         "CALLGATE_RATE": "0",
         "CALLGATE_SIMULATOR_LATENCY": "0",
         "CALLGATE_ENVIRONMENT": "development",
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "callgate", "serve", "--host", "127.0.0.1", "--port", "0"],
-        cwd=home,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        assert proc.stderr is not None
-        out, err = Lines(proc.stdout), Lines(proc.stderr)
-        url = err.wait_for(r"serving (http://[\d.]+:\d+)", "'serving' line on stderr").group(1)
-        key = out.wait_for(r"^(cg_\S+)$", "API key on stdout").group(1)
-        out.drain()
-        err.drain()
-        yield Server(proc, url, key, db)
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    with ServeProcess.start(cwd=home, env=env, timeout=STARTUP_TIMEOUT) as server:
+        yield server
+        server.stop()
 
 
 # -- the client ----------------------------------------------------------------------------
 
 
-def make_client(server: Server) -> httpx.AsyncClient:
+def make_client(server: ServeProcess) -> httpx.AsyncClient:
     """One client, one keep-alive connection: httpx's pool gets slower per request the
     more connections and waiting requests it juggles, so each task (closed loop) or
     each slot (open loop) has a client of its own, keeping the client's CPU per request
@@ -278,7 +207,7 @@ def cpu_seconds(pid: int | None = None) -> float | None:
 
 
 @contextlib.contextmanager
-def cpu_meter(server: Server, doc: dict[str, Any]) -> Iterator[None]:
+def cpu_meter(server: ServeProcess, doc: dict[str, Any]) -> Iterator[None]:
     """Add the server's and this client's CPU time over the block to ``doc`` (after it)."""
     server_0, client_0 = cpu_seconds(server.proc.pid), cpu_seconds()
     yield
@@ -322,7 +251,7 @@ def main() -> None:
     throughput: dict[str, Any] = {"concurrency": args.concurrency}
     fixed: dict[str, Any] = {"target_rate": args.rate, "connections": args.connections}
 
-    async def measure(server: Server) -> None:
+    async def measure(server: ServeProcess) -> None:
         # clients are made (an SSL context each, even for http) outside the timed parts
         clients = [make_client(server) for _ in range(max(args.concurrency, args.connections))]
         try:
@@ -343,7 +272,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp, serve(Path(tmp)) as server:
         run(measure(server))
-        counts = job_counts(server.db)
+        counts = job_counts(Path(tmp) / "bench.db")
 
     doc = {
         "cpu_count": os.cpu_count(),

@@ -9,9 +9,17 @@ must stay out of a virtual-time test, since time would jump while it is under wa
 from __future__ import annotations
 
 import asyncio
+import re
 import selectors
+import signal
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Callable, Coroutine, Mapping
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, TypeVar
 
 from callgate.clock import LoopClock
 
@@ -82,4 +90,117 @@ async def wait_until(
     await asyncio.wait_for(poll(), timeout)
 
 
-__all__ = ["EPOCH", "VirtualTimeLoop", "run_virtual", "wait_until"]
+__all__ = ["EPOCH", "PipeLines", "ServeProcess", "VirtualTimeLoop", "run_virtual", "wait_until"]
+
+
+# -- a real ``callgate serve`` in a subprocess ----------------------------------------------
+
+
+class PipeLines:
+    """Every line a pipe yields, read on a thread (so the pipe never fills up), with a way
+    to wait for a particular one."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.lines: list[str] = []
+        self.closed = False
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            with self._changed:
+                self.lines.append(line.rstrip("\n"))
+                self._changed.notify_all()
+        with self._changed:
+            self.closed = True
+            self._changed.notify_all()
+
+    def wait_for(self, pattern: str, timeout: float, what: str) -> re.Match[str]:
+        """The first line (seen or to come) matching ``pattern``; raise TimeoutError if none
+        comes in ``timeout`` seconds or the stream ends."""
+        deadline = time.monotonic() + timeout
+        seen = 0
+        with self._changed:
+            while True:
+                for line in self.lines[seen:]:
+                    if found := re.search(pattern, line):
+                        return found
+                seen = len(self.lines)
+                left = deadline - time.monotonic()
+                if self.closed or left <= 0:
+                    why = "the stream closed" if self.closed else f"{timeout:.0f} s passed"
+                    raise TimeoutError(f"{why} before {what}; got:\n" + self.text)
+                self._changed.wait(left)
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+@dataclass
+class ServeProcess:
+    """``python -m callgate serve --port 0`` in a subprocess, its URL and first API key."""
+
+    proc: subprocess.Popen[str]
+    stdout: PipeLines
+    stderr: PipeLines
+    url: str = ""
+    key: str | None = None
+
+    @classmethod
+    def start(
+        cls, *, cwd: Path, env: Mapping[str, str], new_database: bool = True, timeout: float = 30.0
+    ) -> ServeProcess:
+        """Start it and wait until it serves (and, on a new database, printed its key)."""
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "callgate", "serve", "--port", "0"],
+            cwd=cwd,
+            env=dict(env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        server = cls(proc, PipeLines(proc.stdout), PipeLines(proc.stderr))
+        try:
+            ready = server.stderr.wait_for(r"serving (http://\S+:(\d+))", timeout, "serving")
+            server.url = ready.group(1)
+            if new_database:
+                server.key = server.stdout.wait_for(r"^cg_\S+$", timeout, "the key").group(0)
+        except BaseException:
+            server.stop()
+            raise
+        return server
+
+    def stop(self, timeout: float = 15.0) -> int:
+        """SIGTERM, wait for the exit (kill after ``timeout``); return the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise TimeoutError(f"serve still ran {timeout:.0f} s after SIGTERM") from None
+        self._close(timeout)
+        return self.proc.returncode
+
+    def _close(self, timeout: float) -> None:
+        for lines, stream in ((self.stdout, self.proc.stdout), (self.stderr, self.proc.stderr)):
+            lines.join(timeout)
+            if stream is not None:
+                stream.close()
+
+    def __enter__(self) -> ServeProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._close(15.0)

@@ -8,14 +8,7 @@ to it only through the client, and stops it with SIGTERM, which must exit 0.
 from __future__ import annotations
 
 import asyncio
-import re
-import signal
-import subprocess
-import threading
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import IO
+from collections.abc import Iterator
 
 import pytest
 
@@ -29,8 +22,9 @@ from callgate.exceptions import (
     Unauthorized,
     ValidationError,
 )
+from callgate.testing import ServeProcess
 
-from .support import CALLGATE, PDF, Callgate
+from .support import PDF, Callgate
 
 STARTUP_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0
@@ -44,124 +38,28 @@ SERVER_ENV = {
 BUSY_TWICE = "+15005550122"
 INVALID = "+15005550001"
 OK = "+15005550006"
-#: what the fixture accepts after SIGTERM. Exit 0 is the contract; -SIGTERM is today's
-#: ``callgate serve`` (uvicorn re-raises the signal it caught, so the process dies by it,
-#: skipping the worker's graceful stop); ``test_sigterm_stops_the_server_with_exit_0``
-#: holds the contract and is an expected failure until server.py is fixed.
-
-
-class Lines:
-    """Every line a pipe yields, read on a thread (so the pipe never fills up), with a
-    way to wait for a particular one."""
-
-    def __init__(self, stream: IO[str]) -> None:
-        self.lines: list[str] = []
-        self.closed = False
-        self._changed = threading.Condition()
-        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
-        self._thread.start()
-
-    def _read(self, stream: IO[str]) -> None:
-        for line in stream:
-            with self._changed:
-                self.lines.append(line.rstrip("\n"))
-                self._changed.notify_all()
-        with self._changed:
-            self.closed = True
-            self._changed.notify_all()
-
-    def wait_for(self, wanted: Callable[[str], bool], timeout: float, what: str) -> str:
-        deadline = time.monotonic() + timeout
-        seen = 0
-        with self._changed:
-            while True:
-                for line in self.lines[seen:]:
-                    if wanted(line):
-                        return line
-                seen = len(self.lines)
-                left = deadline - time.monotonic()
-                if self.closed or left <= 0:
-                    why = "the stream closed" if self.closed else f"{timeout:.0f} s passed"
-                    pytest.fail(f"{why} before {what}; got:\n" + "\n".join(self.lines))
-                self._changed.wait(left)
-
-    def join(self, timeout: float) -> None:
-        self._thread.join(timeout)
-
-    @property
-    def text(self) -> str:
-        with self._changed:
-            return "\n".join(self.lines)
-
-
-@dataclass
-class Server:
-    proc: subprocess.Popen[str]
-    stdout: Lines
-    stderr: Lines
-    url: str = ""
-    key: str = ""
-    stopped: list[int] = field(default_factory=list)
-
-    def stop(self) -> int:
-        """SIGTERM the server and wait for it to exit; return its exit code."""
-        if not self.stopped:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                pytest.fail(f"server still running {STOP_TIMEOUT:.0f} s after SIGTERM")
-            self.stdout.join(STOP_TIMEOUT)
-            self.stderr.join(STOP_TIMEOUT)
-            self.stopped.append(self.proc.returncode)
-        return self.stopped[0]
-
-    def client(self) -> Client:
-        return Client(self.url, self.key)
 
 
 @pytest.fixture
-def server(cg: Callgate) -> Iterator[Server]:
-    proc = subprocess.Popen(
-        [*CALLGATE, "serve", "--port", "0"],
-        cwd=cg.home,
-        env=cg.environ(SERVER_ENV),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    assert proc.stderr is not None
-    srv = Server(proc, Lines(proc.stdout), Lines(proc.stderr))
-    try:
-        ready = srv.stderr.wait_for(
-            lambda line: "callgate: serving http://" in line, STARTUP_TIMEOUT, "serving"
-        )
-        found = re.search(r"serving (http://[^ ]+:(\d+))", ready)
-        assert found is not None, ready
-        assert int(found.group(2)) != 0
-        srv.url = found.group(1)
-        srv.key = srv.stdout.wait_for(
-            lambda line: line.startswith("cg_"), STARTUP_TIMEOUT, "the first API key"
-        )
+def server(cg: Callgate) -> Iterator[ServeProcess]:
+    with ServeProcess.start(
+        cwd=cg.home, env=cg.environ(SERVER_ENV), timeout=STARTUP_TIMEOUT
+    ) as srv:
+        assert not srv.url.endswith(":0")
         assert (cg.home / "callgate.db.key").read_text().strip() == srv.key
         yield srv
-        code = srv.stop()
+        code = srv.stop(STOP_TIMEOUT)
         assert code == 0, f"exit {code} after SIGTERM; stderr:\n{srv.stderr.text}"
         assert "Traceback" not in srv.stderr.text, srv.stderr.text
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        for lines, stream in ((srv.stdout, proc.stdout), (srv.stderr, proc.stderr)):
-            lines.join(STOP_TIMEOUT)
-            stream.close()
 
 
-def test_a_fax_to_a_busy_line_is_delivered_on_the_third_attempt(server: Server) -> None:
-    with server.client() as cg:
+def client_of(server: ServeProcess) -> Client:
+    assert server.key is not None
+    return Client(server.url, server.key)
+
+
+def test_a_fax_to_a_busy_line_is_delivered_on_the_third_attempt(server: ServeProcess) -> None:
+    with client_of(server) as cg:
         job = cg.send_fax(BUSY_TWICE, PDF)
         assert job.kind is Kind.FAX
         assert job.to == BUSY_TWICE
@@ -179,8 +77,8 @@ def test_a_fax_to_a_busy_line_is_delivered_on_the_third_attempt(server: Server) 
     assert done.updated_at >= done.created_at
 
 
-def test_an_sms_to_an_invalid_number_fails_permanently(server: Server) -> None:
-    with server.client() as cg:
+def test_an_sms_to_an_invalid_number_fails_permanently(server: ServeProcess) -> None:
+    with client_of(server) as cg:
         job = cg.send_sms(INVALID, body="your ballot is on its way")
         done = cg.wait_for(job.id, JOB_TIMEOUT, poll=0.02)
     assert done.status is Status.FAILED
@@ -193,9 +91,9 @@ def test_an_sms_to_an_invalid_number_fails_permanently(server: Server) -> None:
 
 
 def test_the_same_idempotency_key_gives_the_same_job_and_a_changed_body_conflicts(
-    server: Server,
+    server: ServeProcess,
 ) -> None:
-    with server.client() as cg:
+    with client_of(server) as cg:
         first = cg.send_sms(OK, body="hello", idempotency_key="voter-17")
         again = cg.send_sms(OK, body="hello", idempotency_key="voter-17")
         assert again.id == first.id
@@ -209,8 +107,8 @@ def test_the_same_idempotency_key_gives_the_same_job_and_a_changed_body_conflict
     assert info.value.http_status == 409
 
 
-def test_api_errors_arrive_as_the_callgate_error_family(server: Server) -> None:
-    with server.client() as cg:
+def test_api_errors_arrive_as_the_callgate_error_family(server: ServeProcess) -> None:
+    with client_of(server) as cg:
         with pytest.raises(ValidationError) as invalid:
             cg.send_fax("+1 nonsense", PDF)
         with pytest.raises(NotFound) as missing:
@@ -235,8 +133,8 @@ def test_api_errors_arrive_as_the_callgate_error_family(server: Server) -> None:
         assert exc.value.message
 
 
-def test_list_jobs_iterates_across_pages(server: Server) -> None:
-    with server.client() as cg:
+def test_list_jobs_iterates_across_pages(server: ServeProcess) -> None:
+    with client_of(server) as cg:
         sent = [cg.send_sms(OK, body=f"message {i}").id for i in range(5)]
         other = cg.send_sms("+15005550007", body="someone else").id
         listed = [j.id for j in cg.list_jobs(to=OK, page_size=2)]
@@ -250,7 +148,7 @@ def test_list_jobs_iterates_across_pages(server: Server) -> None:
     assert all(j.status is Status.DELIVERED for j in delivered)
 
 
-def test_the_async_client_sends_and_waits(server: Server) -> None:
+def test_the_async_client_sends_and_waits(server: ServeProcess) -> None:
     async def scenario() -> list[Status]:
         async with AsyncClient(server.url, server.key) as cg:
             fax = await cg.send_fax(BUSY_TWICE, PDF, idempotency_key="async-fax")
@@ -267,8 +165,8 @@ def test_the_async_client_sends_and_waits(server: Server) -> None:
     assert asyncio.run(scenario()) == [Status.DELIVERED, Status.DELIVERED]
 
 
-def test_sigterm_stops_the_server_with_exit_0(server: Server) -> None:
-    with server.client() as cg:
+def test_sigterm_stops_the_server_with_exit_0(server: ServeProcess) -> None:
+    with client_of(server) as cg:
         job = cg.send_sms(OK, body="hi")
         assert cg.wait_for(job.id, JOB_TIMEOUT, poll=0.02).status is Status.DELIVERED
     assert server.stop() == 0

@@ -5,21 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import queue
 import re
-import signal
 import stat
-import subprocess
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import IO
 
 import httpx
 import pytest
 
 from callgate import auth
 from callgate.store.sqlite import SQLiteStore
+from callgate.testing import ServeProcess
 
 from .support import Callgate, one_line, query
 
@@ -116,78 +111,20 @@ def test_create_needs_a_name(cg: Callgate) -> None:
 # -- the first key, made by serve -------------------------------------------------------------
 
 
-class Lines:
-    """A pipe's lines, read on a thread so a hang fails the test instead of blocking it."""
-
-    def __init__(self, stream: IO[str]) -> None:
-        self.queue: queue.Queue[str | None] = queue.Queue()
-        self.seen: list[str] = []
-        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
-
-    def _read(self, stream: IO[str]) -> None:
-        for line in stream:
-            self.queue.put(line.rstrip("\n"))
-        self.queue.put(None)
-
-    def wait_for(self, pattern: str, what: str) -> re.Match[str]:
-        while True:
-            try:
-                line = self.queue.get(timeout=STARTUP_TIMEOUT)
-            except queue.Empty:
-                pytest.fail(f"no {what} after {STARTUP_TIMEOUT:.0f} s; seen: {self.seen}")
-            if line is None:
-                pytest.fail(f"the stream ended before {what}; seen: {self.seen}")
-            self.seen.append(line)
-            found = re.search(pattern, line)
-            if found:
-                return found
-
-    def rest(self) -> list[str]:
-        """Every line still to come, up to the end of the stream (the process has exited)."""
-        lines = []
-        while (line := self.queue.get(timeout=STARTUP_TIMEOUT)) is not None:
-            lines.append(line)
-        return lines
-
-
-@dataclass
-class Server:
-    proc: subprocess.Popen[str]
-    url: str
-    stdout: Lines
-    stderr: Lines
-
-
-def start_server(cg: Callgate) -> Server:
-    proc = cg.start("serve", "--port", "0")
-    assert proc.stdout is not None
-    assert proc.stderr is not None
-    out, err = Lines(proc.stdout), Lines(proc.stderr)
-    found = err.wait_for(r"serving (http://[\d.]+:\d+)", "serving line")
-    return Server(proc, found.group(1), out, err)
-
-
-def stop_server(server: Server) -> None:
-    server.proc.send_signal(signal.SIGTERM)
-    try:
-        server.proc.wait(timeout=STARTUP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        server.proc.kill()
-        server.proc.wait()
-
-
 @pytest.fixture
-def first(cg: Callgate) -> Iterator[tuple[Server, str]]:
+def first(cg: Callgate) -> Iterator[tuple[ServeProcess, str]]:
     """A server started on a new database, and the first key it printed."""
-    server = start_server(cg)
-    token = server.stdout.wait_for(r"^(cg_\S+)$", "first API key").group(1)
-    yield server, token
-    stop_server(server)
+    with ServeProcess.start(cwd=cg.home, env=cg.environ(), timeout=STARTUP_TIMEOUT) as server:
+        assert server.key is not None
+        yield server, server.key
+        server.stop()
 
 
-def test_serve_on_a_new_database_makes_a_first_key(cg: Callgate, first: tuple[Server, str]) -> None:
+def test_serve_on_a_new_database_makes_a_first_key(
+    cg: Callgate, first: tuple[ServeProcess, str]
+) -> None:
     server, token = first
-    assert any("created the first API key" in line for line in server.stderr.seen)
+    assert "created the first API key" in server.stderr.text
     key_file = cg.home / "callgate.db.key"
     assert key_file.read_text() == token + "\n"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
@@ -204,7 +141,7 @@ def test_serve_on_a_new_database_makes_a_first_key(cg: Callgate, first: tuple[Se
 
 
 def test_keys_made_and_revoked_by_the_cli_work_on_a_running_server(
-    cg: Callgate, first: tuple[Server, str]
+    cg: Callgate, first: tuple[ServeProcess, str]
 ) -> None:
     server, _ = first
     made = cg.json("keys", "create", "--name", "late")
@@ -218,11 +155,11 @@ def test_keys_made_and_revoked_by_the_cli_work_on_a_running_server(
 
 def test_serve_makes_no_new_key_when_keys_exist(cg: Callgate) -> None:
     cg.json("keys", "create", "--name", "mine")
-    server = start_server(cg)
-    try:
-        assert not any("first API key" in line for line in server.stderr.seen)
+    with ServeProcess.start(
+        cwd=cg.home, env=cg.environ(), new_database=False, timeout=STARTUP_TIMEOUT
+    ) as server:
+        assert "first API key" not in server.stderr.text
         assert not (cg.home / "callgate.db.key").exists()
         assert [k["name"] for k in cg.json("keys", "list")] == ["mine"]
-    finally:
-        stop_server(server)
-    assert server.stdout.rest() == []
+        server.stop()
+    assert server.stdout.lines == []
