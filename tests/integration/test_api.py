@@ -1227,3 +1227,9 @@ def test_compat_bad_input(
     api: Api, body: dict[str, Any], status: int, code: str, field: str
 ) -> None:
     error(api.post(COMPAT, json=body), status, code, field)
+
+
+@pytest.mark.parametrize("number", [1795449600, 1.5, "1795449600"])
+def test_a_number_is_not_a_time(api: Api, number: object) -> None:
+    body = {"to": OK_NUMBER, "body": "x", "not_before": number}
+    error(api.post("/v1/messages", json=body), 400, "invalid_request", "not_before")

@@ -12,6 +12,7 @@ from callgate.api.models import (
     CallIn,
     Cursor,
     FaxIn,
+    IsoTime,
     JobDetail,
     JobId,
     JobOut,
@@ -115,8 +116,8 @@ async def list_jobs(
     request: Request,
     status: Status | None = None,
     to: Annotated[str | None, Query(max_length=64)] = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
+    created_after: IsoTime | None = None,
+    created_before: IsoTime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Cursor = None,
 ) -> dict[str, Any]:

@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Path, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _iso_only(value: object) -> object:
+    """A time is ISO 8601: pydantic would otherwise read a bare number as unix seconds."""
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+        raise ValueError("expected an ISO 8601 date-time (2026-11-23T09:00:00Z), not a number")
+    return value
+
+
+#: an ISO 8601 date-time, never a number
+IsoTime = Annotated[datetime, BeforeValidator(_iso_only)]
 
 #: ids are SQLite integers: anything past this cannot exist
 ID_MAX = 2**63 - 1
@@ -34,8 +48,8 @@ class _Common(BaseModel):
     idempotency_key: str | None = Field(
         None, max_length=255, description="Same key, same job, forever (or use the header)"
     )
-    not_before: datetime | None = Field(None, description="Do not send before this time")
-    expires_at: datetime | None = Field(None, description="Give up if not sent by this time")
+    not_before: IsoTime | None = Field(None, description="Do not send before this time")
+    expires_at: IsoTime | None = Field(None, description="Give up if not sent by this time")
     strict_order: bool = Field(
         False, description="Keep later jobs to this number waiting while this one retries"
     )
@@ -68,8 +82,8 @@ class RequestIn(BaseModel):
     to: str | None = Field(None, max_length=64, description="Serialise on this number, if any")
     callback_url: str | None = Field(None, max_length=2048)
     idempotency_key: str | None = Field(None, max_length=255)
-    not_before: datetime | None = None
-    expires_at: datetime | None = None
+    not_before: IsoTime | None = None
+    expires_at: IsoTime | None = None
     max_attempts: int | None = Field(None, ge=1, le=100)
     metadata: dict[str, Any] = Field(default_factory=dict)
 

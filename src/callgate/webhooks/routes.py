@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
-from callgate.api.models import ID_MAX, Cursor, DeliveryId
+from callgate.api.models import ID_MAX, Cursor, DeliveryId, IsoTime
 from callgate.exceptions import InvalidTransition, NotFound, ValidationError
 from callgate.gateway import Gateway
 
@@ -66,7 +66,7 @@ async def list_deliveries(
 
 
 @router.post("/webhook-deliveries/replay", response_model=Replayed)
-async def replay_since(request: Request, since: datetime) -> dict[str, int]:
+async def replay_since(request: Request, since: IsoTime) -> dict[str, int]:
     """Send again every failed (or stopped) delivery created since ``since``."""
     if since.tzinfo is None:
         raise ValidationError("since must carry a time zone", field="since")
