@@ -146,6 +146,10 @@ class Job:
     provider_ref: str | None = None
     detail: str | None = None  # the reason, as a sentence for a person
 
+    def expired(self, now: float) -> bool:
+        """Its validity window has passed at ``now`` (unix seconds): it must not be sent."""
+        return self.expires_at is not None and self.expires_at.timestamp() <= now
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,

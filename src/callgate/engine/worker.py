@@ -281,7 +281,7 @@ class Worker:
         if not await self._wait_for(slot - self.meter.lead):
             await self._write(lambda tx: tx.settle_unsent(job.id, RELEASED, self.clock.now()))
             return
-        if _expired(job, max(slot, self.clock.now())):
+        if job.expired(max(slot, self.clock.now())):
             await self._write(lambda tx: tx.settle_unsent(job.id, EXPIRED, self.clock.now()))
             return
         now = self.clock.now()
@@ -289,7 +289,7 @@ class Worker:
         if number is None:
             return  # canceled meanwhile, or no longer ours: fail closed
         on_time = await self._on_time(slot)
-        if not on_time or _expired(job, self.clock.now()):
+        if not on_time or job.expired(self.clock.now()):
             why = EXPIRED if on_time else RELEASED
             await self._write(lambda tx: tx.abandon_attempt(job.id, number, why, self.clock.now()))
             return
@@ -376,10 +376,6 @@ class Worker:
                 log.warning("job %s: recording the outcome failed (%s); retrying", job.id, exc)
                 await asyncio.sleep(delay)
         log.error("job %s: could not record its outcome; its lease will settle it", job.id)
-
-
-def _expired(job: Job, now: float) -> bool:
-    return job.expires_at is not None and job.expires_at.timestamp() <= now
 
 
 def _fail(future: asyncio.Future[Any], exc: Exception) -> None:

@@ -447,11 +447,10 @@ class SQLiteStore(SQLiteWebhooks):
                 return []
             jobs = self._get_many(c, self._heads(c, now, want), status=Status.IN_FLIGHT)
             jobs.sort(key=lambda j: j.id)
-            live = [j for j in jobs if j.expires_at is None or j.expires_at.timestamp() > now]
-            if len(live) < len(jobs):
-                for job in jobs:
-                    if job.expires_at is not None and job.expires_at.timestamp() <= now:
-                        apply(c, job.id, EXPIRED, now)
+            live = [j for j in jobs if not j.expired(now)]
+            for job in jobs:
+                if job.expired(now):
+                    apply(c, job.id, EXPIRED, now)
             if not live:
                 return []
             slots, state = meter.take(state, now, len(live))
