@@ -50,6 +50,10 @@ _HEAD = (
     " AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p INDEXED BY webhook_deliveries_order"
     " WHERE p.job_id = d.job_id AND p.url = d.url AND p.status = 'pending' AND p.id < d.id) "
 )
+NEW_EVENTS_SQL = (
+    "SELECT coalesce(max(id), 0) > coalesce("
+    "(SELECT event_id FROM outbox_cursor WHERE name = 'webhooks'), 0) FROM events"
+)
 DUE_SQL = (
     "SELECT {cols} FROM webhook_deliveries d INDEXED BY webhook_deliveries_due "
     "WHERE d.status = 'pending' AND d.next_attempt_at <= :now"
@@ -91,6 +95,8 @@ class SQLiteWebhooks:
     def fan_out(self, now: float, default_url: str | None) -> int:
         """Turn new webhook-worthy events into deliveries (each job's callback_url, and
         the default endpoint); return how many deliveries were created."""
+        if not self._read(NEW_EVENTS_SQL)[0][0]:
+            return 0  # the usual case: no write lock taken just to find nothing new
         with self._write() as c:
             row = c.execute("SELECT event_id FROM outbox_cursor WHERE name = 'webhooks'").fetchone()
             after = row[0] if row else 0
