@@ -229,6 +229,19 @@ class Event:
         }
 
 
+#: the event types that become webhooks (the others stay in the job's history)
+WEBHOOK_EVENT_TYPES = frozenset(
+    {
+        "job.delivered",
+        "job.failed",
+        "job.expired",
+        "job.blocked",
+        "job.canceled",
+        "job.retrying",
+    }
+)
+
+
 def event_type(status: Status) -> str:
     """The event type announcing that a job entered ``status`` (``job.delivered``, ...)."""
     return f"job.{status}"

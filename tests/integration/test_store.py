@@ -11,7 +11,8 @@ import pytest
 from callgate.domain import AttemptResult, Decision, Kind, Outcome, Status, make_spec
 from callgate.engine.meter import GCRA
 from callgate.exceptions import IdempotencyConflict, InvalidTransition, NotFound
-from callgate.store.sqlite import SQLiteStore, migrations
+from callgate.store.sql import migrations
+from callgate.store.sqlite import SQLiteStore
 
 NOW = 1_800_000_000.0
 UNLIMITED = GCRA(rate=None)
@@ -78,7 +79,7 @@ def test_migrations_reproduce_schema_sql(tmp_path):  # type: ignore[no-untyped-d
     schema = (resources.files("callgate.store") / "migrations/sqlite/schema.sql").read_text()
     reference.executescript(schema)
     assert _schema(migrated._conn) == _schema(reference)
-    assert [m[0] for m in migrations()] == list(range(1, len(migrations()) + 1))
+    assert [m[0] for m in migrations("sqlite")] == list(range(1, len(migrations("sqlite")) + 1))
 
 
 def test_migrate_is_idempotent(store: SQLiteStore) -> None:

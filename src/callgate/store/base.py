@@ -7,7 +7,7 @@ the store never reads a clock of its own.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
@@ -95,6 +95,11 @@ class Store(Protocol):
 
     def prepare_worker(self) -> None:
         """Tune the store for a long-running worker in this process (called once)."""
+        ...
+
+    def listen(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` (from any thread) whenever another process made work
+        claimable; return the function that stops listening."""
         ...
 
     def group_summary(self, limit: int = 50) -> list[tuple[str, dict[str, int]]]:
@@ -194,7 +199,7 @@ class Store(Protocol):
         """Raise StoreError unless the database answers."""
         ...
 
-    # -- the webhook outbox (see store/sqlite_webhooks.py)
+    # -- the webhook outbox (see store/sql_webhooks.py)
     def fan_out(self, now: float, default_url: str | None) -> int: ...
 
     def claim_deliveries(self, now: float, limit: int, lease: float) -> list[Delivery]: ...

@@ -116,9 +116,11 @@ CREATE TABLE events (
     reason      TEXT,
     detail      TEXT,
     created_at  REAL    NOT NULL,
-    attempts    INTEGER
+    attempts    INTEGER,
+    fanout      INTEGER NOT NULL DEFAULT 0  -- 1: a webhook type not yet fanned out
 );
 CREATE INDEX events_job ON events (job_id, id);
+CREATE INDEX events_fanout ON events (id) WHERE fanout = 1;
 
 CREATE TABLE idempotency_keys (
     scope        TEXT    NOT NULL,  -- who may reuse the key (an API key id; '' locally)
@@ -180,10 +182,4 @@ CREATE INDEX webhook_deliveries_status ON webhook_deliveries (status, id);
 CREATE TABLE webhook_gone (
     url  TEXT PRIMARY KEY,
     at   REAL NOT NULL
-) WITHOUT ROWID;
-
--- How far the fan-out from events to deliveries has read the outbox.
-CREATE TABLE outbox_cursor (
-    name      TEXT PRIMARY KEY,
-    event_id  INTEGER NOT NULL
 ) WITHOUT ROWID;

@@ -1,17 +1,17 @@
-"""The worker's writes in one SQLite transaction, and the row ↔ record mapping.
+"""The worker's writes in one transaction, and the row ↔ record mapping.
 
-Shared by :mod:`callgate.store.sqlite`; every status change goes through :func:`move`,
-which writes the outbox event in the same transaction.
+Portable SQL shared by both backends (see :mod:`callgate.store.sql`); every status
+change goes through :func:`move`, which writes the outbox event in the same transaction.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
 
 from callgate.domain import (
+    WEBHOOK_EVENT_TYPES,
     AttemptResult,
     Decision,
     Job,
@@ -22,6 +22,27 @@ from callgate.domain import (
     from_ts,
     to_datetime,
 )
+
+
+class Cursor(Protocol):
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Any: ...
+
+
+class Conn(Protocol):
+    """What the shared SQL needs of a connection in a transaction (``?`` and ``:name``
+    parameters, as :mod:`sqlite3` takes them; the PostgreSQL backend translates)."""
+
+    def execute(self, sql: str, params: Any = ..., /) -> Cursor: ...
+
+    def executemany(self, sql: str, params: Iterable[Any], /) -> Cursor: ...
+
 
 JOB_COLUMNS = (
     "id, kind, to_number, group_key, status, payload, attempts, reason, created_at, "
@@ -56,10 +77,10 @@ def job_from_row(row: Sequence[Any], status: Status | None = None) -> Job:
     )
 
 
-class SQLiteTx:
+class SQLTx:
     """The worker's writes inside one transaction (see :class:`callgate.store.base.Tx`)."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: Conn) -> None:
         self._c = conn
 
     def start_attempt(self, job_id: int, worker_id: str, now: float) -> int | None:
@@ -159,7 +180,7 @@ class SQLiteTx:
         return decision.status
 
 
-def apply(c: sqlite3.Connection, job_id: int, decision: Decision, now: float) -> None:
+def apply(c: Conn, job_id: int, decision: Decision, now: float) -> None:
     move(
         c,
         job_id,
@@ -172,7 +193,7 @@ def apply(c: sqlite3.Connection, job_id: int, decision: Decision, now: float) ->
 
 
 def move(
-    c: sqlite3.Connection,
+    c: Conn,
     job_id: int,
     status: Status,
     now: float,
@@ -193,15 +214,16 @@ def move(
 
 
 def event(
-    c: sqlite3.Connection,
+    c: Conn,
     job_id: int,
     status: Status,
     reason: str | None,
     detail: str | None,
     now: float,
 ) -> None:
+    kind = event_type(status)
     c.execute(
-        "INSERT INTO events (job_id, type, status, reason, detail, created_at, attempts) "
-        "VALUES (?, ?, ?, ?, ?, ?, (SELECT attempts FROM jobs WHERE id = ?))",
-        (job_id, event_type(status), str(status), reason, detail, now, job_id),
+        "INSERT INTO events (job_id, type, status, reason, detail, created_at, fanout, attempts) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, (SELECT attempts FROM jobs WHERE id = ?))",
+        (job_id, kind, str(status), reason, detail, now, int(kind in WEBHOOK_EVENT_TYPES), job_id),
     )

@@ -1,69 +1,68 @@
-"""The webhook outbox on SQLite: events fan out into deliveries, which are claimed in
-order per (job, endpoint), retried on a schedule, dead-lettered, and replayed.
+"""The webhook outbox, portable SQL for both backends: events fan out into deliveries,
+which are claimed in order per (job, endpoint), retried on a schedule, dead-lettered, and
+replayed.
 
-A claim moves ``next_attempt_at`` past the request's timeout: that is the delivery's
-lease, so two sender processes never post the same delivery at once, and a sender that
-dies leaves it due again when the lease runs out.
+An event of a webhook type is written with ``fanout = 1``; the fan-out turns it into
+deliveries and clears the flag in one transaction, so no event is skipped however the
+writers' commits interleave. A claim moves ``next_attempt_at`` past the request's
+timeout: that is the delivery's lease, so two sender processes never post the same
+delivery at once, and a sender that dies leaves it due again when the lease runs out.
 """
 
 from __future__ import annotations
 
-import sqlite3
+import functools
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
 from callgate.domain import Delivery, from_ts, to_datetime
+from callgate.store.sql_tx import Conn
 
-#: the event types that become webhooks
-WEBHOOK_TYPES = (
-    "job.delivered",
-    "job.failed",
-    "job.expired",
-    "job.blocked",
-    "job.canceled",
-    "job.retrying",
-)
-_TYPES_SQL = "(" + ", ".join(f"'{t}'" for t in WEBHOOK_TYPES) + ")"
 DELIVERY_COLUMNS = (
     "id, event_id, job_id, url, format, status, attempts, next_attempt_at, last_status_code, "
     "last_error, created_at, delivered_at"
 )
+#: events turned into deliveries per fan-out transaction
+FAN_OUT_CHUNK = 1000
 
-FAN_OUT_SQL = f"""
-INSERT OR IGNORE INTO webhook_deliveries
+FAN_OUT_SQL = """
+INSERT INTO webhook_deliveries
     (event_id, job_id, url, format, next_attempt_at, created_at, updated_at)
-SELECT e.id, e.job_id, {{url}},
-       CASE WHEN {{url_is_callback}} AND json_extract(j.metadata, '$.compat') = 'fax_gateway'
+SELECT e.id, e.job_id, {url},
+       CASE WHEN {url_is_callback} AND {compat} = 'fax_gateway'
             THEN 'fax_gateway' ELSE 'standard' END,
        :now, :now, :now
 FROM events e JOIN jobs j ON j.id = e.job_id
-WHERE e.id > :after AND e.id <= :upto AND e.type IN {_TYPES_SQL}
-  AND {{url}} IS NOT NULL AND {{url}} NOT IN (SELECT url FROM webhook_gone)
+WHERE e.id IN ({ids})
+  AND {url} IS NOT NULL AND {url} NOT IN (SELECT url FROM webhook_gone)
 ORDER BY e.id
+ON CONFLICT DO NOTHING
 """
 
-#: a pending delivery with no earlier pending one for the same job and endpoint.
-#: (INDEXED BY: left to itself the planner takes the (status, id) index, and this check
-#: becomes a scan of every pending delivery for each one.)
-_HEAD = (
-    " AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p INDEXED BY webhook_deliveries_order"
-    " WHERE p.job_id = d.job_id AND p.url = d.url AND p.status = 'pending' AND p.id < d.id) "
-)
-NEW_EVENTS_SQL = (
-    "SELECT coalesce(max(id), 0) > coalesce("
-    "(SELECT event_id FROM outbox_cursor WHERE name = 'webhooks'), 0) FROM events"
-)
-DUE_SQL = (
-    "SELECT {cols} FROM webhook_deliveries d INDEXED BY webhook_deliveries_due "
-    "WHERE d.status = 'pending' AND d.next_attempt_at <= :now"
-    + _HEAD
-    + "ORDER BY d.next_attempt_at LIMIT :limit"
-)
-NEXT_DUE_SQL = (
-    "SELECT d.next_attempt_at FROM webhook_deliveries d INDEXED BY webhook_deliveries_due "
-    "WHERE d.status = 'pending'" + _HEAD + "ORDER BY d.next_attempt_at LIMIT 1"
-)
+
+@functools.cache
+def _queries(indexed_by: bool, skip_locked: bool) -> dict[str, str]:
+    """The claim queries, with SQLite's index hints or PostgreSQL's row locks.
+
+    (INDEXED BY: left to itself SQLite's planner takes the (status, id) index, and the
+    head check becomes a scan of every pending delivery for each one.)
+    """
+    order = " INDEXED BY webhook_deliveries_order" if indexed_by else ""
+    due = " INDEXED BY webhook_deliveries_due" if indexed_by else ""
+    head = (
+        f" AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p{order}"
+        " WHERE p.job_id = d.job_id AND p.url = d.url AND p.status = 'pending' AND p.id < d.id) "
+    )
+    lock = " FOR UPDATE OF d SKIP LOCKED" if skip_locked else ""
+    return {
+        "due": f"SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d{due} "
+        "WHERE d.status = 'pending' AND d.next_attempt_at <= :now"
+        + head
+        + f"ORDER BY d.next_attempt_at LIMIT :limit{lock}",
+        "next_due": f"SELECT d.next_attempt_at FROM webhook_deliveries d{due} "
+        "WHERE d.status = 'pending'" + head + "ORDER BY d.next_attempt_at LIMIT 1",
+    }
 
 
 def delivery_from_row(r: Sequence[Any]) -> Delivery:
@@ -83,48 +82,67 @@ def delivery_from_row(r: Sequence[Any]) -> Delivery:
     )
 
 
-class SQLiteWebhooks:
-    """Mixed into :class:`~callgate.store.sqlite.SQLiteStore`."""
+class SQLWebhooks:
+    """Mixed into :class:`~callgate.store.sql.SQLStore`."""
 
-    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
-        raise NotImplementedError  # provided by SQLiteStore
+    #: SQLite: planner hints; PostgreSQL: row locks so two senders never share a delivery
+    INDEXED_BY = False
+    SKIP_LOCKED = False
+
+    def _write(self) -> AbstractContextManager[Conn]:
+        raise NotImplementedError  # provided by SQLStore
 
     def _read(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
-        raise NotImplementedError  # provided by SQLiteStore
+        raise NotImplementedError  # provided by SQLStore
+
+    def _fanout_lock(self, c: Conn) -> bool:
+        """Serialise fan-outs (so deliveries are made in event order); False: another
+        process is fanning out right now."""
+        return True
+
+    def _json_text(self, column: str, key: str) -> str:
+        """SQL for the text of ``key`` in the JSON object in ``column``."""
+        return f"json_extract({column}, '$.{key}')"
 
     def fan_out(self, now: float, default_url: str | None) -> int:
         """Turn new webhook-worthy events into deliveries (each job's callback_url, and
         the default endpoint); return how many deliveries were created."""
-        if not self._read(NEW_EVENTS_SQL)[0][0]:
+        if not self._read("SELECT 1 FROM events WHERE fanout = 1 LIMIT 1"):
             return 0  # the usual case: no write lock taken just to find nothing new
         with self._write() as c:
-            row = c.execute("SELECT event_id FROM outbox_cursor WHERE name = 'webhooks'").fetchone()
-            after = row[0] if row else 0
-            upto = c.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
-            if upto <= after:
+            if not self._fanout_lock(c):
                 return 0
-            params = {"now": now, "after": after, "upto": upto}
+            ids = [
+                r[0]
+                for r in c.execute(
+                    "SELECT id FROM events WHERE fanout = 1 ORDER BY id LIMIT ?", (FAN_OUT_CHUNK,)
+                )
+            ]
+            if not ids:
+                return 0
+            marks = ",".join(str(int(i)) for i in ids)
+            compat = self._json_text("j.metadata", "compat")
             made = c.execute(
-                FAN_OUT_SQL.format(url="j.callback_url", url_is_callback="1"), params
+                FAN_OUT_SQL.format(
+                    url="j.callback_url", url_is_callback="1 = 1", compat=compat, ids=marks
+                ),
+                {"now": now},
             ).rowcount
             if default_url:
                 made += c.execute(
-                    FAN_OUT_SQL.format(url=":default", url_is_callback="0"),
-                    params | {"default": default_url},
+                    FAN_OUT_SQL.format(
+                        url=":default", url_is_callback="1 = 0", compat=compat, ids=marks
+                    ),
+                    {"now": now, "default": default_url},
                 ).rowcount
-            c.execute(
-                "INSERT INTO outbox_cursor VALUES ('webhooks', ?) "
-                "ON CONFLICT (name) DO UPDATE SET event_id = excluded.event_id",
-                (upto,),
-            )
+            c.execute(f"UPDATE events SET fanout = 0 WHERE id IN ({marks})")
         return made
 
     def claim_deliveries(self, now: float, limit: int, lease: float) -> list[Delivery]:
         """Due deliveries, at most one per (job, endpoint), the oldest first."""
         with self._write() as c:
-            rows = c.execute(
-                DUE_SQL.format(cols=DELIVERY_COLUMNS), {"now": now, "limit": limit}
-            ).fetchall()
+            due = _queries(self.INDEXED_BY, self.SKIP_LOCKED)["due"]
+            rows = c.execute(due, {"now": now, "limit": limit}).fetchall()
             c.executemany(
                 "UPDATE webhook_deliveries SET next_attempt_at = ? WHERE id = ?",
                 [(now + lease, r[0]) for r in rows],
@@ -134,7 +152,7 @@ class SQLiteWebhooks:
     def next_delivery_at(self) -> float | None:
         """When the next claimable delivery is due (only the head of each (job, endpoint)
         chain counts: the ones behind it wait for it, whatever their own time)."""
-        rows = self._read(NEXT_DUE_SQL)
+        rows = self._read(_queries(self.INDEXED_BY, self.SKIP_LOCKED)["next_due"])
         return float(rows[0][0]) if rows else None
 
     def delivery_done(self, delivery_id: int, now: float, status_code: int) -> None:
@@ -173,7 +191,11 @@ class SQLiteWebhooks:
     def endpoint_gone(self, url: str, now: float) -> int:
         """410 Gone: stop every pending delivery to ``url`` and send it nothing more."""
         with self._write() as c:
-            c.execute("INSERT OR REPLACE INTO webhook_gone VALUES (?, ?)", (url, now))
+            c.execute(
+                "INSERT INTO webhook_gone VALUES (?, ?) "
+                "ON CONFLICT (url) DO UPDATE SET at = excluded.at",
+                (url, now),
+            )
             cur = c.execute(
                 "UPDATE webhook_deliveries SET status = 'stopped', updated_at = ?, "
                 "last_status_code = 410, last_error = 'the endpoint answered 410 Gone' "
