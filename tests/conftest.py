@@ -1,4 +1,9 @@
-"""Shared fixtures: stores per backend, settings, a gateway on virtual time."""
+"""Shared fixtures: a database per test on every backend, settings, stores.
+
+``database_url`` is parametrised over ``BACKENDS``: each test that uses it (directly,
+through ``store``, or through ``make_settings``) runs once on SQLite and once on
+PostgreSQL, on a fresh database each time.
+"""
 
 from __future__ import annotations
 
@@ -9,23 +14,49 @@ from typing import Any
 import pytest
 
 from callgate.config import Settings
-from callgate.store.sqlite import SQLiteStore
+from callgate.store import Store, open_store
+from tests import pg
 
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "postgres"]
+
+
+@pytest.fixture(scope="session")
+def pg_databases() -> Iterator[pg.Databases]:
+    pg.require()
+    databases = pg.Databases()
+    yield databases
+    databases.close()
 
 
 @pytest.fixture(params=BACKENDS)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SQLiteStore]:
-    s = SQLiteStore(str(tmp_path / "callgate.db"))
+def backend(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
+@pytest.fixture
+def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path}/gw.db"
+        return
+    databases: pg.Databases = request.getfixturevalue("pg_databases")
+    url = databases.fresh()
+    yield url
+    databases.drop(url)
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    s = open_store(database_url)
     yield s
     s.close()
 
 
 @pytest.fixture
-def make_settings(tmp_path: Path) -> Any:
+def make_settings(tmp_path: Path, database_url: str) -> Any:
     def make(**overrides: Any) -> Settings:
         base: dict[str, Any] = {
-            "database_url": f"sqlite:///{tmp_path}/gw.db",
+            "database_url": database_url,
             "rate": 0,
             "simulator_log": tmp_path / "sim.log",
             "idle_poll": None,

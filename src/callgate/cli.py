@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, ParamSpec, TypeVar
@@ -21,9 +22,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from callgate.config import load_settings
+from callgate.config import Settings, load_settings
 from callgate.domain import Job, Kind, Status, parse_time
-from callgate.exceptions import CallgateError, ConfigurationError
+from callgate.exceptions import CallgateError, ConfigurationError, StoreError
 from callgate.gateway import Gateway
 
 P = ParamSpec("P")
@@ -87,6 +88,25 @@ def friendly(fn: Callable[P, R]) -> Callable[P, R]:
 
 def gateway() -> Gateway:
     return Gateway(load_settings())
+
+
+def waiting_gateway(settings: Settings) -> Gateway:
+    """A gateway for a long-running process: while the database cannot be reached, say
+    why and try again (with backoff) instead of exiting into a restart loop."""
+    from callgate.engine.worker import Backoff
+
+    backoff = Backoff(first=0.5, cap=10.0)
+    while True:
+        try:
+            return Gateway(settings)
+        except StoreError as exc:
+            delay = backoff.next()
+            err.print(
+                f"callgate: {exc.message}; trying again in {delay:.1f} s",
+                markup=False,
+                highlight=False,
+            )
+            time.sleep(delay)
 
 
 def _time(raw: str | None, field: str) -> datetime | None:
@@ -184,7 +204,7 @@ def worker(
 ) -> None:
     """Run a worker: claim, send, track and record jobs until stopped (SIGTERM/SIGINT)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    with gateway() as gw:
+    with waiting_gateway(load_settings()) as gw:
         w = gw.worker()
 
         async def run() -> None:
@@ -325,7 +345,7 @@ def serve(
     if port is not None:
         overrides["port"] = port
     settings = load_settings(**overrides)
-    with Gateway(settings) as gw:
+    with waiting_gateway(settings) as gw:
         path = getattr(gw.store, "path", None)
         token = auth.ensure_first_key(gw.store, path, gw.clock.now())
         if token is not None:

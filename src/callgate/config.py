@@ -30,7 +30,10 @@ from callgate.exceptions import ConfigurationError
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CALLGATE_", extra="forbid")
 
-    database_url: str = "sqlite:///callgate.db"
+    database_url: str = Field(
+        "sqlite:///callgate.db", description="sqlite:///PATH or postgresql://USER@HOST/DB"
+    )
+    auto_migrate: bool = Field(True, description="apply new migrations when a process starts")
     environment: Literal["development", "staging", "production"] = "development"
     default_region: str | None = Field(None, description="region for numbers without +")
 

@@ -73,7 +73,9 @@ class Gateway:
     ) -> None:
         self.settings = settings or load_settings()
         self.clock = clock or SystemClock()
-        self.store = store or open_store(self.settings.database_url)
+        self.store = store or open_store(
+            self.settings.database_url, migrate=self.settings.auto_migrate
+        )
         self._provider = provider
         self._rng = rng or random.Random(self.settings.simulator_seed)
         self._workers: list[Worker] = []

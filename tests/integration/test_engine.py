@@ -193,7 +193,7 @@ def test_429_is_not_an_attempt_and_lowers_the_rate(make_settings, tmp_path: Path
         (Outcome.RATE_LIMITED, False),
         (Outcome.DELIVERED, True),
     ]
-    row = gw.store._conn.execute("SELECT rate FROM meter").fetchone()  # type: ignore[attr-defined]
+    [row] = gw.store._read("SELECT rate FROM meter")  # type: ignore[attr-defined]
     assert row[0] == pytest.approx(10.0)
 
 

@@ -9,12 +9,20 @@ from __future__ import annotations
 
 import random
 import tempfile
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from callgate.domain import (
     CLAIMABLE,
@@ -28,7 +36,8 @@ from callgate.domain import (
 from callgate.engine.meter import GCRA
 from callgate.engine.retry import KindPolicy, RetryPolicy
 from callgate.exceptions import InvalidTransition
-from callgate.store.sqlite import SQLiteStore
+from callgate.store import Store, open_store
+from tests import pg
 
 NUMBERS = ["+15005550006", "+15005550122", "+12025550143", "+12125550100"]
 WORKERS = ["w1", "w2"]
@@ -45,10 +54,10 @@ OUTCOMES = [
 
 
 class QueueMachine(RuleBasedStateMachine):
-    def __init__(self) -> None:
+    def __init__(self, database: Callable[[], tuple[str, Callable[[], None]]]) -> None:
         super().__init__()
-        self.tmp = tempfile.TemporaryDirectory()
-        self.store = SQLiteStore(str(Path(self.tmp.name) / "sm.db"))
+        url, self._release = database()
+        self.store: Store = open_store(url)
         self.now = 1_800_000_000.0
         self.meter = GCRA(rate=None)
         policy = KindPolicy(max_attempts=3, retry_delay=60.0, backoff_base=5.0)
@@ -60,7 +69,7 @@ class QueueMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         self.store.close()
-        self.tmp.cleanup()
+        self._release()
 
     # -- rules ---------------------------------------------------------------------------
 
@@ -190,21 +199,25 @@ class QueueMachine(RuleBasedStateMachine):
 
     @invariant()
     def one_in_flight_per_group_and_cap(self) -> None:
-        rows = self.store._conn.execute(
+        rows = self.store._read(  # type: ignore[attr-defined]
             "SELECT group_key, count(*) FROM jobs WHERE status = 'in_flight' GROUP BY group_key"
-        ).fetchall()
+        )
         assert all(n == 1 for _, n in rows)
         assert sum(n for _, n in rows) <= MAX_CONCURRENCY
 
     @invariant()
     def groups_table_matches_jobs(self) -> None:
         truth = dict.fromkeys(NUMBERS, (0, 0))
-        for gk, status in self.store._conn.execute("SELECT group_key, status FROM jobs"):
+        for gk, status in self.store._read(  # type: ignore[attr-defined]
+            "SELECT group_key, status FROM jobs"
+        ):
             pending, busy = truth[gk]
             truth[gk] = (pending + (status in CLAIMABLE), busy + (status == "in_flight"))
         derived = {
             gk: (p, b)
-            for gk, p, b in self.store._conn.execute("SELECT group_key, pending, busy FROM groups")
+            for gk, p, b in self.store._read(  # type: ignore[attr-defined]
+                "SELECT group_key, pending, busy FROM groups"
+            )
         }
         for gk, value in truth.items():
             assert derived.get(gk, (0, 0)) == value, gk
@@ -214,7 +227,11 @@ class QueueMachine(RuleBasedStateMachine):
         """A free group whose head is due (and not held back by a waiting strict job) is
         visible to the next claim: its ``wake_at`` has come."""
         jobs = sorted(self.store.list_jobs(limit=10_000), key=lambda j: j.id)
-        wake = dict(self.store._conn.execute("SELECT group_key, wake_at FROM groups"))
+        wake = dict(
+            self.store._read(  # type: ignore[attr-defined]
+                "SELECT group_key, wake_at FROM groups"
+            )
+        )
         for group in NUMBERS:
             mine = [j for j in jobs if j.group_key == group]
             if any(j.status is Status.IN_FLIGHT for j in mine):
@@ -244,10 +261,26 @@ class QueueMachine(RuleBasedStateMachine):
             assert len(live) <= 1
 
 
-TestQueueMachine = QueueMachine.TestCase
-TestQueueMachine.settings = settings(
+SETTINGS = settings(
     max_examples=60,
     stateful_step_count=40,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
+
+
+def test_queue_operations_keep_the_invariants(backend: str, request: pytest.FixtureRequest):
+    if backend == "sqlite":
+
+        def database() -> tuple[str, Callable[[], None]]:
+            tmp = tempfile.TemporaryDirectory()
+            return f"sqlite:///{Path(tmp.name) / 'sm.db'}", tmp.cleanup
+
+    else:
+        databases: pg.Databases = request.getfixturevalue("pg_databases")
+
+        def database() -> tuple[str, Callable[[], None]]:
+            url = databases.fresh()
+            return url, lambda: databases.drop(url)
+
+    run_state_machine_as_test(lambda: QueueMachine(database), settings=SETTINGS)

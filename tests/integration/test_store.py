@@ -11,8 +11,10 @@ import pytest
 from callgate.domain import AttemptResult, Decision, Kind, Outcome, Status, make_spec
 from callgate.engine.meter import GCRA
 from callgate.exceptions import IdempotencyConflict, InvalidTransition, NotFound
-from callgate.store.sql import migrations
+from callgate.exceptions import StoreError
+from callgate.store.sql import SQLStore, migrations
 from callgate.store.sqlite import SQLiteStore
+from tests import pg
 
 NOW = 1_800_000_000.0
 UNLIMITED = GCRA(rate=None)
@@ -23,7 +25,7 @@ def fax(to: str = "+15005550006", **kw: object):  # type: ignore[no-untyped-def]
 
 
 def claim(
-    store: SQLiteStore,
+    store: SQLStore,
     now: float = NOW,
     *,
     limit: int = 100,
@@ -38,7 +40,7 @@ def claim(
 
 
 def finish(
-    store: SQLiteStore,
+    store: SQLStore,
     job_id: int,
     decision: Decision,
     now: float = NOW,
@@ -82,14 +84,55 @@ def test_migrations_reproduce_schema_sql(tmp_path):  # type: ignore[no-untyped-d
     assert [m[0] for m in migrations("sqlite")] == list(range(1, len(migrations("sqlite")) + 1))
 
 
-def test_migrate_is_idempotent(store: SQLiteStore) -> None:
+PG_CATALOG = {
+    "columns": "SELECT table_name, column_name, ordinal_position, data_type, is_nullable, "
+    "column_default, is_identity FROM information_schema.columns WHERE table_schema = 'public' "
+    "AND table_name != 'schema_migrations'",
+    "indexes": "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' "
+    "AND tablename != 'schema_migrations'",
+    "constraints": "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) "
+    "FROM pg_constraint WHERE connamespace = 'public'::regnamespace "
+    "AND conrelid::regclass::text != 'schema_migrations'",
+    "triggers": "SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger WHERE NOT tgisinternal",
+    "functions": "SELECT proname, pg_get_functiondef(oid) FROM pg_proc "
+    "WHERE pronamespace = 'public'::regnamespace",
+}
+
+
+def _pg_schema(url: str) -> dict[str, set[tuple[object, ...]]]:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        return {k: {tuple(r) for r in conn.execute(q)} for k, q in PG_CATALOG.items()}
+
+
+def test_postgres_migrations_reproduce_schema_sql(pg_databases: pg.Databases) -> None:
+    from importlib import resources
+
+    import psycopg
+
+    from callgate.store.postgres import PostgresStore
+
+    migrated, reference = pg_databases.fresh(migrated=False), pg_databases.fresh(migrated=False)
+    PostgresStore(migrated).close()
+    schema = (resources.files("callgate.store") / "migrations/postgres/schema.sql").read_text()
+    with psycopg.connect(reference, autocommit=True) as conn:
+        conn.execute(schema.encode())
+    got, want = _pg_schema(migrated), _pg_schema(reference)
+    assert got["columns"] and got["triggers"] and got["functions"]
+    assert got == want
+    versions = [m[0] for m in migrations("postgres")]
+    assert versions == list(range(1, len(versions) + 1))
+
+
+def test_migrate_is_idempotent(store: SQLStore) -> None:
     assert store.migrate() == []
 
 
 # -- submit and idempotency ---------------------------------------------------------------
 
 
-def test_submit_normalises_and_queues(store: SQLiteStore) -> None:
+def test_submit_normalises_and_queues(store: SQLStore) -> None:
     spec = make_spec(Kind.SMS, to="+1 (212) 555-0100", body="hi")
     [result] = store.submit([spec], NOW)
     assert result.created
@@ -103,7 +146,7 @@ def test_submit_normalises_and_queues(store: SQLiteStore) -> None:
     assert [e.type for e in store.events(job.id)] == ["job.queued"]
 
 
-def test_idempotency_key_maps_to_the_same_job_forever(store: SQLiteStore) -> None:
+def test_idempotency_key_maps_to_the_same_job_forever(store: SQLStore) -> None:
     [first] = store.submit([fax(idempotency_key="k1")], NOW)
     claimed = claim(store)
     finish(store, claimed[0].job.id, Decision(Status.DELIVERED))
@@ -115,14 +158,14 @@ def test_idempotency_key_maps_to_the_same_job_forever(store: SQLiteStore) -> Non
     assert sum(store.counts().values()) == 1
 
 
-def test_idempotency_keys_are_scoped(store: SQLiteStore) -> None:
+def test_idempotency_keys_are_scoped(store: SQLStore) -> None:
     [a] = store.submit([fax(idempotency_key="k")], NOW, scope="key-a")
     [b] = store.submit([fax(idempotency_key="k")], NOW, scope="key-b")
     assert a.job.id != b.job.id
 
 
 def test_reused_key_with_other_payload_is_a_conflict_and_stores_nothing(
-    store: SQLiteStore,
+    store: SQLStore,
 ) -> None:
     store.submit([fax(idempotency_key="k")], NOW)
     other = make_spec(
@@ -137,7 +180,7 @@ def test_reused_key_with_other_payload_is_a_conflict_and_stores_nothing(
 # -- claiming -----------------------------------------------------------------------------
 
 
-def test_one_in_flight_per_group_and_fifo(store: SQLiteStore) -> None:
+def test_one_in_flight_per_group_and_fifo(store: SQLStore) -> None:
     ids = [r.job.id for r in store.submit([fax(), fax(), fax(to="+15005550122")], NOW)]
     first = claim(store)
     assert sorted(c.job.id for c in first) == [ids[0], ids[2]]
@@ -146,14 +189,15 @@ def test_one_in_flight_per_group_and_fifo(store: SQLiteStore) -> None:
     assert [c.job.id for c in claim(store)] == [ids[1]]
 
 
-def test_database_refuses_a_second_in_flight_job_in_a_group(store: SQLiteStore) -> None:
+def test_database_refuses_a_second_in_flight_job_in_a_group(store: SQLStore) -> None:
     ids = [r.job.id for r in store.submit([fax(), fax()], NOW)]
     claim(store)
-    with pytest.raises(sqlite3.IntegrityError):
-        store._conn.execute("UPDATE jobs SET status = 'in_flight' WHERE id = ?", (ids[1],))
+    with pytest.raises(StoreError, match="(?i)unique"), store._write() as c:
+        c.execute("UPDATE jobs SET status = 'in_flight' WHERE id = ?", (ids[1],))
+    assert store.counts()["in_flight"] == 1
 
 
-def test_retrying_job_steps_aside(store: SQLiteStore) -> None:
+def test_retrying_job_steps_aside(store: SQLStore) -> None:
     a, b = (r.job.id for r in store.submit([fax(), fax()], NOW))
     claim(store)
     finish(store, a, Decision(Status.RETRYING, "busy", run_at=NOW + 600), outcome=Outcome.BUSY)
@@ -163,7 +207,7 @@ def test_retrying_job_steps_aside(store: SQLiteStore) -> None:
     assert [c.job.id for c in claim(store, NOW + 600)] == [a]
 
 
-def test_strict_order_keeps_the_group_waiting(store: SQLiteStore) -> None:
+def test_strict_order_keeps_the_group_waiting(store: SQLStore) -> None:
     a, b = (r.job.id for r in store.submit([fax(strict_order=True), fax()], NOW))
     claim(store)
     finish(store, a, Decision(Status.RETRYING, "busy", run_at=NOW + 600), outcome=Outcome.BUSY)
@@ -173,19 +217,19 @@ def test_strict_order_keeps_the_group_waiting(store: SQLiteStore) -> None:
     assert [c.job.id for c in claim(store, NOW + 602)] == [b]
 
 
-def test_oldest_head_first_across_groups(store: SQLiteStore) -> None:
+def test_oldest_head_first_across_groups(store: SQLStore) -> None:
     numbers = [f"+1212555{i:04d}" for i in range(5)]
     ids = [r.job.id for r in store.submit([fax(to=n) for n in numbers], NOW)]
     assert [c.job.id for c in claim(store, limit=3)] == ids[:3]
 
 
-def test_concurrency_cap(store: SQLiteStore) -> None:
+def test_concurrency_cap(store: SQLStore) -> None:
     store.submit([fax(to=f"+1212555{i:04d}") for i in range(10)], NOW)
     assert len(claim(store, max_concurrency=4)) == 4
     assert claim(store, max_concurrency=4, worker="w2") == []
 
 
-def test_meter_limits_claims_and_hands_out_spaced_slots(store: SQLiteStore) -> None:
+def test_meter_limits_claims_and_hands_out_spaced_slots(store: SQLStore) -> None:
     store.submit([fax(to=f"+1212555{i:04d}") for i in range(50)], NOW)
     meter = GCRA(rate=10.0, burst=1.0)
     got = claim(store, meter=meter)
@@ -196,7 +240,7 @@ def test_meter_limits_claims_and_hands_out_spaced_slots(store: SQLiteStore) -> N
     assert claim(store, meter=meter) == []  # the lookahead is used up
 
 
-def test_not_before_and_expiry_at_claim(store: SQLiteStore) -> None:
+def test_not_before_and_expiry_at_claim(store: SQLStore) -> None:
     later = datetime.fromtimestamp(NOW + 60, UTC)
     soon = datetime.fromtimestamp(NOW + 10, UTC)
     a = store.submit([fax(not_before=later)], NOW)[0].job.id
@@ -206,7 +250,7 @@ def test_not_before_and_expiry_at_claim(store: SQLiteStore) -> None:
     assert [c.job.id for c in claim(store, NOW + 60)] == [a]
 
 
-def test_overdue_jobs_expire_even_behind_a_busy_group(store: SQLiteStore) -> None:
+def test_overdue_jobs_expire_even_behind_a_busy_group(store: SQLStore) -> None:
     soon = datetime.fromtimestamp(NOW + 10, UTC)
     store.submit([fax(), fax(expires_at=soon)], NOW)
     claim(store)
@@ -217,7 +261,7 @@ def test_overdue_jobs_expire_even_behind_a_busy_group(store: SQLiteStore) -> Non
 # -- leases ------------------------------------------------------------------------------
 
 
-def test_lease_lost_before_sending_requeues(store: SQLiteStore) -> None:
+def test_lease_lost_before_sending_requeues(store: SQLStore) -> None:
     [r] = store.submit([fax()], NOW)
     claim(store, lease=30)
     assert store.expire_leases(NOW + 31) == 1
@@ -225,7 +269,7 @@ def test_lease_lost_before_sending_requeues(store: SQLiteStore) -> None:
     assert (job.status, job.reason) == (Status.QUEUED, "lease_lost")
 
 
-def test_lease_lost_after_sending_is_uncertain_not_resent(store: SQLiteStore) -> None:
+def test_lease_lost_after_sending_is_uncertain_not_resent(store: SQLStore) -> None:
     [r] = store.submit([fax()], NOW)
     claim(store, lease=30)
     with store.transaction() as tx:
@@ -239,7 +283,7 @@ def test_lease_lost_after_sending_is_uncertain_not_resent(store: SQLiteStore) ->
     assert store.attempts(r.job.id)[0].outcome is Outcome.UNKNOWN
 
 
-def test_release_requeues_unsent_and_leaves_sent_uncertain(store: SQLiteStore) -> None:
+def test_release_requeues_unsent_and_leaves_sent_uncertain(store: SQLStore) -> None:
     a, b = (r.job.id for r in store.submit([fax(), fax(to="+15005550122")], NOW))
     claim(store)
     with store.transaction() as tx:
@@ -256,7 +300,7 @@ def test_release_requeues_unsent_and_leaves_sent_uncertain(store: SQLiteStore) -
 # -- finishing, cancel, retry -----------------------------------------------------------
 
 
-def test_rate_limited_is_not_an_attempt(store: SQLiteStore) -> None:
+def test_rate_limited_is_not_an_attempt(store: SQLStore) -> None:
     [r] = store.submit([fax()], NOW)
     claim(store)
     finish(
@@ -270,7 +314,7 @@ def test_rate_limited_is_not_an_attempt(store: SQLiteStore) -> None:
     assert store.attempts(r.job.id)[0].counted is False
 
 
-def test_cancel_waiting_job_at_once(store: SQLiteStore) -> None:
+def test_cancel_waiting_job_at_once(store: SQLStore) -> None:
     [r] = store.submit([fax()], NOW)
     assert store.cancel(r.job.id, NOW).status is Status.CANCELED
     assert claim(store) == []
@@ -278,7 +322,7 @@ def test_cancel_waiting_job_at_once(store: SQLiteStore) -> None:
         store.cancel(r.job.id, NOW)
 
 
-def test_cancel_in_flight_job_after_its_attempt(store: SQLiteStore) -> None:
+def test_cancel_in_flight_job_after_its_attempt(store: SQLStore) -> None:
     a, b = (r.job.id for r in store.submit([fax(), fax(to="+15005550122")], NOW))
     claim(store)
     with store.transaction() as tx:
@@ -297,7 +341,7 @@ def test_cancel_in_flight_job_after_its_attempt(store: SQLiteStore) -> None:
     assert store.get_job(a).status is Status.CANCELED
 
 
-def test_retry_requeues_a_dead_letter_with_fresh_attempts(store: SQLiteStore) -> None:
+def test_retry_requeues_a_dead_letter_with_fresh_attempts(store: SQLStore) -> None:
     [r] = store.submit([fax()], NOW)
     claim(store)
     finish(store, r.job.id, Decision(Status.FAILED, "max_attempts"), outcome=Outcome.BUSY)
@@ -308,7 +352,7 @@ def test_retry_requeues_a_dead_letter_with_fresh_attempts(store: SQLiteStore) ->
         store.retry(12345, NOW)
 
 
-def test_stale_finish_is_ignored(store: SQLiteStore) -> None:
+def test_stale_finish_is_ignored(store: SQLStore) -> None:
     [r] = store.submit([fax()], NOW)
     claim(store)
     with store.transaction() as tx:
@@ -328,7 +372,7 @@ def test_stale_finish_is_ignored(store: SQLiteStore) -> None:
     assert store.get_job(r.job.id).status is Status.IN_FLIGHT
 
 
-def test_every_status_change_has_an_event(store: SQLiteStore) -> None:
+def test_every_status_change_has_an_event(store: SQLStore) -> None:
     [r] = store.submit([fax()], NOW)
     claim(store)
     finish(store, r.job.id, Decision(Status.RETRYING, run_at=NOW + 1), outcome=Outcome.BUSY)

@@ -127,6 +127,7 @@ class Worker:
         self._stopping = asyncio.Event()
         self.provider.set_listener(self._hub.notify)
         self.store.prepare_worker()
+        stop_listening = self.store.listen(self._wake_threadsafe(asyncio.get_running_loop()))
         background = [
             asyncio.create_task(self._heartbeat_loop(), name="callgate-heartbeat"),
             asyncio.create_task(self._sweep_loop(), name="callgate-sweep"),
@@ -134,30 +135,40 @@ class Worker:
         try:
             await self._main_loop(drain)
         finally:
+            stop_listening()
             await self._shutdown()
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
             self.provider.set_listener(None)
 
+    def _wake_threadsafe(self, loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
+        """A wake-up other threads may call (the store's LISTEN thread)."""
+
+        def wake() -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is already closed
+                loop.call_soon_threadsafe(self.wake)
+
+        return wake
+
     async def _main_loop(self, drain: bool) -> None:
         assert self._changed is not None
         assert self._stopping is not None
+        backoff = Backoff()
         while not self._stopping.is_set():
             self._changed.clear()
             try:
-                claimed = self._dispatch()
+                if self._dispatch():
+                    await asyncio.sleep(0)  # let the new tasks start and batch their writes
+                    continue
+                if drain and not self._active and self.store.active_count() == 0:
+                    return
+                timeout = self._idle_timeout()
+                backoff.reset()
             except StoreError as exc:
-                log.warning("claim failed, backing off: %s", exc)
-                claimed = 0
-                await self._idle(1.0)
-                continue
-            if claimed:
-                await asyncio.sleep(0)  # let the new tasks start and batch their writes
-                continue
-            if drain and not self._active and self.store.active_count() == 0:
-                return
-            await self._idle(self._idle_timeout())
+                timeout = backoff.next()
+                log.warning("the store failed (%s); trying again in %.1f s", exc, timeout)
+            await self._idle(timeout)
 
     def _dispatch(self) -> int:
         room = self.config.max_concurrency - len(self._active)
@@ -271,6 +282,10 @@ class Worker:
             await self._attempt(job, claimed.slot)
         except asyncio.CancelledError:
             raise
+        except StoreError as exc:
+            log.warning(
+                "job %s: not sent, the store failed (%s); its lease will settle it", job.id, exc
+            )
         except Exception:
             log.exception("job %s: unexpected error; its lease will settle it", job.id)
         finally:
@@ -297,7 +312,9 @@ class Worker:
         self.stats.sent += 1
         if result.outcome is None:
             ref = result.provider_ref
-            await self._write(lambda tx: tx.attempt_accepted(job.id, number, ref, self.clock.now()))
+            await self._write_until_done(
+                job, lambda tx: tx.attempt_accepted(job.id, number, ref, self.clock.now())
+            )
             result = await self._track(job, ref)
         await self._record(job, number, result)
 
@@ -363,19 +380,46 @@ class Worker:
         outcome = result.outcome or Outcome.UNKNOWN
         self.stats.outcomes[outcome] = self.stats.outcomes.get(outcome, 0) + 1
         if outcome is Outcome.RATE_LIMITED:
-            rate = self.store.lower_rate(now, self.meter)
-            if rate is not None:
-                log.warning("provider answered 429; meter rate lowered to %.2f/s", rate)
-        decision = self.retry.decide(job, job.attempts + 1, result, now)
-        for delay in (0.05, 0.5, 2.0, 5.0):
             try:
-                await self._write(lambda tx: tx.finish(job.id, number, result, decision, now))
-                self.stats.finished += 1
-                return
+                rate = self.store.lower_rate(now, self.meter)
+            except StoreError as exc:  # the outcome must still be recorded
+                log.warning("could not lower the meter's rate after a 429: %s", exc)
+            else:
+                if rate is not None:
+                    log.warning("provider answered 429; meter rate lowered to %.2f/s", rate)
+        decision = self.retry.decide(job, job.attempts + 1, result, now)
+        await self._write_until_done(
+            job, lambda tx: tx.finish(job.id, number, result, decision, now)
+        )
+        self.stats.finished += 1
+
+    async def _write_until_done(self, job: Job, op: Callable[[Tx], T]) -> T:
+        """A write after the request went out must not be lost: while the store is down,
+        keep trying (the heartbeat keeps the lease meanwhile). A stop cancels this; the
+        job's lease then makes it ``uncertain``, never resent blindly."""
+        backoff = Backoff()
+        while True:
+            try:
+                return await self._write(op)
             except StoreError as exc:
-                log.warning("job %s: recording the outcome failed (%s); retrying", job.id, exc)
+                delay = backoff.next()
+                log.warning("job %s: recording failed (%s); retrying in %.1f s", job.id, exc, delay)
                 await asyncio.sleep(delay)
-        log.error("job %s: could not record its outcome; its lease will settle it", job.id)
+
+
+class Backoff:
+    """Exponential delays with jitter for a failing store: 0.1 s doubling to ``cap``."""
+
+    def __init__(self, first: float = 0.1, cap: float = 5.0) -> None:
+        self.first, self.cap, self._next = first, cap, first
+
+    def next(self) -> float:
+        delay = self._next * random.uniform(0.8, 1.2)
+        self._next = min(self.cap, self._next * 2)
+        return delay
+
+    def reset(self) -> None:
+        self._next = self.first
 
 
 def _fail(future: asyncio.Future[Any], exc: Exception) -> None:

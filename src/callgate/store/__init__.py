@@ -7,13 +7,19 @@ from callgate.store.base import Claimed, MeterPolicy, MeterState, Store, SubmitR
 
 
 def open_store(url: str, *, migrate: bool = True) -> Store:
-    """Open the store named by a database URL (``sqlite:///path`` or ``sqlite://:memory:``)."""
+    """Open the store named by a database URL: ``sqlite:///path`` (the embedded default)
+    or ``postgresql://user@host/db`` (many workers on many machines)."""
     if url.startswith("sqlite:"):
         from callgate.store.sqlite import SQLiteStore
 
         return SQLiteStore.from_url(url, migrate=migrate)
+    if url.startswith(("postgresql://", "postgres://")):
+        from callgate.store.postgres import PostgresStore
+
+        return PostgresStore.from_url(url, migrate=migrate)
     raise ConfigurationError(
-        f"unsupported database URL {url.split(':', 1)[0]!r}: expected sqlite:///PATH",
+        f"unsupported database URL {url.split(':', 1)[0]!r}: "
+        "expected sqlite:///PATH or postgresql://USER@HOST/DATABASE",
         field="database_url",
     )
 

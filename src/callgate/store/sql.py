@@ -119,12 +119,27 @@ class SQLStore(SQLWebhooks):
         """``n`` fresh job ids, ascending (the FIFO key)."""
         raise NotImplementedError
 
-    def _lock_meter(self, c: Conn) -> None:
-        """Serialise claims and meter changes from here to the end of the transaction."""
+    #: row locks for "read, decide, write" in a transaction, where writers run
+    #: concurrently (PostgreSQL: ``FOR UPDATE``); SQLite serialises writers already
+    ROW_LOCKS = False
 
-    def _lock_claimable(self, c: Conn, ids: list[int]) -> list[int]:
-        """Of ``ids``, those still claimable, locked for this transaction."""
-        return ids
+    def _locking(self, *, of: str | None = None, skip: bool = False) -> str:
+        """The clause that locks the rows a SELECT reads (empty without row locks)."""
+        if not self.ROW_LOCKS:
+            return ""
+        return " FOR UPDATE" + (f" OF {of}" if of else "") + (" SKIP LOCKED" if skip else "")
+
+    def _lock_claimable(self, c: Conn, ids: list[int], now: float) -> list[int]:
+        """Of ``ids``, those still claimable, locked for this transaction (a job a
+        person is canceling right now is skipped)."""
+        if not self.ROW_LOCKS or not ids:
+            return ids
+        rows = c.execute(
+            f"SELECT id FROM jobs WHERE id IN ({_marks(ids)}) AND status IN {CLAIMABLE_SQL} "
+            f"AND run_at <= ? ORDER BY id{self._locking(skip=True)}",
+            (*ids, now),
+        ).fetchall()
+        return [r[0] for r in rows]
 
     def _notify(self, c: Conn) -> None:
         """Tell idle workers elsewhere that something became claimable (on commit)."""
@@ -256,7 +271,10 @@ class SQLStore(SQLWebhooks):
         return ids
 
     def _get(self, c: Conn, job_id: int) -> Job:
-        row = c.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        """One job, locked for the rest of the transaction."""
+        row = c.execute(
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?{self._locking()}", (job_id,)
+        ).fetchone()
         if row is None:
             raise NotFound(f"no job {job_id}", field="id")
         return job_from_row(row)
@@ -379,8 +397,10 @@ class SQLStore(SQLWebhooks):
     # -- the meter ----------------------------------------------------------------------
 
     def _meter(self, c: Conn) -> MeterState:
-        self._lock_meter(c)
-        row = c.execute("SELECT tat, rate, changed_at FROM meter WHERE name = 'global'").fetchone()
+        """The meter row, locked: this serialises claims and meter changes."""
+        row = c.execute(
+            f"SELECT tat, rate, changed_at FROM meter WHERE name = 'global'{self._locking()}"
+        ).fetchone()
         return MeterState(tat=row[0], rate=row[1], changed_at=row[2])
 
     @staticmethod
@@ -421,7 +441,7 @@ class SQLStore(SQLWebhooks):
             want = meter.allowance(state, now, want) if want > 0 else 0
             if want <= 0:
                 return []
-            heads = self._lock_claimable(c, self._heads(c, now, want))
+            heads = self._lock_claimable(c, self._heads(c, now, want), now)
             jobs = self._get_many(c, heads, status=Status.IN_FLIGHT)
             jobs.sort(key=lambda j: j.id)
             live = [j for j in jobs if not j.expired(now)]
@@ -478,7 +498,7 @@ class SQLStore(SQLWebhooks):
     @contextmanager
     def transaction(self) -> Iterator[SQLTx]:
         with self._write() as c:
-            yield SQLTx(c)
+            yield SQLTx(c, self._locking())
 
     def heartbeat(
         self, worker_id: str, now: float, lease: float, job_ids: Sequence[int] = ()
@@ -496,7 +516,7 @@ class SQLStore(SQLWebhooks):
 
     def expire_leases(self, now: float) -> int:
         with self._write() as c:
-            n = _settle_lost(c, "j.lease_expires_at < ?", now, LEASE_LOST, now)
+            n = self._settle_lost(c, "j.lease_expires_at < ?", now, LEASE_LOST, now)
             if n:
                 self._notify(c)
             return n
@@ -505,7 +525,8 @@ class SQLStore(SQLWebhooks):
         with self._write() as c:
             rows = c.execute(
                 "SELECT id FROM jobs WHERE expires_at IS NOT NULL AND expires_at <= ? "
-                "AND status IN ('queued', 'retrying', 'held') ORDER BY group_key",
+                "AND status IN ('queued', 'retrying', 'held') "
+                f"ORDER BY group_key{self._locking(skip=True)}",
                 (now,),
             ).fetchall()
             for (job_id,) in rows:
@@ -514,7 +535,7 @@ class SQLStore(SQLWebhooks):
 
     def release_worker(self, worker_id: str, now: float) -> int:
         with self._write() as c:
-            n = _settle_lost(c, "j.worker_id = ?", worker_id, WORKER_STOPPED, now)
+            n = self._settle_lost(c, "j.worker_id = ?", worker_id, WORKER_STOPPED, now)
             if n:
                 self._notify(c)
             return n
@@ -610,6 +631,30 @@ class SQLStore(SQLWebhooks):
             self._notify(c)
             return self._get(c, job_id)
 
+    def _settle_lost(
+        self, c: Conn, where: str, param: Any, decisions: LostClaim, now: float
+    ) -> int:
+        """Settle in-flight jobs whose worker is gone: ``uncertain`` (attempt outcome
+        ``unknown``) if an attempt may have reached the provider, else back to the queue."""
+        rows = c.execute(
+            "SELECT j.id, j.attempt_no, a.state FROM jobs j LEFT JOIN attempts a "
+            f"ON a.job_id = j.id AND a.number = j.attempt_no "
+            f"WHERE j.status = 'in_flight' AND {where} "
+            f"ORDER BY j.group_key{self._locking(of='j', skip=True)}",
+            (param,),
+        ).fetchall()
+        sent, unsent = decisions
+        for job_id, number, attempt_state in rows:
+            if attempt_state in (AttemptState.SENDING, AttemptState.PENDING):
+                c.execute(
+                    "UPDATE attempts SET outcome = 'unknown' WHERE job_id = ? AND number = ?",
+                    (job_id, number),
+                )
+                apply(c, job_id, sent, now)
+            else:
+                apply(c, job_id, Decision(unsent.status, unsent.reason, unsent.detail, now), now)
+        return len(rows)
+
 
 def _api_key(row: Sequence[Any]) -> ApiKey:
     return ApiKey(row[0], row[1], row[2], from_ts(row[3]), to_datetime(row[4]))
@@ -636,25 +681,3 @@ WORKER_STOPPED: LostClaim = (
     ),
     RELEASED,
 )
-
-
-def _settle_lost(c: Conn, where: str, param: Any, decisions: LostClaim, now: float) -> int:
-    """Settle in-flight jobs whose worker is gone: ``uncertain`` (attempt outcome
-    ``unknown``) if an attempt may have reached the provider, else back to the queue."""
-    rows = c.execute(
-        "SELECT j.id, j.attempt_no, a.state FROM jobs j LEFT JOIN attempts a "
-        f"ON a.job_id = j.id AND a.number = j.attempt_no "
-        f"WHERE j.status = 'in_flight' AND {where} ORDER BY j.group_key",
-        (param,),
-    ).fetchall()
-    sent, unsent = decisions
-    for job_id, number, attempt_state in rows:
-        if attempt_state in (AttemptState.SENDING, AttemptState.PENDING):
-            c.execute(
-                "UPDATE attempts SET outcome = 'unknown' WHERE job_id = ? AND number = ?",
-                (job_id, number),
-            )
-            apply(c, job_id, sent, now)
-        else:
-            apply(c, job_id, Decision(unsent.status, unsent.reason, unsent.detail, now), now)
-    return len(rows)

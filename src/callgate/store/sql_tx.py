@@ -80,12 +80,14 @@ def job_from_row(row: Sequence[Any], status: Status | None = None) -> Job:
 class SQLTx:
     """The worker's writes inside one transaction (see :class:`callgate.store.base.Tx`)."""
 
-    def __init__(self, conn: Conn) -> None:
+    def __init__(self, conn: Conn, lock: str = "") -> None:
         self._c = conn
+        self._lock = lock  # " FOR UPDATE" where writers run concurrently (PostgreSQL)
 
     def start_attempt(self, job_id: int, worker_id: str, now: float) -> int | None:
         row = self._c.execute(
-            "SELECT status, worker_id, cancel_requested, attempt_no FROM jobs WHERE id = ?",
+            "SELECT status, worker_id, cancel_requested, attempt_no FROM jobs WHERE id = ?"
+            + self._lock,
             (job_id,),
         ).fetchone()
         if row is None or row[0] != Status.IN_FLIGHT or row[1] != worker_id:
@@ -124,7 +126,8 @@ class SQLTx:
         self, job_id: int, number: int, result: AttemptResult, decision: Decision, now: float
     ) -> Status | None:
         row = self._c.execute(
-            "SELECT status, attempt_no, cancel_requested FROM jobs WHERE id = ?", (job_id,)
+            "SELECT status, attempt_no, cancel_requested FROM jobs WHERE id = ?" + self._lock,
+            (job_id,),
         ).fetchone()
         if row is None or row[1] != number or row[0] not in (Status.IN_FLIGHT, Status.UNCERTAIN):
             return None  # stale: the attempt was settled elsewhere meanwhile
@@ -159,7 +162,7 @@ class SQLTx:
         self, job_id: int, number: int, decision: Decision, now: float
     ) -> Status | None:
         row = self._c.execute(
-            "SELECT status, attempt_no FROM jobs WHERE id = ?", (job_id,)
+            "SELECT status, attempt_no FROM jobs WHERE id = ?" + self._lock, (job_id,)
         ).fetchone()
         if row is None or row[0] != Status.IN_FLIGHT or row[1] != number:
             return None
@@ -173,7 +176,9 @@ class SQLTx:
         return decision.status
 
     def settle_unsent(self, job_id: int, decision: Decision, now: float) -> Status | None:
-        row = self._c.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        row = self._c.execute(
+            "SELECT status FROM jobs WHERE id = ?" + self._lock, (job_id,)
+        ).fetchone()
         if row is None or row[0] != Status.IN_FLIGHT:
             return None
         apply(self._c, job_id, decision, now)

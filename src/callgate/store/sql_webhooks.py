@@ -131,7 +131,10 @@ class SQLWebhooks:
             if default_url:
                 made += c.execute(
                     FAN_OUT_SQL.format(
-                        url=":default", url_is_callback="1 = 0", compat=compat, ids=marks
+                        url="CAST(:default AS TEXT)",
+                        url_is_callback="1 = 0",
+                        compat=compat,
+                        ids=marks,
                     ),
                     {"now": now, "default": default_url},
                 ).rowcount

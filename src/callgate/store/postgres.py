@@ -1,0 +1,255 @@
+"""The distributed store: one PostgreSQL database shared by every callgate process.
+
+The queue operations are :class:`~callgate.store.sql.SQLStore`'s portable SQL; this
+module adds what PostgreSQL needs for many writers at once: a connection pool
+(``psycopg_pool``), row locks (the meter row serialises claims, ``FOR UPDATE SKIP
+LOCKED`` keeps workers off rows another transaction holds), an advisory lock around
+migrations and the webhook fan-out, and LISTEN/NOTIFY so an idle worker hears of new
+work at once instead of polling.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any
+
+import psycopg
+import psycopg.errors
+from psycopg_pool import ConnectionPool
+
+from callgate.exceptions import StoreError
+from callgate.store.sql import SQLStore, migrations
+from callgate.store.sql_tx import Conn, Cursor
+
+log = logging.getLogger("callgate.store")
+
+#: the channel workers LISTEN on; a NOTIFY means "something may be claimable"
+CHANNEL = "callgate_jobs"
+#: advisory lock keys (arbitrary, fixed): migrations; the webhook fan-out
+MIGRATE_LOCK = 0x63_67_6D_69  # "cgmi"
+FANOUT_LOCK = 0x63_67_66_6F  # "cgfo"
+_NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+@functools.lru_cache(maxsize=4096)
+def to_psycopg(sql: str) -> str:
+    """Translate the shared SQL's ``?`` and ``:name`` parameters into psycopg's."""
+    return _NAMED.sub(r"%(\1)s", sql.replace("%", "%%")).replace("?", "%s")
+
+
+def describe(exc: psycopg.Error) -> str:
+    """A one-line reason for a driver error, without the SQL."""
+    if isinstance(exc, psycopg.OperationalError):
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"the database is unavailable ({first})"
+    return f"database error: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r}"
+
+
+class _PgCursor:
+    """A cursor whose ``rowcount`` waits for the pipeline's results (fetching does so
+    by itself)."""
+
+    __slots__ = ("_cur", "_pipeline")
+
+    def __init__(self, cur: psycopg.Cursor[Any], pipeline: psycopg.Pipeline | None) -> None:
+        self._cur, self._pipeline = cur, pipeline
+
+    @property
+    def rowcount(self) -> int:
+        if self._pipeline is not None:
+            self._pipeline.sync()
+        return self._cur.rowcount
+
+    def fetchone(self) -> Any:
+        return self._cur.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return self._cur.fetchall()
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._cur)
+
+
+class _PgConn:
+    """A psycopg connection as the shared SQL sees it (see :class:`~.sql_tx.Conn`)."""
+
+    __slots__ = ("_c", "_pipeline")
+
+    def __init__(self, conn: psycopg.Connection[Any], pipeline: psycopg.Pipeline | None) -> None:
+        self._c, self._pipeline = conn, pipeline
+
+    def execute(self, sql: str, params: Any = (), /) -> Cursor:
+        return _PgCursor(self._c.execute(to_psycopg(sql), params), self._pipeline)
+
+    def executemany(self, sql: str, params: Iterable[Any], /) -> Cursor:
+        cur = self._c.cursor()
+        cur.executemany(to_psycopg(sql), list(params))
+        return _PgCursor(cur, self._pipeline)
+
+    def script(self, sql: str) -> None:
+        """Run a migration: several statements, no parameters."""
+        self._c.execute(sql.encode(), prepare=False)
+
+
+class PostgresStore(SQLStore):
+    """The Store on PostgreSQL (see :class:`callgate.store.base.Store`)."""
+
+    ROW_LOCKS = True
+    SKIP_LOCKED = True
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        migrate: bool = True,
+        min_size: int = 1,
+        max_size: int = 4,
+        timeout: float = 5.0,
+    ) -> None:
+        self.url = url
+        self._pool = ConnectionPool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            timeout=timeout,
+            kwargs={"autocommit": True, "connect_timeout": max(1, int(timeout))},
+            open=False,
+            name="callgate",
+        )
+        self._listeners: list[_Listener] = []
+        try:
+            self._pool.open(wait=True, timeout=timeout)
+        except psycopg.Error as exc:
+            self._pool.close()
+            raise StoreError(f"cannot open {redact(url)}: {describe(exc)}") from exc
+        if migrate:
+            self.migrate()
+
+    @classmethod
+    def from_url(cls, url: str, *, migrate: bool = True) -> PostgresStore:
+        return cls(url, migrate=migrate)
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({redact(self.url)!r})"
+
+    def close(self) -> None:
+        for listener in self._listeners:
+            listener.stop()
+        self._listeners.clear()
+        self._pool.close()
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    def _write(self) -> AbstractContextManager[_PgConn]:
+        return self._transaction(pipeline=True)
+
+    @contextmanager
+    def _transaction(self, *, pipeline: bool) -> Iterator[_PgConn]:
+        """In pipeline mode, statements whose results nobody reads yet are sent without
+        waiting: a transaction costs a round trip per read, not one per statement."""
+        try:
+            with (
+                self._pool.connection() as conn,
+                conn.pipeline() if pipeline else nullcontext() as batch,
+                conn.transaction(),
+            ):
+                yield _PgConn(conn, batch)
+        except psycopg.Error as exc:
+            raise StoreError(describe(exc)) from exc
+
+    def _read(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
+        try:
+            with self._pool.connection() as conn:
+                return conn.execute(to_psycopg(sql), params).fetchall()
+        except psycopg.Error as exc:
+            raise StoreError(describe(exc)) from exc
+
+    def migrate(self) -> list[str]:
+        """Apply the migrations not yet applied (one process at a time); their names."""
+        applied: list[str] = []
+        with self._transaction(pipeline=False) as c:
+            c.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATE_LOCK,))
+            c.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+                "name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)"
+            )
+            done = {r[0] for r in c.execute("SELECT version FROM schema_migrations")}
+            for version, name, sql in migrations("postgres"):
+                if version in done:
+                    continue
+                c.script(sql)
+                c.execute(
+                    "INSERT INTO schema_migrations VALUES (?, ?, ?)", (version, name, time.time())
+                )
+                applied.append(name)
+        return applied
+
+    def _next_ids(self, c: Conn, n: int) -> list[int]:
+        rows = c.execute(
+            "SELECT nextval(pg_get_serial_sequence('jobs', 'id')) FROM generate_series(1, ?)",
+            (n,),
+        ).fetchall()
+        return sorted(int(r[0]) for r in rows)
+
+    def _notify(self, c: Conn) -> None:
+        c.execute(f"NOTIFY {CHANNEL}")
+
+    def _is_conflict(self, exc: BaseException) -> bool:
+        return isinstance(exc, StoreError) and isinstance(
+            exc.__cause__, psycopg.errors.UniqueViolation
+        )
+
+    def _fanout_lock(self, c: Conn) -> bool:
+        return bool(c.execute("SELECT pg_try_advisory_xact_lock(?)", (FANOUT_LOCK,)).fetchone()[0])
+
+    def _json_text(self, column: str, key: str) -> str:
+        return f"({column}::json ->> '{key}')"
+
+    def listen(self, callback: Callable[[], None]) -> Callable[[], None]:
+        listener = _Listener(self.url, callback)
+        self._listeners.append(listener)
+        return listener.stop
+
+
+class _Listener:
+    """A thread with its own connection, LISTENing: it calls ``callback`` on every
+    notification, and once after each (re)connect, since a NOTIFY sent while it was
+    disconnected is lost. A lost connection is retried with backoff, never raised."""
+
+    def __init__(self, url: str, callback: Callable[[], None], poll: float = 0.25) -> None:
+        self._url, self._callback, self._poll = url, callback, poll
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="callgate-listen", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=5.0)
+
+    def _run(self) -> None:
+        backoff = 0.5
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self._url, autocommit=True, connect_timeout=5) as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    self._callback()
+                    backoff = 0.5
+                    while not self._stop.is_set():
+                        for _ in conn.notifies(timeout=self._poll):
+                            self._callback()
+            except psycopg.Error as exc:
+                log.warning("listening for new jobs failed (%s); retrying in %.1f s", exc, backoff)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+
+
+def redact(url: str) -> str:
+    """The URL without its password."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
