@@ -10,8 +10,7 @@ import pytest
 
 from callgate.domain import AttemptResult, Decision, Kind, Outcome, Status, make_spec
 from callgate.engine.meter import GCRA
-from callgate.exceptions import IdempotencyConflict, InvalidTransition, NotFound
-from callgate.exceptions import StoreError
+from callgate.exceptions import IdempotencyConflict, InvalidTransition, NotFound, StoreError
 from callgate.store.sql import SQLStore, migrations
 from callgate.store.sqlite import SQLiteStore
 from tests import pg
@@ -119,7 +118,9 @@ def test_postgres_migrations_reproduce_schema_sql(pg_databases: pg.Databases) ->
     with psycopg.connect(reference, autocommit=True) as conn:
         conn.execute(schema.encode())
     got, want = _pg_schema(migrated), _pg_schema(reference)
-    assert got["columns"] and got["triggers"] and got["functions"]
+    assert got["columns"]
+    assert got["triggers"]
+    assert got["functions"]
     assert got == want
     versions = [m[0] for m in migrations("postgres")]
     assert versions == list(range(1, len(versions) + 1))
@@ -192,7 +193,7 @@ def test_one_in_flight_per_group_and_fifo(store: SQLStore) -> None:
 def test_database_refuses_a_second_in_flight_job_in_a_group(store: SQLStore) -> None:
     ids = [r.job.id for r in store.submit([fax(), fax()], NOW)]
     claim(store)
-    with pytest.raises(StoreError, match="(?i)unique"), store._write() as c:
+    with pytest.raises(StoreError, match=r"(?i)unique"), store._write() as c:
         c.execute("UPDATE jobs SET status = 'in_flight' WHERE id = ?", (ids[1],))
     assert store.counts()["in_flight"] == 1
 
