@@ -17,6 +17,7 @@ from callgate.config import Settings
 from callgate.domain import Kind, Outcome, Status
 from callgate.engine.worker import Worker
 from callgate.gateway import Gateway
+from callgate.store.base import StartAttempt
 from callgate.testing import run_virtual, wait_until
 from tests.simlog import max_in_window, overlaps, read_log
 
@@ -282,8 +283,7 @@ def test_drain_stops_with_only_uncertain_jobs_left(make_settings, tmp_path: Path
         gw.store.claim(
             "ghost", clock.now(), limit=1, lease=5, max_concurrency=10, meter=gw.worker().meter
         )
-        with gw.store.transaction() as tx:
-            tx.start_attempt(r.job.id, "ghost", clock.now())
+        gw.store.write_batch([StartAttempt(r.job.id, "ghost", clock.now())])
         await asyncio.sleep(10)  # the ghost worker died mid-send
         await gw.worker().run(drain=True)
         return gw

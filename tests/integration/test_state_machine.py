@@ -37,6 +37,7 @@ from callgate.engine.meter import GCRA
 from callgate.engine.retry import KindPolicy, RetryPolicy
 from callgate.exceptions import InvalidTransition
 from callgate.store import Store, open_store
+from callgate.store.base import Finish, StartAttempt
 from tests import pg
 
 NUMBERS = ["+15005550006", "+15005550122", "+12025550143", "+12125550100"]
@@ -124,8 +125,7 @@ class QueueMachine(RuleBasedStateMachine):
     def start(self, data: st.DataObject) -> None:
         job_id = data.draw(st.sampled_from(sorted(self.claimed)))
         worker = self.claimed.pop(job_id)
-        with self.store.transaction() as tx:
-            number = tx.start_attempt(job_id, worker, self.now)
+        [number] = self.store.write_batch([StartAttempt(job_id, worker, self.now)])
         if number is not None:
             self.sending[job_id] = (worker, number)
 
@@ -136,8 +136,7 @@ class QueueMachine(RuleBasedStateMachine):
         _, number = self.sending.pop(job_id)
         job = self.store.get_job(job_id)
         decision = self.retry.decide(job, job.attempts, AttemptResult(outcome), self.now)
-        with self.store.transaction() as tx:
-            tx.finish(job_id, number, AttemptResult(outcome), decision, self.now)
+        self.store.write_batch([Finish(job_id, number, AttemptResult(outcome), decision, self.now)])
 
     @precondition(lambda self: bool(self.submitted))
     @rule(data=st.data())

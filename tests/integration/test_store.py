@@ -11,6 +11,7 @@ import pytest
 from callgate.domain import AttemptResult, Decision, Kind, Outcome, Status, make_spec
 from callgate.engine.meter import GCRA
 from callgate.exceptions import IdempotencyConflict, InvalidTransition, NotFound, StoreError
+from callgate.store.base import Finish, StartAttempt
 from callgate.store.sql import SQLStore, migrations
 from callgate.store.sqlite import SQLiteStore
 from tests import pg
@@ -46,10 +47,15 @@ def finish(
     worker: str = "w1",
     outcome: Outcome = Outcome.DELIVERED,
 ) -> Status | None:
-    with store.transaction() as tx:
-        number = tx.start_attempt(job_id, worker, now)
-        assert number is not None
-        return tx.finish(job_id, number, AttemptResult(outcome), decision, now)
+    number = start(store, job_id, worker, now)
+    assert number is not None
+    [status] = store.write_batch([Finish(job_id, number, AttemptResult(outcome), decision, now)])
+    return status  # type: ignore[no-any-return]
+
+
+def start(store: SQLStore, job_id: int, worker: str = "w1", now: float = NOW) -> int | None:
+    [number] = store.write_batch([StartAttempt(job_id, worker, now)])
+    return number  # type: ignore[no-any-return]
 
 
 # -- schema -------------------------------------------------------------------------------
@@ -273,8 +279,7 @@ def test_lease_lost_before_sending_requeues(store: SQLStore) -> None:
 def test_lease_lost_after_sending_is_uncertain_not_resent(store: SQLStore) -> None:
     [r] = store.submit([fax()], NOW)
     claim(store, lease=30)
-    with store.transaction() as tx:
-        assert tx.start_attempt(r.job.id, "w1", NOW) == 1
+    assert start(store, r.job.id) == 1
     assert store.heartbeat("w1", NOW + 20, 30, [r.job.id]) == 1
     assert store.expire_leases(NOW + 31) == 0  # the heartbeat kept it
     assert store.expire_leases(NOW + 51) == 1
@@ -287,8 +292,7 @@ def test_lease_lost_after_sending_is_uncertain_not_resent(store: SQLStore) -> No
 def test_release_requeues_unsent_and_leaves_sent_uncertain(store: SQLStore) -> None:
     a, b = (r.job.id for r in store.submit([fax(), fax(to="+15005550122")], NOW))
     claim(store)
-    with store.transaction() as tx:
-        tx.start_attempt(a, "w1", NOW)
+    start(store, a)
     assert store.release_worker("w1", NOW) == 2
     assert (store.get_job(a).status, store.get_job(a).reason) == (
         Status.UNCERTAIN,
@@ -326,18 +330,23 @@ def test_cancel_waiting_job_at_once(store: SQLStore) -> None:
 def test_cancel_in_flight_job_after_its_attempt(store: SQLStore) -> None:
     a, b = (r.job.id for r in store.submit([fax(), fax(to="+15005550122")], NOW))
     claim(store)
-    with store.transaction() as tx:
-        number = tx.start_attempt(a, "w1", NOW)  # a is on the wire
+    number = start(store, a)  # a is on the wire
     assert number is not None
     assert store.cancel(a, NOW).cancel_requested
     assert store.cancel(b, NOW).status is Status.IN_FLIGHT  # claimed, not yet sent
-    with store.transaction() as tx:
-        assert tx.start_attempt(b, "w1", NOW) is None  # so it is never sent
+    assert start(store, b) is None  # so it is never sent
     assert store.get_job(b).status is Status.CANCELED
-    with store.transaction() as tx:
-        status = tx.finish(
-            a, number, AttemptResult(Outcome.BUSY), Decision(Status.RETRYING, run_at=NOW + 600), NOW
-        )
+    [status] = store.write_batch(
+        [
+            Finish(
+                a,
+                number,
+                AttemptResult(Outcome.BUSY),
+                Decision(Status.RETRYING, run_at=NOW + 600),
+                NOW,
+            )
+        ]
+    )
     assert status is Status.CANCELED
     assert store.get_job(a).status is Status.CANCELED
 
@@ -356,20 +365,12 @@ def test_retry_requeues_a_dead_letter_with_fresh_attempts(store: SQLStore) -> No
 def test_stale_finish_is_ignored(store: SQLStore) -> None:
     [r] = store.submit([fax()], NOW)
     claim(store)
-    with store.transaction() as tx:
-        number = tx.start_attempt(r.job.id, "w1", NOW)
+    number = start(store, r.job.id)
     assert number is not None
-    with store.transaction() as tx:
-        assert (
-            tx.finish(
-                r.job.id,
-                number + 1,
-                AttemptResult(Outcome.DELIVERED),
-                Decision(Status.DELIVERED),
-                NOW,
-            )
-            is None
-        )
+    stale = Finish(
+        r.job.id, number + 1, AttemptResult(Outcome.DELIVERED), Decision(Status.DELIVERED), NOW
+    )
+    assert store.write_batch([stale]) == [None]
     assert store.get_job(r.job.id).status is Status.IN_FLIGHT
 
 

@@ -25,7 +25,16 @@ from callgate.engine.meter import GCRA
 from callgate.engine.retry import RetryPolicy
 from callgate.exceptions import StoreError
 from callgate.providers.base import Provider
-from callgate.store.base import Claimed, Store, Tx
+from callgate.store.base import (
+    Abandon,
+    Accepted,
+    Claimed,
+    Finish,
+    SettleUnsent,
+    StartAttempt,
+    Store,
+    Write,
+)
 
 log = logging.getLogger("callgate.worker")
 T = TypeVar("T")
@@ -99,7 +108,7 @@ class Worker:
         self._active: dict[int, asyncio.Task[None]] = {}
         self._changed: asyncio.Event | None = None
         self._stopping: asyncio.Event | None = None
-        self._pending_writes: list[tuple[Callable[[Tx], Any], asyncio.Future[Any]]] = []
+        self._pending_writes: list[tuple[Write, asyncio.Future[Any]]] = []
         self._flush_scheduled = False
         self._hub = _StatusHub()
         #: called after each commit of the worker's writes (e.g. to wake the webhook sender)
@@ -240,9 +249,9 @@ class Worker:
 
     # -- group commit -------------------------------------------------------------------
 
-    async def _write(self, op: Callable[[Tx], T]) -> T:
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._pending_writes.append((op, future))
+    async def _write(self, write: Write) -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending_writes.append((write, future))
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
@@ -265,9 +274,8 @@ class Worker:
                 except Exception as one:
                     _fail(item[1], one)
 
-    def _commit(self, batch: list[tuple[Callable[[Tx], Any], asyncio.Future[Any]]]) -> None:
-        with self.store.transaction() as tx:
-            results = [op(tx) for op, _ in batch]
+    def _commit(self, batch: list[tuple[Write, asyncio.Future[Any]]]) -> None:
+        results = self.store.write_batch([write for write, _ in batch])
         for callback in self.on_commit:
             callback()
         for (_, future), result in zip(batch, results, strict=True):
@@ -294,27 +302,25 @@ class Worker:
 
     async def _attempt(self, job: Job, slot: float) -> None:
         if not await self._wait_for(slot - self.meter.lead):
-            await self._write(lambda tx: tx.settle_unsent(job.id, RELEASED, self.clock.now()))
+            await self._write(SettleUnsent(job.id, RELEASED, self.clock.now()))
             return
         if job.expired(max(slot, self.clock.now())):
-            await self._write(lambda tx: tx.settle_unsent(job.id, EXPIRED, self.clock.now()))
+            await self._write(SettleUnsent(job.id, EXPIRED, self.clock.now()))
             return
         now = self.clock.now()
-        number = await self._write(lambda tx: tx.start_attempt(job.id, self.worker_id, now))
+        number = await self._write(StartAttempt(job.id, self.worker_id, now))
         if number is None:
             return  # canceled meanwhile, or no longer ours: fail closed
         on_time = await self._on_time(slot)
         if not on_time or job.expired(self.clock.now()):
             why = EXPIRED if on_time else RELEASED
-            await self._write(lambda tx: tx.abandon_attempt(job.id, number, why, self.clock.now()))
+            await self._write(Abandon(job.id, number, why, self.clock.now()))
             return
         result = await self._send(job)
         self.stats.sent += 1
         if result.outcome is None:
             ref = result.provider_ref
-            await self._write_until_done(
-                job, lambda tx: tx.attempt_accepted(job.id, number, ref, self.clock.now())
-            )
+            await self._write_until_done(job, Accepted(job.id, number, ref, self.clock.now()))
             result = await self._track(job, ref)
         await self._record(job, number, result)
 
@@ -388,19 +394,17 @@ class Worker:
                 if rate is not None:
                     log.warning("provider answered 429; meter rate lowered to %.2f/s", rate)
         decision = self.retry.decide(job, job.attempts + 1, result, now)
-        await self._write_until_done(
-            job, lambda tx: tx.finish(job.id, number, result, decision, now)
-        )
+        await self._write_until_done(job, Finish(job.id, number, result, decision, now))
         self.stats.finished += 1
 
-    async def _write_until_done(self, job: Job, op: Callable[[Tx], T]) -> T:
+    async def _write_until_done(self, job: Job, write: Write) -> Any:
         """A write after the request went out must not be lost: while the store is down,
         keep trying (the heartbeat keeps the lease meanwhile). A stop cancels this; the
         job's lease then makes it ``uncertain``, never resent blindly."""
         backoff = Backoff()
         while True:
             try:
-                return await self._write(op)
+                return await self._write(write)
             except StoreError as exc:
                 delay = backoff.next()
                 log.warning("job %s: recording failed (%s); retrying in %.1f s", job.id, exc, delay)

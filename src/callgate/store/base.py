@@ -8,9 +8,8 @@ the store never reads a clock of its own.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from callgate.domain import (
     ApiKey,
@@ -56,34 +55,60 @@ class MeterPolicy(Protocol):
     def lowered(self, state: MeterState, now: float) -> MeterState: ...
 
 
-class Tx(Protocol):
-    """Worker writes, applied together in one transaction (group commit)."""
+@dataclass(frozen=True, slots=True)
+class StartAttempt:
+    """Write the attempt row (``sending``) before the request. Result: its number, or
+    ``None``: do not send (canceled meanwhile, and now ``canceled``; or no longer this
+    worker's)."""
 
-    def start_attempt(self, job_id: int, worker_id: str, now: float) -> int | None:
-        """Write the attempt row (``sending``) before the request; return its number.
+    job_id: int
+    worker_id: str
+    now: float
 
-        ``None`` means do not send: the job was canceled meanwhile (it is now
-        ``canceled``) or is no longer this worker's.
-        """
-        ...
 
-    def attempt_accepted(self, job_id: int, number: int, ref: str | None, now: float) -> None: ...
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """The provider accepted attempt ``number`` under ``ref``; its status is tracked."""
 
-    def finish(
-        self, job_id: int, number: int, result: AttemptResult, decision: Decision, now: float
-    ) -> Status | None:
-        """End attempt ``number`` and move the job on; returns the status it got."""
-        ...
+    job_id: int
+    number: int
+    ref: str | None
+    now: float
 
-    def abandon_attempt(
-        self, job_id: int, number: int, decision: Decision, now: float
-    ) -> Status | None:
-        """Close attempt ``number`` as never sent (uncounted) and move the job on."""
-        ...
 
-    def settle_unsent(self, job_id: int, decision: Decision, now: float) -> Status | None:
-        """Move an in-flight job that was never sent (expired, released, blocked)."""
-        ...
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """End attempt ``number`` and move the job on. Result: the status it got, or
+    ``None`` if the attempt was settled elsewhere meanwhile (stale)."""
+
+    job_id: int
+    number: int
+    result: AttemptResult
+    decision: Decision
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class Abandon:
+    """Close attempt ``number`` as never sent (uncounted) and move the job on."""
+
+    job_id: int
+    number: int
+    decision: Decision
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class SettleUnsent:
+    """Move an in-flight job that was never sent (expired, released, blocked)."""
+
+    job_id: int
+    decision: Decision
+    now: float
+
+
+#: a worker's write; :meth:`Store.write_batch` applies many at once (group commit)
+Write = StartAttempt | Accepted | Finish | Abandon | SettleUnsent
 
 
 class Store(Protocol):
@@ -158,7 +183,10 @@ class Store(Protocol):
 
     def lower_rate(self, now: float, meter: MeterPolicy) -> float | None: ...
 
-    def transaction(self) -> AbstractContextManager[Tx]: ...
+    def write_batch(self, writes: Sequence[Write]) -> list[Any]:
+        """Apply the writes in one transaction (at most one per job); their results, in
+        order (see each write's docstring)."""
+        ...
 
     def heartbeat(
         self, worker_id: str, now: float, lease: float, job_ids: Sequence[int] = ()

@@ -24,6 +24,8 @@ import psycopg.errors
 from psycopg_pool import ConnectionPool
 
 from callgate.exceptions import StoreError
+from callgate.store.base import Write
+from callgate.store.postgres_tx import PgBatch
 from callgate.store.sql import SQLStore, migrations
 from callgate.store.sql_tx import Conn, Cursor
 
@@ -62,8 +64,8 @@ class _PgCursor:
 
     @property
     def rowcount(self) -> int:
-        if self._pipeline is not None:
-            self._pipeline.sync()
+        if self._pipeline is not None and self._cur.connection.pgconn.pipeline_status:
+            self._pipeline.sync()  # still in the transaction: wait for the results
         return self._cur.rowcount
 
     def fetchone(self) -> Any:
@@ -189,6 +191,10 @@ class PostgresStore(SQLStore):
                 )
                 applied.append(name)
         return applied
+
+    def write_batch(self, writes: Sequence[Write]) -> list[Any]:
+        with self._write() as c:
+            return PgBatch(c).run(writes)
 
     def _next_ids(self, c: Conn, n: int) -> list[int]:
         rows = c.execute(

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from importlib import resources
 from typing import Any
 
@@ -33,7 +33,7 @@ from callgate.domain import (
     to_datetime,
 )
 from callgate.exceptions import IdempotencyConflict, InvalidTransition, NotFound
-from callgate.store.base import Claimed, MeterPolicy, MeterState, SubmitResult, chunks
+from callgate.store.base import Claimed, MeterPolicy, MeterState, SubmitResult, Write, chunks
 from callgate.store.sql_tx import JOB_COLUMNS, Conn, SQLTx, apply, job_from_row, move
 from callgate.store.sql_webhooks import SQLWebhooks
 
@@ -495,10 +495,10 @@ class SQLStore(SQLWebhooks):
 
     # -- worker writes ------------------------------------------------------------------
 
-    @contextmanager
-    def transaction(self) -> Iterator[SQLTx]:
+    def write_batch(self, writes: Sequence[Write]) -> list[Any]:
         with self._write() as c:
-            yield SQLTx(c, self._locking())
+            tx = SQLTx(c, self._locking())
+            return [tx.apply(w) for w in writes]
 
     def heartbeat(
         self, worker_id: str, now: float, lease: float, job_ids: Sequence[int] = ()

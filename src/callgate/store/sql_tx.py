@@ -22,6 +22,14 @@ from callgate.domain import (
     from_ts,
     to_datetime,
 )
+from callgate.store.base import (
+    Abandon,
+    Accepted,
+    Finish,
+    SettleUnsent,
+    StartAttempt,
+    Write,
+)
 
 
 class Cursor(Protocol):
@@ -78,11 +86,26 @@ def job_from_row(row: Sequence[Any], status: Status | None = None) -> Job:
 
 
 class SQLTx:
-    """The worker's writes inside one transaction (see :class:`callgate.store.base.Tx`)."""
+    """The worker's writes inside one transaction, one at a time (see the write
+    requests in :mod:`callgate.store.base`)."""
 
     def __init__(self, conn: Conn, lock: str = "") -> None:
         self._c = conn
         self._lock = lock  # " FOR UPDATE" where writers run concurrently (PostgreSQL)
+
+    def apply(self, write: Write) -> Any:
+        match write:
+            case StartAttempt(job_id, worker_id, now):
+                return self.start_attempt(job_id, worker_id, now)
+            case Accepted(job_id, number, ref, now):
+                return self.attempt_accepted(job_id, number, ref, now)
+            case Finish(job_id, number, result, decision, now):
+                return self.finish(job_id, number, result, decision, now)
+            case Abandon(job_id, number, decision, now):
+                return self.abandon_attempt(job_id, number, decision, now)
+            case SettleUnsent(job_id, decision, now):
+                return self.settle_unsent(job_id, decision, now)
+        raise TypeError(f"not a write: {write!r}")
 
     def start_attempt(self, job_id: int, worker_id: str, now: float) -> int | None:
         row = self._c.execute(
