@@ -43,7 +43,17 @@ def pgbench_tps(admin_url: str, *, seconds: float, clients: int = 8) -> float:
     with fresh_database(admin_url, "pgbench") as url, tempfile.TemporaryDirectory() as tmp:
         subprocess.run(["pgbench", "-i", "-q", url], check=True, capture_output=True, cwd=tmp)
         out = subprocess.run(
-            ["pgbench", "-N", "-c", str(clients), "-j", "2", "-T", str(max(1, round(seconds))), url],
+            [
+                "pgbench",
+                "-N",
+                "-c",
+                str(clients),
+                "-j",
+                "2",
+                "-T",
+                str(max(1, round(seconds))),
+                url,
+            ],
             check=True,
             capture_output=True,
             text=True,
