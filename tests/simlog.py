@@ -39,3 +39,16 @@ def max_in_window(starts: list[float], window: float = 1.0) -> int:
             j += 1
         best = max(best, i - j + 1)
     return best
+
+
+def max_concurrent(calls: list[dict[str, Any]]) -> int:
+    """The most calls under way at one instant (a call ending as another starts: not both)."""
+    edges = sorted(
+        [(c["started_at"], 1) for c in calls] + [(c["ended_at"], -1) for c in calls],
+        key=lambda e: (e[0], e[1]),
+    )
+    best = now = 0
+    for _, step in edges:
+        now += step
+        best = max(best, now)
+    return best

@@ -83,6 +83,7 @@ class Settings(BaseSettings):
     # the built-in simulator
     simulator_log: Path | None = None
     simulator_latency: float = Field(0.0, ge=0)
+    simulator_latency_jitter: float = Field(0.0, ge=0, description="plus U(0, jitter) s a call")
     simulator_fax_duration: float = Field(0.0, ge=0)
     simulator_mix: dict[str, float] = Field(default_factory=dict)
     simulator_seed: int | None = None

@@ -29,6 +29,7 @@ def make_provider(settings: Settings, clock: Clock) -> Provider:
     return Simulator(
         clock,
         latency=settings.simulator_latency,
+        latency_jitter=settings.simulator_latency_jitter,
         fax_duration=settings.simulator_fax_duration,
         log_path=settings.simulator_log,
         mix=settings.simulator_mix,

@@ -2,8 +2,10 @@
 
 :class:`VirtualTimeLoop` never waits for a timer: when no callback is ready and no file
 descriptor has anything to read, it moves its clock straight to the next timer. Code
-under test uses plain ``asyncio.sleep`` and timeouts; only real I/O (threads, sockets)
-must stay out of a virtual-time test, since time would jump while it is under way.
+under test uses plain ``asyncio.sleep`` and timeouts. Work handed to a thread
+(``run_in_executor``, as :mod:`callgate.store.offload` does with store calls) stops the
+clock until it is done; other real I/O (sockets) must stay out of a virtual-time test,
+since time would jump while it is under way.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine, Mapping
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -25,6 +28,8 @@ from callgate.clock import LoopClock
 
 T = TypeVar("T")
 
+#: the longest a virtual-time loop waits (really) for work on a thread
+THREAD_TIMEOUT = 120.0
 #: 2027-01-15 12:00:00 UTC, a Friday: far from any real "now", easy to read in failures.
 EPOCH = 1_799_928_000.0
 
@@ -47,6 +52,13 @@ class _JumpingSelector(selectors.BaseSelector):
         ready = self._real.select(0)
         if ready or timeout == 0:
             return ready
+        if self._loop.threads_busy:
+            # work on a thread (a store call) is under way: time stands still until it is
+            # done, as if it took no time at all
+            ready = self._real.select(THREAD_TIMEOUT)
+            if not ready:
+                raise RuntimeError(f"a thread's work took over {THREAD_TIMEOUT:.0f} s")
+            return ready
         if timeout is None:
             raise RuntimeError("virtual-time loop is idle with no timer left: a deadlock")
         self._loop.virtual_time += timeout
@@ -62,10 +74,22 @@ class _JumpingSelector(selectors.BaseSelector):
 class VirtualTimeLoop(asyncio.SelectorEventLoop):
     def __init__(self) -> None:
         self.virtual_time = 0.0
+        self.threads_busy = 0  # run_in_executor calls not yet done
         super().__init__(selector=_JumpingSelector(self))
 
     def time(self) -> float:
         return self.virtual_time
+
+    def run_in_executor(  # type: ignore[override]
+        self, executor: Executor | None, func: Callable[..., T], *args: Any
+    ) -> asyncio.Future[T]:
+        future = super().run_in_executor(executor, func, *args)
+        self.threads_busy += 1
+        future.add_done_callback(self._thread_done)
+        return future
+
+    def _thread_done(self, _: object) -> None:
+        self.threads_busy -= 1
 
 
 def run_virtual(main: Callable[[LoopClock], Coroutine[Any, Any, T]], *, epoch: float = EPOCH) -> T:

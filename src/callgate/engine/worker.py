@@ -35,6 +35,7 @@ from callgate.store.base import (
     Store,
     Write,
 )
+from callgate.store.offload import StoreCalls
 
 log = logging.getLogger("callgate.worker")
 T = TypeVar("T")
@@ -109,7 +110,8 @@ class Worker:
         self._changed: asyncio.Event | None = None
         self._stopping: asyncio.Event | None = None
         self._pending_writes: list[tuple[Write, asyncio.Future[Any]]] = []
-        self._flush_scheduled = False
+        self._flusher: asyncio.Task[None] | None = None
+        self._db = StoreCalls(False)
         self._hub = _StatusHub()
         #: called after each commit of the worker's writes (e.g. to wake the webhook sender)
         self.on_commit: list[Callable[[], None]] = []
@@ -136,6 +138,7 @@ class Worker:
         self._stopping = asyncio.Event()
         self.provider.set_listener(self._hub.notify)
         self.store.prepare_worker()
+        self._db = StoreCalls(self.store.offload)
         stop_listening = self.store.listen(self._wake_threadsafe(asyncio.get_running_loop()))
         background = [
             asyncio.create_task(self._heartbeat_loop(), name="callgate-heartbeat"),
@@ -150,6 +153,7 @@ class Worker:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
             self.provider.set_listener(None)
+            self._db.close()
 
     def _wake_threadsafe(self, loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
         """A wake-up other threads may call (the store's LISTEN thread)."""
@@ -167,40 +171,43 @@ class Worker:
         while not self._stopping.is_set():
             self._changed.clear()
             try:
-                if self._dispatch():
+                if await self._dispatch():
                     await asyncio.sleep(0)  # let the new tasks start and batch their writes
                     continue
-                if drain and not self._active and self.store.active_count() == 0:
+                if drain and not self._active and await self._db(self.store.active_count) == 0:
                     return
-                timeout = self._idle_timeout()
+                timeout = await self._idle_timeout()
                 backoff.reset()
             except StoreError as exc:
                 timeout = backoff.next()
                 log.warning("the store failed (%s); trying again in %.1f s", exc, timeout)
             await self._idle(timeout)
 
-    def _dispatch(self) -> int:
+    async def _dispatch(self) -> int:
         room = self.config.max_concurrency - len(self._active)
         if room <= 0:
             return 0
-        claimed = self.store.claim(
-            self.worker_id,
-            self.clock.now(),
-            limit=min(room, self.config.claim_batch),
-            lease=self.config.lease,
-            max_concurrency=self.config.max_concurrency,
-            meter=self.meter,
-        )
+        claimed = await self._db(self._claim, min(room, self.config.claim_batch))
         for item in claimed:
             self._active[item.job.id] = asyncio.create_task(self._run_job(item))
         self.stats.claimed += len(claimed)
         return len(claimed)
 
-    def _idle_timeout(self) -> float:
+    def _claim(self, limit: int) -> list[Claimed]:
+        return self.store.claim(
+            self.worker_id,
+            self.clock.now(),
+            limit=limit,
+            lease=self.config.lease,
+            max_concurrency=self.config.max_concurrency,
+            meter=self.meter,
+        )
+
+    async def _idle_timeout(self) -> float:
         """How long to wait for a change before claiming again."""
         poll = self.config.idle_poll if self.config.idle_poll is not None else 3600.0
         now = self.clock.now()
-        wake = self.store.next_wakeup(now, self.meter)
+        wake = await self._db(self.store.next_wakeup, now, self.meter)
         if wake is None or wake <= now:
             # nothing waits, or work is ready but the concurrency cap is reached: a job
             # finishing here wakes us; one finishing in another worker, the poll
@@ -219,9 +226,10 @@ class Worker:
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
-        self._flush()
+        if self._flusher is not None:
+            await self._flusher
         with contextlib.suppress(StoreError):
-            released = self.store.release_worker(self.worker_id, self.clock.now())
+            released = await self._db(self.store.release_worker, self.worker_id, self.clock.now())
             if released:
                 log.info("released %d claimed jobs that were not sent", released)
 
@@ -231,8 +239,12 @@ class Worker:
         while True:
             await asyncio.sleep(self.config.lease / 3)
             try:
-                self.store.heartbeat(
-                    self.worker_id, self.clock.now(), self.config.lease, list(self._active)
+                await self._db(
+                    self.store.heartbeat,
+                    self.worker_id,
+                    self.clock.now(),
+                    self.config.lease,
+                    list(self._active),
                 )
             except StoreError as exc:
                 log.warning("heartbeat failed: %s", exc)
@@ -241,7 +253,8 @@ class Worker:
         while True:
             try:
                 now = self.clock.now()
-                if self.store.expire_leases(now) + self.store.expire_overdue(now):
+                settled = await self._db(self.store.expire_leases, now)
+                if settled + await self._db(self.store.expire_overdue, now):
                     self.wake()
             except StoreError as exc:
                 log.warning("sweep failed: %s", exc)
@@ -252,30 +265,30 @@ class Worker:
     async def _write(self, write: Write) -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending_writes.append((write, future))
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(), name="callgate-flush")
         return await future
 
-    def _flush(self) -> None:
-        self._flush_scheduled = False
-        batch, self._pending_writes = self._pending_writes, []
-        if not batch:
-            return
-        try:
-            self._commit(batch)
-        except Exception as exc:
-            if len(batch) == 1:
-                _fail(batch[0][1], exc)
-                return
-            for item in batch:  # one bad write must not sink the others
-                try:
-                    self._commit([item])
-                except Exception as one:
-                    _fail(item[1], one)
+    async def _flush(self) -> None:
+        """Commit what the tasks wrote, in batches; writes that come while a batch is
+        committing go into the next one (the slower the commit, the bigger the batch)."""
+        await asyncio.sleep(0)  # let every task of this turn add its write first
+        while self._pending_writes:
+            batch, self._pending_writes = self._pending_writes, []
+            try:
+                await self._commit(batch)
+            except Exception as exc:
+                if len(batch) == 1:
+                    _fail(batch[0][1], exc)
+                    continue
+                for item in batch:  # one bad write must not sink the others
+                    try:
+                        await self._commit([item])
+                    except Exception as one:
+                        _fail(item[1], one)
 
-    def _commit(self, batch: list[tuple[Write, asyncio.Future[Any]]]) -> None:
-        results = self.store.write_batch([write for write, _ in batch])
+    async def _commit(self, batch: list[tuple[Write, asyncio.Future[Any]]]) -> None:
+        results = await self._db(self.store.write_batch, [write for write, _ in batch])
         for callback in self.on_commit:
             callback()
         for (_, future), result in zip(batch, results, strict=True):
@@ -332,7 +345,7 @@ class Worker:
         await asyncio.sleep(max(0.0, slot - self.clock.now()))
         while self.meter.rate and self.clock.now() - slot > self.meter.max_lateness:
             self.stats.reslotted += 1
-            slot = self.store.reserve_slot(self.clock.now(), self.meter)
+            slot = await self._db(self.store.reserve_slot, self.clock.now(), self.meter)
             if not await self._wait_for(slot):
                 return False
         return True
@@ -387,7 +400,7 @@ class Worker:
         self.stats.outcomes[outcome] = self.stats.outcomes.get(outcome, 0) + 1
         if outcome is Outcome.RATE_LIMITED:
             try:
-                rate = self.store.lower_rate(now, self.meter)
+                rate = await self._db(self.store.lower_rate, now, self.meter)
             except StoreError as exc:  # the outcome must still be recorded
                 log.warning("could not lower the meter's rate after a 429: %s", exc)
             else:

@@ -75,6 +75,7 @@ class Simulator:
         clock: Clock,
         *,
         latency: float = 0.0,
+        latency_jitter: float = 0.0,
         fax_duration: float = 0.0,
         log_path: str | Path | None = None,
         mix: Mapping[str, float] | None = None,
@@ -82,6 +83,7 @@ class Simulator:
     ) -> None:
         self.clock = clock
         self.latency = latency
+        self.latency_jitter = latency_jitter  # each call takes latency + U(0, jitter) s
         self.fax_duration = fax_duration
         self.mix = {Outcome(k): v for k, v in (mix or {}).items()}
         self._rng = rng or random.Random()
@@ -148,8 +150,8 @@ class Simulator:
 
     async def send(self, job: Job) -> AttemptResult:
         started = self.clock.now()
-        if self.latency:
-            await asyncio.sleep(self.latency)
+        if self.latency or self.latency_jitter:
+            await asyncio.sleep(self.latency + self._rng.uniform(0.0, self.latency_jitter))
         self.sent += 1
         result = self.outcome_for(job)
         ref = f"SM{next(self._ids):08d}" if job.kind is not Kind.FAX else f"FX{next(self._ids):08d}"

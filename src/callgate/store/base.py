@@ -112,6 +112,10 @@ Write = StartAttempt | Accepted | Finish | Abandon | SettleUnsent
 
 
 class Store(Protocol):
+    #: its calls wait on the network or a disk flush: async code should call it from a
+    #: thread (see :class:`callgate.store.offload.StoreCalls`)
+    offload: bool
+
     def close(self) -> None: ...
 
     def migrate(self) -> list[str]:

@@ -23,11 +23,12 @@ import psycopg
 import psycopg.errors
 from psycopg_pool import ConnectionPool
 
+from callgate.domain import Job, Status
 from callgate.exceptions import StoreError
 from callgate.store.base import Write
 from callgate.store.postgres_tx import PgBatch
 from callgate.store.sql import SQLStore, migrations
-from callgate.store.sql_tx import Conn, Cursor
+from callgate.store.sql_tx import JOB_COLUMNS, Conn, Cursor, job_from_row
 
 log = logging.getLogger("callgate.store")
 
@@ -36,6 +37,56 @@ CHANNEL = "callgate_jobs"
 #: advisory lock keys (arbitrary, fixed): migrations; the webhook fan-out
 MIGRATE_LOCK = 0x63_67_6D_69  # "cgmi"
 FANOUT_LOCK = 0x63_67_66_6F  # "cgfo"
+#: new queued jobs and their events, in one statement (one trigger call for all)
+INSERT_JOBS_SQL = """
+WITH made AS (
+    INSERT INTO jobs (id, kind, to_number, group_key, status, payload, max_attempts, run_at,
+                      not_before, expires_at, strict_order, idempotency_key, callback_url,
+                      metadata, created_at, updated_at, api_key_id)
+    SELECT r.id, r.kind, r.to_number, r.group_key, 'queued', r.payload, r.max_attempts,
+           r.run_at, r.not_before, r.expires_at, r.strict_order, r.idempotency_key,
+           r.callback_url, r.metadata, r.created_at, r.updated_at, r.api_key_id
+    FROM unnest(:c0::bigint[], :c1::text[], :c2::text[], :c3::text[], :c4::text[], :c5::int[],
+                :c6::float8[], :c7::float8[], :c8::float8[], :c9::int[], :c10::text[],
+                :c11::text[], :c12::text[], :c13::float8[], :c14::float8[], :c15::text[])
+        WITH ORDINALITY AS r(id, kind, to_number, group_key, payload, max_attempts, run_at,
+                             not_before, expires_at, strict_order, idempotency_key,
+                             callback_url, metadata, created_at, updated_at, api_key_id, n)
+    ORDER BY r.n
+    RETURNING id
+)
+INSERT INTO events (job_id, type, status, created_at, fanout, attempts)
+SELECT id, 'job.queued', 'queued', :now, 0, 0 FROM made
+"""
+#: the claim's heads, still claimable, locked (with their groups) in group order
+TAKE_SQL = f"""
+WITH heads AS (
+    SELECT {", ".join("j." + c.strip() for c in JOB_COLUMNS.split(","))}
+    FROM jobs j
+    WHERE j.id = ANY(:ids::bigint[]) AND j.status IN ('queued', 'retrying')
+      AND j.run_at <= :now
+    ORDER BY j.group_key FOR UPDATE OF j SKIP LOCKED
+), locked AS (
+    SELECT group_key FROM groups WHERE group_key IN (SELECT group_key FROM heads)
+    ORDER BY group_key FOR UPDATE
+)
+SELECT heads.* FROM heads JOIN locked USING (group_key)
+"""
+#: mark the claimed jobs in flight, set their groups' order keys, write their events
+MARK_SQL = """
+WITH claimed AS (
+    UPDATE jobs j SET status = 'in_flight', worker_id = :worker, lease_expires_at = :lease,
+                      updated_at = :now
+    WHERE j.id = ANY(:ids::bigint[])
+    RETURNING j.id
+), seq AS (
+    UPDATE groups g SET seq = r.id
+    FROM unnest(:groups::text[], :ids::bigint[]) AS r(group_key, id)
+    WHERE g.group_key = r.group_key
+)
+INSERT INTO events (job_id, type, status, created_at, fanout)
+SELECT id, 'job.in_flight', 'in_flight', :now, 0 FROM claimed
+"""
 _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 
@@ -104,6 +155,7 @@ class PostgresStore(SQLStore):
 
     ROW_LOCKS = True
     SKIP_LOCKED = True
+    offload = True  # a round trip per call, a flush per commit: keep it off the loop
 
     def __init__(
         self,
@@ -191,6 +243,34 @@ class PostgresStore(SQLStore):
                 )
                 applied.append(name)
         return applied
+
+    def _insert_jobs(self, c: Conn, rows: list[tuple[Any, ...]], now: float) -> None:
+        columns = list(zip(*rows, strict=True))
+        c.execute(
+            INSERT_JOBS_SQL, {f"c{i}": list(col) for i, col in enumerate(columns)} | {"now": now}
+        )
+
+    def _take_claimable(self, c: Conn, ids: list[int], now: float) -> list[Job]:
+        """Lock the heads (skipping any a person is changing right now) and their groups,
+        each in group order, so claims, finishes and submits never deadlock."""
+        if not ids:
+            return []
+        rows = c.execute(TAKE_SQL, {"ids": ids, "now": now}).fetchall()
+        return [job_from_row(r, Status.IN_FLIGHT) for r in rows]
+
+    def _mark_in_flight(
+        self, c: Conn, jobs: list[Job], worker_id: str, now: float, lease: float
+    ) -> None:
+        c.execute(
+            MARK_SQL,
+            {
+                "ids": [j.id for j in jobs],
+                "groups": [j.group_key for j in jobs],
+                "worker": worker_id,
+                "lease": now + lease,
+                "now": now,
+            },
+        )
 
     def write_batch(self, writes: Sequence[Write]) -> list[Any]:
         with self._write() as c:

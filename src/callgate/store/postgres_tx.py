@@ -46,7 +46,8 @@ WITH req AS (
     UPDATE jobs j SET attempt_no = j.attempt_no + 1, attempts = j.attempts + 1,
                       updated_at = req.now
     FROM req
-    WHERE j.id = req.id AND j.status = 'in_flight' AND j.worker_id = req.worker
+    WHERE j.id = ANY(:ids::bigint[]) AND j.id = req.id
+      AND j.status = 'in_flight' AND j.worker_id = req.worker
       AND j.cancel_requested = 0
     RETURNING j.id, j.attempt_no, req.worker, req.now
 ), rows AS (
@@ -64,7 +65,8 @@ WITH req AS (
     UPDATE jobs j SET status = 'canceled', reason = :reason, detail = :detail,
                       worker_id = NULL, lease_expires_at = NULL, updated_at = req.now
     FROM req
-    WHERE j.id = req.id AND j.status = 'in_flight' AND j.worker_id = req.worker
+    WHERE j.id = ANY(:ids::bigint[]) AND j.id = req.id
+      AND j.status = 'in_flight' AND j.worker_id = req.worker
       AND j.cancel_requested = 1
     {_RETURNING}
 ), {_EVENTS}
@@ -76,9 +78,11 @@ WITH req AS (
     SELECT * FROM unnest(:ids::bigint[], :numbers::int[], :refs::text[]) AS r(id, number, ref)
 ), attempt AS (
     UPDATE attempts a SET state = 'pending', provider_ref = req.ref
-    FROM req WHERE a.job_id = req.id AND a.number = req.number AND a.state = 'sending'
+    FROM req WHERE a.job_id = ANY(:ids::bigint[]) AND a.job_id = req.id
+      AND a.number = req.number AND a.state = 'sending'
 )
-UPDATE jobs j SET provider_ref = req.ref FROM req WHERE j.id = req.id
+UPDATE jobs j SET provider_ref = req.ref
+FROM req WHERE j.id = ANY(:ids::bigint[]) AND j.id = req.id
 """
 
 FINISH_SQL = f"""
@@ -100,7 +104,7 @@ WITH req AS (
         run_at = coalesce(req.run_at, j.run_at),
         worker_id = NULL, lease_expires_at = NULL, updated_at = req.now
     FROM req
-    WHERE j.id = req.id AND j.attempt_no = req.number
+    WHERE j.id = ANY(:ids::bigint[]) AND j.id = req.id AND j.attempt_no = req.number
       AND j.status IN ('in_flight', 'uncertain')
     {_RETURNING}
 ), attempt AS (
@@ -109,7 +113,7 @@ WITH req AS (
                           error_code = req.code, error_message = req.message,
                           counted = req.counted
     FROM req JOIN moved ON moved.id = req.id
-    WHERE a.job_id = req.id AND a.number = req.number
+    WHERE a.job_id = ANY(:ids::bigint[]) AND a.job_id = req.id AND a.number = req.number
 ), {_EVENTS}
 SELECT id, status FROM moved
 """
@@ -120,13 +124,14 @@ WITH req AS (
         AS r(id, number, message, {_DECISION_COLS})
 ), moved AS (
     UPDATE jobs j SET attempts = j.attempts - 1, {_MOVE}
-    FROM req WHERE j.id = req.id AND j.status = 'in_flight' AND j.attempt_no = req.number
+    FROM req WHERE j.id = ANY(:ids::bigint[]) AND j.id = req.id
+      AND j.status = 'in_flight' AND j.attempt_no = req.number
     {_RETURNING}
 ), attempt AS (
     UPDATE attempts a SET state = 'done', ended_at = req.now, counted = 0,
                           error_message = req.message
     FROM req JOIN moved ON moved.id = req.id
-    WHERE a.job_id = req.id AND a.number = req.number
+    WHERE a.job_id = ANY(:ids::bigint[]) AND a.job_id = req.id AND a.number = req.number
 ), {_EVENTS}
 SELECT id, status FROM moved
 """
@@ -136,10 +141,19 @@ WITH req AS (
     SELECT * FROM unnest(:ids::bigint[], {_DECISION}) AS r(id, {_DECISION_COLS})
 ), moved AS (
     UPDATE jobs j SET {_MOVE}
-    FROM req WHERE j.id = req.id AND j.status = 'in_flight'
+    FROM req WHERE j.id = ANY(:ids::bigint[]) AND j.id = req.id AND j.status = 'in_flight'
     {_RETURNING}
 ), {_EVENTS}
 SELECT id, status FROM moved
+"""
+
+
+#: lock the groups of these jobs in group order first: whatever order an UPDATE then
+#: visits the jobs in, claims, finishes and submits take group rows in one order
+LOCK_GROUPS_SQL = """
+SELECT 1 FROM groups
+WHERE group_key IN (SELECT group_key FROM jobs WHERE id = ANY(:ids::bigint[]))
+ORDER BY group_key FOR UPDATE
 """
 
 
@@ -181,6 +195,9 @@ class PgBatch:
                 results[i] = found.get(writes[i].job_id)
         return results
 
+    def _lock_groups(self, writes: Sequence[Write]) -> None:
+        self._c.execute(LOCK_GROUPS_SQL, {"ids": [w.job_id for w in writes]})
+
     def _start(self, writes: list[StartAttempt]) -> dict[int, Any]:
         params = {
             "ids": [w.job_id for w in writes],
@@ -190,6 +207,7 @@ class PgBatch:
         numbers = {int(r[0]): int(r[1]) for r in self._c.execute(START_SQL, params)}
         refused = [w for w in writes if w.job_id not in numbers]
         if refused:  # canceled meanwhile, or not ours any more: not sent either way
+            self._lock_groups(refused)
             self._c.execute(
                 CANCEL_UNSENT_SQL,
                 {
@@ -228,6 +246,7 @@ class PgBatch:
             "canceled_reason": str(Reason.CANCELED),
             "canceled_detail": "canceled on request",
         }
+        self._lock_groups(writes)
         return dict(_statuses(self._c, FINISH_SQL, params))
 
     def _abandon(self, writes: list[Abandon]) -> dict[int, Any]:
@@ -236,8 +255,10 @@ class PgBatch:
             "numbers": [w.number for w in writes],
             "messages": [f"not sent: {w.decision.detail}" for w in writes],
         }
+        self._lock_groups(writes)
         return dict(_statuses(self._c, ABANDON_SQL, params))
 
     def _settle(self, writes: list[SettleUnsent]) -> dict[int, Any]:
         params = _decisions(writes) | {"ids": [w.job_id for w in writes]}
+        self._lock_groups(writes)
         return dict(_statuses(self._c, SETTLE_SQL, params))

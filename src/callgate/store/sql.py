@@ -106,6 +106,8 @@ class SQLStore(SQLWebhooks):
 
     # -- what a backend provides ----------------------------------------------------------
 
+    offload = False
+
     def _write(self) -> AbstractContextManager[Conn]:
         """One write transaction (committed on success, rolled back on error); database
         errors come out as :class:`~callgate.exceptions.StoreError`."""
@@ -129,17 +131,28 @@ class SQLStore(SQLWebhooks):
             return ""
         return " FOR UPDATE" + (f" OF {of}" if of else "") + (" SKIP LOCKED" if skip else "")
 
-    def _lock_claimable(self, c: Conn, ids: list[int], now: float) -> list[int]:
-        """Of ``ids``, those still claimable, locked for this transaction (a job a
-        person is canceling right now is skipped)."""
-        if not self.ROW_LOCKS or not ids:
-            return ids
-        rows = c.execute(
-            f"SELECT id FROM jobs WHERE id IN ({_marks(ids)}) AND status IN {CLAIMABLE_SQL} "
-            f"AND run_at <= ? ORDER BY id{self._locking(skip=True)}",
-            (*ids, now),
-        ).fetchall()
-        return [r[0] for r in rows]
+    def _take_claimable(self, c: Conn, ids: list[int], now: float) -> list[Job]:
+        """The jobs of ``ids`` (heads found by this claim), to be marked in flight."""
+        return self._get_many(c, ids, status=Status.IN_FLIGHT)
+
+    def _mark_in_flight(
+        self, c: Conn, jobs: list[Job], worker_id: str, now: float, lease: float
+    ) -> None:
+        by_group = sorted(jobs, key=lambda j: j.group_key)  # one lock order everywhere
+        c.executemany(
+            "UPDATE jobs SET status = 'in_flight', worker_id = ?, lease_expires_at = ?, "
+            "updated_at = ? WHERE id = ?",
+            [(worker_id, now + lease, now, j.id) for j in by_group],
+        )
+        c.executemany(
+            "UPDATE groups SET seq = ? WHERE group_key = ?",
+            [(j.id, j.group_key) for j in by_group],
+        )
+        c.executemany(
+            "INSERT INTO events (job_id, type, status, created_at, fanout) "
+            "VALUES (?, 'job.in_flight', 'in_flight', ?, 0)",
+            [(j.id, now) for j in jobs],
+        )
 
     def _notify(self, c: Conn) -> None:
         """Tell idle workers elsewhere that something became claimable (on commit)."""
@@ -259,7 +272,8 @@ class SQLStore(SQLWebhooks):
                     scope or None,
                 )
             )
-        c.executemany(INSERT_JOB_SQL, rows)
+        rows.sort(key=lambda r: str(r[3]))  # group order: the lock order of every writer
+        self._insert_jobs(c, rows, now)
         keyed = [
             (scope, s.idempotency_key, i, s.fingerprint(), now)
             for i, s in zip(ids, specs, strict=True)
@@ -267,8 +281,12 @@ class SQLStore(SQLWebhooks):
         keyed = [k for k in keyed if k[1] is not None]
         if keyed:
             c.executemany("INSERT INTO idempotency_keys VALUES (?, ?, ?, ?, ?)", keyed)
-        c.executemany(INSERT_QUEUED_EVENT_SQL, [(i, now) for i in ids])
         return ids
+
+    def _insert_jobs(self, c: Conn, rows: list[tuple[Any, ...]], now: float) -> None:
+        """Insert new queued jobs (rows in ``INSERT_JOB_SQL``'s order) and their events."""
+        c.executemany(INSERT_JOB_SQL, rows)
+        c.executemany(INSERT_QUEUED_EVENT_SQL, [(r[0], now) for r in rows])
 
     def _get(self, c: Conn, job_id: int) -> Job:
         """One job, locked for the rest of the transaction."""
@@ -396,6 +414,15 @@ class SQLStore(SQLWebhooks):
 
     # -- the meter ----------------------------------------------------------------------
 
+    def _meter_and_load(self, c: Conn) -> tuple[MeterState, int]:
+        """The meter row (locked) and how many jobs are in flight."""
+        row = c.execute(
+            "SELECT tat, rate, changed_at, "
+            "(SELECT count(*) FROM jobs WHERE status = 'in_flight') "
+            f"FROM meter WHERE name = 'global'{self._locking(of='meter')}"
+        ).fetchone()
+        return MeterState(tat=row[0], rate=row[1], changed_at=row[2]), int(row[3])
+
     def _meter(self, c: Conn) -> MeterState:
         """The meter row, locked: this serialises claims and meter changes."""
         row = c.execute(
@@ -435,14 +462,12 @@ class SQLStore(SQLWebhooks):
         meter: MeterPolicy,
     ) -> list[Claimed]:
         with self._write() as c:
-            state = self._meter(c)
-            in_flight = c.execute("SELECT count(*) FROM jobs WHERE status = 'in_flight'")
-            want = min(limit, max_concurrency - in_flight.fetchone()[0])
+            state, in_flight = self._meter_and_load(c)
+            want = min(limit, max_concurrency - in_flight)
             want = meter.allowance(state, now, want) if want > 0 else 0
             if want <= 0:
                 return []
-            heads = self._lock_claimable(c, self._heads(c, now, want), now)
-            jobs = self._get_many(c, heads, status=Status.IN_FLIGHT)
+            jobs = self._take_claimable(c, self._heads(c, now, want), now)
             jobs.sort(key=lambda j: j.id)
             live = [j for j in jobs if not j.expired(now)]
             for job in jobs:
@@ -452,21 +477,7 @@ class SQLStore(SQLWebhooks):
                 return []
             slots, state = meter.take(state, now, len(live))
             self._save_meter(c, state)
-            by_group = sorted(live, key=lambda j: j.group_key)  # one lock order everywhere
-            c.executemany(
-                "UPDATE jobs SET status = 'in_flight', worker_id = ?, lease_expires_at = ?, "
-                "updated_at = ? WHERE id = ?",
-                [(worker_id, now + lease, now, j.id) for j in by_group],
-            )
-            c.executemany(
-                "UPDATE groups SET seq = ? WHERE group_key = ?",
-                [(j.id, j.group_key) for j in by_group],
-            )
-            c.executemany(
-                "INSERT INTO events (job_id, type, status, created_at, fanout) "
-                "VALUES (?, 'job.in_flight', 'in_flight', ?, 0)",
-                [(j.id, now) for j in live],
-            )
+            self._mark_in_flight(c, live, worker_id, now, lease)
         return [Claimed(j, slot) for j, slot in zip(live, slots, strict=True)]
 
     @staticmethod

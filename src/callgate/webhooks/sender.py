@@ -24,6 +24,7 @@ from callgate.config import Settings
 from callgate.domain import Delivery
 from callgate.exceptions import CallgateError, StoreError
 from callgate.store import Store
+from callgate.store.offload import StoreCalls
 from callgate.urls import check_url
 from callgate.webhooks.formats import fax_gateway_body, standard_body
 from callgate.webhooks.posting import AiohttpPoster, HttpxPoster, Poster, PostFailed
@@ -83,6 +84,7 @@ class WebhookSender:
         self._active: set[asyncio.Task[None]] = set()
         self._changed: asyncio.Event | None = None
         self._stopping = False
+        self._db = StoreCalls(False)
         self.sent = 0
 
     def __repr__(self) -> str:
@@ -99,6 +101,14 @@ class WebhookSender:
     async def run(self) -> None:
         self._changed = asyncio.Event()
         self._stopping = False
+        self._db = StoreCalls(self.store.offload, threads=1, name="callgate-webhooks-db")
+        try:
+            await self._run()
+        finally:
+            self._db.close()
+
+    async def _run(self) -> None:
+        assert self._changed is not None
         poster: Poster
         if self._transport is not None:
             poster = HttpxPoster(self._transport, timeout=self.settings.webhook_timeout)
@@ -110,8 +120,9 @@ class WebhookSender:
             while not self._stopping:
                 self._changed.clear()
                 try:
-                    claimed = self._dispatch(client)
-                    wait = self._idle_timeout() if claimed else max(self._idle_timeout(), 0.05)
+                    claimed = await self._dispatch(client)
+                    wait = await self._db(self._idle_timeout)
+                    wait = wait if claimed else max(wait, 0.05)
                 except StoreError as exc:
                     log.warning("webhook outbox unavailable, backing off: %s", exc)
                     wait = 1.0
@@ -120,15 +131,15 @@ class WebhookSender:
             if self._active:
                 await asyncio.wait(self._active, timeout=self.settings.webhook_timeout + 1)
 
-    def _dispatch(self, client: Poster) -> int:
+    async def _dispatch(self, client: Poster) -> int:
         """Fan out new events, start the due deliveries; return how many started."""
         now = self.clock.now()
-        self.store.fan_out(now, self.settings.webhook_url)
+        await self._db(self.store.fan_out, now, self.settings.webhook_url)
         room = self.settings.webhook_concurrency - len(self._active)
         if room <= 0:
             return 0
         lease = self.settings.webhook_timeout + 5.0
-        claimed = self.store.claim_deliveries(now, room, lease)
+        claimed = await self._db(self.store.claim_deliveries, now, room, lease)
         for delivery in claimed:
             task = asyncio.create_task(self._deliver(client, delivery))
             self._active.add(task)
@@ -150,7 +161,7 @@ class WebhookSender:
 
     async def _deliver(self, client: Poster, delivery: Delivery) -> None:
         try:
-            body = self._body(delivery)
+            body = await self._db(self._body, delivery)
             check_url(
                 delivery.url,
                 field="callback_url",
@@ -158,28 +169,30 @@ class WebhookSender:
                 allowlist=self.settings.url_allowlist,
             )
         except CallgateError as exc:  # the URL became unsafe, or the job is gone
-            self.store.delivery_failed(delivery.id, self.clock.now(), None, exc.message, None)
+            await self._db(
+                self.store.delivery_failed, delivery.id, self.clock.now(), None, exc.message, None
+            )
             return
         headers = self.signer.headers(f"msg_{delivery.event_id}", self.clock.now(), body)
         try:
             response = await client.post(delivery.url, body, headers)
         except PostFailed as exc:
-            self._failed(delivery, None, str(exc), None)
+            await self._failed(delivery, None, str(exc), None)
             return
         now = self.clock.now()
         if 200 <= response.status < 300:
-            self.store.delivery_done(delivery.id, now, response.status)
+            await self._db(self.store.delivery_done, delivery.id, now, response.status)
             self.sent += 1
         elif response.status == 410:
-            stopped = self.store.endpoint_gone(delivery.url, now)
+            stopped = await self._db(self.store.endpoint_gone, delivery.url, now)
             log.warning("%s answered 410 Gone: %d deliveries stopped", delivery.url, stopped)
         else:
             wait = None
             if response.status in (429, 503):
                 wait = retry_after_seconds(_header(response.headers, "retry-after"), now)
-            self._failed(delivery, response.status, response.text, wait)
+            await self._failed(delivery, response.status, response.text, wait)
 
-    def _failed(
+    async def _failed(
         self, delivery: Delivery, status: int | None, error: str, wait: float | None
     ) -> None:
         now = self.clock.now()
@@ -198,7 +211,7 @@ class WebhookSender:
         else:
             delay = SCHEDULE[attempt] * self._rng.uniform(1 - JITTER, 1 + JITTER)
             retry_at = now + delay
-        self.store.delivery_failed(delivery.id, now, status, error, retry_at)
+        await self._db(self.store.delivery_failed, delivery.id, now, status, error, retry_at)
 
     def _body(self, delivery: Delivery) -> str:
         [event] = self.store.events(after_id=delivery.event_id - 1, limit=1)

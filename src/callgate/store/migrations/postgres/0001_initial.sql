@@ -50,46 +50,60 @@ CREATE TABLE groups (
 CREATE INDEX groups_ready ON groups (seq) WHERE pending > 0 AND busy = 0;
 CREATE INDEX groups_wake ON groups (wake_at) WHERE pending > 0 AND busy = 0;
 
-CREATE FUNCTION callgate_group_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Statement-level triggers with transition tables: a claim or a group commit that moves
+-- 500 jobs updates their groups in one statement, not 500 trigger calls. Each group's
+-- rows are locked in group order (ORDER BY), the lock order every writer keeps.
+CREATE FUNCTION callgate_groups_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO groups AS g (group_key, pending, busy, wake_at, seq)
-    VALUES (NEW.group_key, 1, 0, NEW.run_at, NEW.id)
+    SELECT group_key, count(*), 0, min(run_at), min(id)
+    FROM new_jobs WHERE status IN ('queued', 'retrying')
+    GROUP BY group_key ORDER BY group_key
     ON CONFLICT (group_key) DO UPDATE SET
         seq = CASE WHEN g.pending = 0 THEN excluded.seq ELSE g.seq END,
         wake_at = CASE WHEN g.pending = 0 OR g.wake_at IS NULL OR excluded.wake_at < g.wake_at
                        THEN excluded.wake_at ELSE g.wake_at END,
-        pending = g.pending + 1;
+        pending = g.pending + excluded.pending;
     RETURN NULL;
 END $$;
 
 CREATE TRIGGER jobs_group_insert AFTER INSERT ON jobs
-FOR EACH ROW WHEN (NEW.status IN ('queued', 'retrying'))
-EXECUTE FUNCTION callgate_group_insert();
+REFERENCING NEW TABLE AS new_jobs
+FOR EACH STATEMENT EXECUTE FUNCTION callgate_groups_inserted();
 
-CREATE FUNCTION callgate_group_status() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    was_pending INTEGER := CASE WHEN OLD.status IN ('queued', 'retrying') THEN 1 ELSE 0 END;
-    is_pending  INTEGER := CASE WHEN NEW.status IN ('queued', 'retrying') THEN 1 ELSE 0 END;
+CREATE FUNCTION callgate_groups_moved() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO groups AS g (group_key, pending, busy, wake_at, seq)
-    VALUES (NEW.group_key, is_pending, CASE WHEN NEW.status = 'in_flight' THEN 1 ELSE 0 END,
-            NEW.run_at, NEW.id)
-    ON CONFLICT (group_key) DO UPDATE SET
-        seq = CASE WHEN g.pending = 0 AND is_pending = 1 THEN excluded.seq ELSE g.seq END,
-        wake_at = CASE WHEN is_pending = 0 THEN g.wake_at
-                       WHEN g.pending = 0 OR g.wake_at IS NULL OR NEW.run_at < g.wake_at
-                       THEN NEW.run_at
+    WITH moved AS (
+        SELECT n.group_key,
+               sum(CASE WHEN n.status IN ('queued', 'retrying') THEN 1 ELSE 0 END
+                   - CASE WHEN o.status IN ('queued', 'retrying') THEN 1 ELSE 0 END) AS pending,
+               bool_or(n.status = 'in_flight') AS taken,
+               bool_or(o.status = 'in_flight') AS freed,
+               min(n.run_at) FILTER (WHERE n.status IN ('queued', 'retrying')) AS run_at,
+               min(n.id) FILTER (WHERE n.status IN ('queued', 'retrying')) AS head
+        FROM new_jobs n JOIN old_jobs o ON o.id = n.id
+        WHERE n.status IS DISTINCT FROM o.status
+        GROUP BY n.group_key
+    ), locked AS (
+        SELECT g.group_key FROM groups g JOIN moved m ON m.group_key = g.group_key
+        ORDER BY g.group_key FOR UPDATE OF g
+    )
+    UPDATE groups g SET
+        seq = CASE WHEN g.pending = 0 AND m.head IS NOT NULL THEN m.head ELSE g.seq END,
+        wake_at = CASE WHEN m.run_at IS NULL THEN g.wake_at
+                       WHEN g.pending = 0 OR g.wake_at IS NULL OR m.run_at < g.wake_at
+                       THEN m.run_at
                        ELSE g.wake_at END,
-        busy = CASE WHEN NEW.status = 'in_flight' THEN 1
-                    WHEN OLD.status = 'in_flight' THEN 0
-                    ELSE g.busy END,
-        pending = g.pending - was_pending + is_pending;
+        busy = CASE WHEN m.taken THEN 1 WHEN m.freed THEN 0 ELSE g.busy END,
+        pending = g.pending + m.pending
+    FROM moved m JOIN locked l ON l.group_key = m.group_key
+    WHERE g.group_key = m.group_key;
     RETURN NULL;
 END $$;
 
-CREATE TRIGGER jobs_group_status AFTER UPDATE OF status ON jobs
-FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
-EXECUTE FUNCTION callgate_group_status();
+CREATE TRIGGER jobs_group_status AFTER UPDATE ON jobs
+REFERENCING OLD TABLE AS old_jobs NEW TABLE AS new_jobs
+FOR EACH STATEMENT EXECUTE FUNCTION callgate_groups_moved();
 
 CREATE FUNCTION callgate_group_run_at() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

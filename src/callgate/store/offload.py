@@ -1,0 +1,39 @@
+"""Calling the store from asyncio code without stalling the event loop.
+
+A store whose calls wait on the network or the disk (PostgreSQL: a round trip, a commit's
+flush) runs them on a small thread pool, so the loop keeps its timers — the meter's
+slots, the provider's answers — while the database works. An embedded SQLite store
+answers in microseconds and is called in place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class StoreCalls:
+    """``await calls(fn, *args)`` runs ``fn(*args)``: on a thread when ``offload``."""
+
+    def __init__(self, offload: bool, *, threads: int = 2, name: str = "callgate-db") -> None:
+        self._executor = (
+            ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name) if offload else None
+        )
+
+    def __repr__(self) -> str:
+        return f"StoreCalls(offload={self._executor is not None})"
+
+    async def __call__(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._executor is None:
+            return fn(*args)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
