@@ -230,7 +230,7 @@ class Simulator:
         started_at: float,
         ended_at: float,
         outcome: Outcome | None,
-        ref: str,
+        ref: str | None,
         job_id: int | None,
     ) -> None:
         """Append one line to the call log (if there is one); one ``O_APPEND`` write."""

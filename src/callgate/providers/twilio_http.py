@@ -9,6 +9,7 @@ a proxy) and keeps each response in the calling task's :func:`capture` box.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import logging
 from collections.abc import Iterator, Mapping
@@ -35,6 +36,11 @@ def capture() -> Iterator[list[Response]]:
         yield box
     finally:
         _box.reset(token)
+
+
+def basic_auth(user: str, password: str) -> str:
+    """An ``Authorization: Basic`` value (aiohttp's ``BasicAuth`` is deprecated)."""
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
 
 
 def _pairs(values: Mapping[str, object] | None) -> list[tuple[str, str]]:
@@ -74,13 +80,15 @@ class AiohttpTwilioClient(AsyncHttpClient):  # type: ignore[misc]
         if self._session is None:
             self._session = aiohttp.ClientSession()
         body = urlencode(_pairs(data)) if data else None
+        headers = dict(headers or {})
+        if auth is not None:
+            headers["Authorization"] = basic_auth(*auth)
         async with self._session.request(
             method.upper(),
             uri,
             params=_pairs(params),
             data=body,
-            headers=dict(headers or {}),
-            auth=None if auth is None else aiohttp.BasicAuth(auth[0], auth[1]),
+            headers=headers,
             timeout=aiohttp.ClientTimeout(total=timeout or self.timeout),
             allow_redirects=allow_redirects,
         ) as response:
