@@ -125,3 +125,15 @@ def test_a_failed_fax_resource_carries_its_reason() -> None:
     result = fax_result({"id": "f-1", "status": "failed", "failure_reason": "user_busy"})
     assert (result.outcome, result.provider_ref, result.error_code) == (O.BUSY, "f-1", "user_busy")
     assert fax_result({"id": "f-2", "status": "sending"}).outcome is None
+
+
+def test_the_documented_reason_table_is_the_reason_table() -> None:
+    from pathlib import Path
+
+    docs = Path(__file__).parents[2] / "docs" / "providers.md"
+    rows = {}
+    for line in docs.read_text().splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 2 and cells[0].startswith("`") and cells[0].strip("`") in DOCUMENTED:
+            rows[cells[0].strip("`")] = cells[1].strip("`")
+    assert rows == {reason: str(outcome) for reason, outcome in FAILURE_REASONS.items()}

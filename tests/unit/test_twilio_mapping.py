@@ -192,3 +192,15 @@ def test_no_answer_at_all_is_unknown_unless_nothing_was_sent() -> None:
     assert transport_outcome(httpx.ReadTimeout("read")) is O.UNKNOWN
     # unless asking again is harmless
     assert transport_outcome(TimeoutError(), idempotent=True) is O.PROVIDER_ERROR
+
+
+def test_the_documented_code_table_is_the_code_table() -> None:
+    from pathlib import Path
+
+    docs = Path(__file__).parents[2] / "docs" / "providers.md"
+    rows = {}
+    for line in docs.read_text().splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 3 and cells[0].isdigit():
+            rows[int(cells[0])] = cells[2].split("`")[1]
+    assert rows == {code: str(outcome) for code, (outcome, _) in ERROR_CODES.items()}
