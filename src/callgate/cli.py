@@ -569,6 +569,7 @@ def simulator(
     ] = None,
 ) -> None:
     """Run the simulator over HTTP: Twilio, SignalWire and Telnyx REST shapes on one port."""
+    params = dict(locals())  # exactly the options: nothing else is named here yet
     from callgate.providers.sim_http import SimOptions, parse_mix, run
 
     if not 0.0 <= drop_callbacks <= 1.0:
@@ -577,25 +578,7 @@ def simulator(
         raise ValidationError("--drop-callbacks must be between 0 and 1", field="drop_callbacks")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("callgate.simulator").setLevel(logging.INFO)  # dropped callbacks
-    options = SimOptions(
-        host=host,
-        port=port,
-        log=log,
-        latency=latency,
-        callback_delay=callback_delay,
-        fax_duration=fax_duration,
-        mix=parse_mix(mix),
-        seed=seed,
-        callbacks=callbacks,
-        drop_callbacks=drop_callbacks,
-        twilio_account_sid=twilio_account_sid,
-        twilio_auth_token=twilio_auth_token,
-        signalwire_project_id=signalwire_project_id,
-        signalwire_api_token=signalwire_api_token,
-        signalwire_signing_key=signalwire_signing_key,
-        telnyx_api_key=telnyx_api_key,
-        telnyx_private_key=telnyx_private_key,
-    )
+    options = SimOptions(**(params | {"mix": parse_mix(mix)}))
 
     def ready(server: Any, bound: int) -> None:
         url = f"http://{host}:{bound}"

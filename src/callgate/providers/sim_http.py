@@ -24,16 +24,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from twilio.request_validator import RequestValidator
 
 from callgate.clock import SystemClock
 from callgate.domain import AttemptResult, Kind, Outcome
 from callgate.exceptions import ValidationError
 from callgate.providers import sim_wire as wire
+from callgate.providers.sim_callbacks import CallbackPoster
 from callgate.providers.simulator import Simulator
 from callgate.providers.twilio_http import basic_auth
 
@@ -94,9 +93,7 @@ class SimulatorServer:
         self.key = private_key(options.telnyx_private_key)
         self.public_key = public_key_b64(self.key)
         self.records: dict[str, wire.SimRecord] = {}
-        self._rng = random.Random(options.seed)
-        self._session: aiohttp.ClientSession | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.callbacks = CallbackPoster(options, self.key)
         self.base = ""  # the URL it is reached at, once bound
         self.app = self._make_app()
 
@@ -127,14 +124,10 @@ class SimulatorServer:
         return app
 
     async def _start(self, app: web.Application) -> None:
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+        await self.callbacks.start()
 
     async def _stop(self, app: web.Application) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._session is not None:
-            await self._session.close()
+        await self.callbacks.close()
         await self.sim.aclose()
 
     async def _public_key(self, request: web.Request) -> web.Response:
@@ -283,7 +276,7 @@ class SimulatorServer:
             None,
         )
         if rec.callback:
-            self._spawn(self._final_callbacks(rec))
+            self.callbacks.final(rec)
 
     # -- Lookup, Verify, Studio --------------------------------------------------------
 
@@ -363,7 +356,7 @@ class SimulatorServer:
         if result.outcome is Outcome.PERMANENT:
             rec.fields["telnyx_reason"] = wire.final_for_telnyx(result)
         if rec.callback:
-            self._spawn(self._telnyx_events(rec, ["fax.queued", "fax.sending.started"]))
+            self.callbacks.telnyx(rec, ["fax.queued", "fax.sending.started"])
         return _json({"data": wire.telnyx_json(rec)}, 202)
 
     def _telnyx_refusal(self, result: AttemptResult) -> web.Response | None:
@@ -405,77 +398,6 @@ class SimulatorServer:
             "total_results": len(found),
         }
         return _json({"data": [wire.telnyx_json(r) for r in page], "meta": meta})
-
-    # -- callbacks ---------------------------------------------------------------------
-
-    def _spawn(self, work: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _final_callbacks(self, rec: wire.SimRecord) -> None:
-        if rec.api == wire.TELNYX_FAX:
-            final = "fax.delivered" if rec.status == "delivered" else "fax.failed"
-            await self._telnyx_events(rec, [final])
-            return
-        statuses = (
-            ["sent", "delivered"]
-            if rec.api == wire.MESSAGE and rec.status == "delivered"
-            else [rec.status]
-        )
-        for status in statuses:
-            await self._post_form(rec, wire.twilio_callback(rec, status))
-
-    def _dropped(self, rec: wire.SimRecord, what: str) -> bool:
-        """Whether this callback is left out (callbacks off, or by ``drop_callbacks``)."""
-        o = self.options
-        if not o.callbacks or rec.callback is None:
-            return True
-        if o.drop_callbacks > 0 and self._rng.random() < o.drop_callbacks:
-            log.info("dropped the %s callback for %s", what, rec.sid)
-            return True
-        return False
-
-    async def _post_form(self, rec: wire.SimRecord, params: dict[str, str]) -> None:
-        status = params.get("MessageStatus") or params.get("CallStatus") or params.get("FaxStatus")
-        if self._dropped(rec, str(status)) or rec.callback is None:
-            return
-        if rec.fields.get("family") == "signalwire":
-            signature = RequestValidator(self.options.signalwire_signing_key).compute_signature(
-                rec.callback, params
-            )
-            headers = {"X-SignalWire-Signature": signature, "X-Twilio-Signature": signature}
-        else:
-            signature = RequestValidator(self.options.twilio_auth_token).compute_signature(
-                rec.callback, params
-            )
-            headers = {"X-Twilio-Signature": signature}
-        await self._post(rec.callback, data=params, headers=headers)
-
-    async def _telnyx_events(self, rec: wire.SimRecord, types: list[str]) -> None:
-        for event_type in types:
-            if self._dropped(rec, event_type) or rec.callback is None:
-                continue
-            now = time.time()
-            body = json.dumps(wire.telnyx_event(rec, event_type, str(uuid.uuid4()), now)).encode()
-            stamp = str(int(now))
-            signature = self.key.sign(stamp.encode() + b"|" + body)
-            headers = {
-                "Content-Type": "application/json",
-                "Telnyx-Signature-Ed25519": base64.b64encode(signature).decode(),
-                "Telnyx-Timestamp": stamp,
-            }
-            await self._post(rec.callback, data=body, headers=headers)
-
-    async def _post(self, url: str, *, data: Any, headers: dict[str, str]) -> None:
-        assert self._session is not None
-        try:
-            async with self._session.post(url, data=data, headers=headers) as response:
-                await response.read()
-                if response.status >= 300:
-                    log.warning("callback to %s answered %d", url, response.status)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            log.warning("callback to %s failed: %r", url, exc)
 
 
 async def serve(

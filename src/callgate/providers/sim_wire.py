@@ -143,7 +143,6 @@ def twilio_json(rec: SimRecord, base: str) -> dict[str, Any]:
     """A Message, Call or (SignalWire) Fax resource as Twilio/SignalWire write it."""
     resource = {MESSAGE: "Messages", CALL: "Calls", SW_FAX: "Faxes"}[rec.api]
     uri = f"{base}/2010-04-01/Accounts/{rec.account}/{resource}/{rec.sid}.json"
-    updated = rec.ended_at or rec.created_at
     doc: dict[str, Any] = {
         "sid": rec.sid,
         "account_sid": rec.account,
@@ -157,44 +156,50 @@ def twilio_json(rec: SimRecord, base: str) -> dict[str, Any]:
         "error_code": None if rec.error_code is None else int(rec.error_code),
         "error_message": rec.error_message,
     }
-    if rec.api == MESSAGE:
-        doc |= {
-            "body": rec.fields.get("Body", ""),
-            "num_media": str(len(rec.fields.get("MediaUrl", []))),
-            "num_segments": "1",
-            "direction": "outbound-api",
-            "date_created": rfc2822(rec.created_at),
-            "date_updated": rfc2822(updated),
-            "date_sent": rfc2822(rec.ended_at),
-            "messaging_service_sid": None,
-            "subresource_uris": {},
-        }
-    elif rec.api == CALL:
-        doc |= {
-            "direction": "outbound-api",
-            "date_created": rfc2822(rec.created_at),
-            "date_updated": rfc2822(updated),
-            "start_time": rfc2822(rec.created_at),
-            "end_time": rfc2822(rec.ended_at),
-            "duration": None if rec.ended_at is None else str(int(rec.ended_at - rec.created_at)),
-            "answered_by": None,
-            "subresource_uris": {},
-        }
-    else:
-        doc |= {
-            "api_version": "v1",
-            "direction": "outbound",
-            "date_created": iso(rec.created_at),
-            "date_updated": iso(updated),
-            "media_url": rec.fields.get("MediaUrl"),
-            "media_sid": None,
-            "num_pages": "1" if rec.status == "delivered" else None,
-            "quality": "fine",
-            "duration": 0 if rec.ended_at is None else int(rec.ended_at - rec.created_at),
-            "url": uri,
-            "error_code": rec.error_code,
-        }
-    return doc
+    return doc | {MESSAGE: _message, CALL: _call, SW_FAX: _fax}[rec.api](rec, uri)
+
+
+def _message(rec: SimRecord, uri: str) -> dict[str, Any]:
+    return {
+        "body": rec.fields.get("Body", ""),
+        "num_media": str(len(rec.fields.get("MediaUrl", []))),
+        "num_segments": "1",
+        "direction": "outbound-api",
+        "date_created": rfc2822(rec.created_at),
+        "date_updated": rfc2822(rec.ended_at or rec.created_at),
+        "date_sent": rfc2822(rec.ended_at),
+        "messaging_service_sid": None,
+        "subresource_uris": {},
+    }
+
+
+def _call(rec: SimRecord, uri: str) -> dict[str, Any]:
+    return {
+        "direction": "outbound-api",
+        "date_created": rfc2822(rec.created_at),
+        "date_updated": rfc2822(rec.ended_at or rec.created_at),
+        "start_time": rfc2822(rec.created_at),
+        "end_time": rfc2822(rec.ended_at),
+        "duration": None if rec.ended_at is None else str(int(rec.ended_at - rec.created_at)),
+        "answered_by": None,
+        "subresource_uris": {},
+    }
+
+
+def _fax(rec: SimRecord, uri: str) -> dict[str, Any]:
+    return {
+        "api_version": "v1",
+        "direction": "outbound",
+        "date_created": iso(rec.created_at),
+        "date_updated": iso(rec.ended_at or rec.created_at),
+        "media_url": rec.fields.get("MediaUrl"),
+        "media_sid": None,
+        "num_pages": "1" if rec.status == "delivered" else None,
+        "quality": "fine",
+        "duration": 0 if rec.ended_at is None else int(rec.ended_at - rec.created_at),
+        "url": uri,
+        "error_code": rec.error_code,  # SignalWire writes it as a string
+    }
 
 
 def telnyx_json(rec: SimRecord) -> dict[str, Any]:
