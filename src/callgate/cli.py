@@ -197,6 +197,7 @@ def worker(
             finally:
                 gw.stop_background()
                 await asyncio.gather(*services)
+                await gw.provider.aclose()  # providers (issue 5): close HTTP sessions
 
         asyncio.run(run())
         stats = w.stats

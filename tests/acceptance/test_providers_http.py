@@ -606,7 +606,9 @@ def test_a_worker_sends_through_the_vendors_by_configuration(cg: Any, sim: SimPr
         store.submit(specs, time.time())
     finally:
         store.close()
-    cg.ok("worker", "--drain", timeout=90)
+    done = cg.run("worker", "--drain", timeout=90)
+    assert done.returncode == 0, done.stderr
+    assert "Unclosed" not in done.stderr  # the adapters' HTTP sessions are closed
     store = SQLiteStore(str(cg.db))
     try:
         jobs = {j.to: {"status": j.status, "reason": j.reason} for j in store.list_jobs(limit=10)}
