@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -25,6 +25,16 @@ from pydantic_settings import (
 from callgate.domain import Kind
 from callgate.engine.retry import DEFAULTS, KindPolicy
 from callgate.exceptions import ConfigurationError
+
+# -- providers (issue 5) ---------------------------------------------------------------
+ProviderName = Literal["simulator", "twilio", "signalwire", "telnyx"]
+#: secret settings that also have a ``*_file`` variant
+SECRET_FILES = (
+    "twilio_auth_token",
+    "signalwire_api_token",
+    "signalwire_signing_key",
+    "telnyx_api_key",
+)
 
 
 class Settings(BaseSettings):
@@ -87,6 +97,65 @@ class Settings(BaseSettings):
     simulator_fax_duration: float = Field(0.0, ge=0)
     simulator_mix: dict[str, float] = Field(default_factory=dict)
     simulator_seed: int | None = None
+
+    # -- providers (issue 5): who sends each kind, and the vendors' credentials --------
+    # Secrets are SecretStr (never in a repr or a log line); each can also be read from a
+    # file named by its ``*_FILE`` variant (e.g. CALLGATE_TWILIO_AUTH_TOKEN_FILE).
+    provider_fax: ProviderName | None = Field(None, description="default: see docs")
+    provider_sms: ProviderName | None = None
+    provider_call: ProviderName | None = None
+    provider_request: ProviderName | None = None
+    public_url: str | None = Field(None, description="base of the status-callback URLs")
+    provider_timeout: float = Field(30.0, gt=0, description="seconds per provider request")
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_auth_token_file: Path | None = None
+    twilio_from: str | None = None
+    twilio_base_url: str | None = Field(None, description="one base URL for every domain")
+    twilio_accept_sent: bool = Field(False, description="SMS 'sent' counts as delivered")
+    signalwire_project_id: str | None = None
+    signalwire_api_token: SecretStr | None = None
+    signalwire_api_token_file: Path | None = None
+    signalwire_signing_key: SecretStr | None = None
+    signalwire_signing_key_file: Path | None = None
+    signalwire_space_url: str | None = None
+    signalwire_from: str | None = None
+    telnyx_api_key: SecretStr | None = None
+    telnyx_api_key_file: Path | None = None
+    telnyx_public_key: str | None = Field(None, description="base64 Ed25519 key for webhooks")
+    telnyx_connection_id: str | None = None
+    telnyx_from: str | None = None
+    telnyx_base_url: str = "https://api.telnyx.com/v2"
+    telnyx_webhook_tolerance: float = Field(300.0, gt=0, description="seconds (replays)")
+
+    @field_validator(
+        "twilio_auth_token_file",
+        "signalwire_api_token_file",
+        "signalwire_signing_key_file",
+        "telnyx_api_key_file",
+    )
+    @classmethod
+    def _readable(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{value} is not a readable file")
+        return value
+
+    @field_validator("public_url", "twilio_base_url", "telnyx_base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value
+
+    @model_validator(mode="after")
+    def _secrets_from_files(self) -> Settings:
+        for name in SECRET_FILES:
+            path: Path | None = getattr(self, f"{name}_file")
+            if getattr(self, name) is None and path is not None:
+                object.__setattr__(self, name, SecretStr(path.read_text().strip()))
+        return self
+
+    # -- end of the providers block ---------------------------------------------------
 
     @field_validator("url_allowlist", mode="before")
     @classmethod

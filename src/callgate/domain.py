@@ -484,6 +484,8 @@ class AttemptResult:
     retry_after: float | None = None
     #: unix time the provider says the attempt really ended (a fax's last page)
     ended_at: float | None = None
+    #: the provider's answer to a ``request`` job (a Lookup's result), when it has one
+    response: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,22 +19,16 @@ from callgate.engine.meter import GCRA
 from callgate.engine.retry import RetryPolicy
 from callgate.engine.worker import Worker, WorkerConfig
 from callgate.providers.base import Provider
-from callgate.providers.simulator import Simulator
 from callgate.store import Store, SubmitResult, open_store
 from callgate.webhooks.sender import WebhookSender
 
 
 def make_provider(settings: Settings, clock: Clock) -> Provider:
-    rng = random.Random(settings.simulator_seed)
-    return Simulator(
-        clock,
-        latency=settings.simulator_latency,
-        latency_jitter=settings.simulator_latency_jitter,
-        fax_duration=settings.simulator_fax_duration,
-        log_path=settings.simulator_log,
-        mix=settings.simulator_mix,
-        rng=rng,
-    )
+    # one provider per kind from CALLGATE_PROVIDER_*; the simulator for every kind unless
+    # configured otherwise (see callgate.providers.routing)
+    from callgate.providers.routing import build_provider
+
+    return build_provider(settings, clock, rng=random.Random(settings.simulator_seed))
 
 
 def make_meter(settings: Settings) -> GCRA:

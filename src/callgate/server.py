@@ -56,6 +56,7 @@ async def serve(
         for task in background:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await gateway.provider.aclose()  # providers (issue 5): close HTTP sessions
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
 

@@ -132,6 +132,10 @@ def create_app(gateway: Gateway) -> FastAPI:
     from callgate.webhooks.routes import router as webhook_router
 
     app.include_router(webhook_router, prefix="/v1", dependencies=secured, responses=ERRORS)
+    # providers (issue 5): vendor status callbacks, authenticated by their signatures
+    from callgate.api.providers import router as provider_router
+
+    app.include_router(provider_router)
     app.add_middleware(BodyLimit, limit=gateway.settings.max_body_bytes)
     return app
 

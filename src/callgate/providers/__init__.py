@@ -1,5 +1,19 @@
 """Adapters to telephony vendors; each maps its statuses and errors onto Outcome."""
 
-from callgate.providers.base import Provider, StatusListener
+from callgate.providers.base import (
+    CannotReconcile,
+    Found,
+    Provider,
+    PushedStatuses,
+    Reconciling,
+    StatusListener,
+)
 
-__all__ = ["Provider", "StatusListener"]
+__all__ = [
+    "CannotReconcile",
+    "Found",
+    "Provider",
+    "PushedStatuses",
+    "Reconciling",
+    "StatusListener",
+]

@@ -20,6 +20,10 @@ Any other number succeeds, or follows the random ``mix`` of outcomes when one is
 With ``log_path`` every call appends one JSON line: ``kind``, ``to``, ``started_at``,
 ``ended_at`` (unix seconds), ``outcome``, ``ref``, ``job_id``. Tests check exclusivity and
 metering from that log, not from callgate's own tables.
+
+The HTTP simulator (:mod:`callgate.providers.sim_http`) drives one :class:`Simulator`
+through :meth:`Simulator.next_outcome` and :meth:`Simulator.log_call`, so both modes share
+these numbers, counters and log format.
 """
 
 from __future__ import annotations
@@ -29,14 +33,14 @@ import itertools
 import json
 import os
 import random
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from callgate.clock import Clock
 from callgate.domain import AttemptResult, Job, Kind, Outcome
-from callgate.providers.base import StatusListener
+from callgate.providers.base import Found, StatusListener
 
 PERMANENT_NUMBERS: Mapping[str, tuple[str, str]] = {
     "+15005550001": ("21211", "The 'To' number is not a valid phone number."),
@@ -51,6 +55,8 @@ BUSY_K_PREFIX = "+1500555012"
 SERVER_ERROR = "+15005550130"
 RATE_LIMITED_ONCE = "+15005550131"
 LINE_KINDS = frozenset({Kind.FAX, Kind.CALL})
+#: calls remembered for :meth:`Simulator.find` (in this process only)
+HISTORY = 10_000
 
 
 @dataclass
@@ -89,6 +95,7 @@ class Simulator:
         self._rng = rng or random.Random()
         self._seen: Counter[str] = Counter()  # calls per number, for the K-busy lines
         self._calls: dict[str, _Call] = {}
+        self._history: deque[_Call] = deque(maxlen=HISTORY)
         self._ids = itertools.count(1)
         self._listener: StatusListener | None = None
         self._log_fd = (
@@ -111,13 +118,17 @@ class Simulator:
 
     def outcome_for(self, job: Job) -> AttemptResult:
         """What this number does on its next call (advances the per-number counters)."""
-        to = job.to or ""
+        return self.next_outcome(job.kind, job.to)
+
+    def next_outcome(self, kind: Kind, to: str | None) -> AttemptResult:
+        """What a ``kind`` call to ``to`` does now (advances the per-number counters)."""
+        to = to or ""
         self._seen[to] += 1
         n = self._seen[to]
         if to in PERMANENT_NUMBERS:
             code, message = PERMANENT_NUMBERS[to]
             return AttemptResult(Outcome.PERMANENT, error_code=code, error_message=message)
-        if to == NOT_SMS_CAPABLE and job.kind is Kind.SMS:
+        if to == NOT_SMS_CAPABLE and kind is Kind.SMS:
             return AttemptResult(
                 Outcome.PERMANENT,
                 error_code="21614",
@@ -131,7 +142,7 @@ class Simulator:
             return AttemptResult(
                 Outcome.RATE_LIMITED, error_code="20429", error_message="Too Many Requests"
             )
-        if job.kind in LINE_KINDS:
+        if kind in LINE_KINDS:
             if to == ALWAYS_BUSY or (
                 to.startswith(BUSY_K_PREFIX) and len(to) == 12 and n <= int(to[-1])
             ):
@@ -162,12 +173,14 @@ class Simulator:
             call = _Call(
                 ref, job.id, job.kind, job.to, started, self.clock.now(), _with_ref(result, ref)
             )
+            self._history.append(call)
             self._log(call)
             return call.result
         ended = self.clock.now() + duration
         self._calls[ref] = _Call(
             ref, job.id, job.kind, job.to, started, ended, _with_ref(result, ref, ended)
         )
+        self._history.append(self._calls[ref])
         asyncio.get_running_loop().call_later(duration, self._finished, ref)
         return AttemptResult(None, provider_ref=ref)
 
@@ -187,19 +200,53 @@ class Simulator:
         self._log(call)
         return call.result
 
+    async def find(self, job: Job, since: float, until: float) -> list[Found]:
+        """Calls to ``job.to`` of ``job.kind`` started in [since, until], as far as this
+        process remembers (the last :data:`HISTORY` calls): a test double for
+        reconciliation, not a record that survives a crash."""
+        now = self.clock.now()
+        return [
+            Found(c.ref, c.result if now >= c.ended_at else AttemptResult(None, c.ref))
+            for c in self._history
+            if c.to == job.to and c.kind is job.kind and since <= c.started_at <= until
+        ]
+
     def _log(self, call: _Call) -> None:
-        if self._log_fd is None or call.logged:
+        if call.logged:
             return
         call.logged = True
+        self.log_call(
+            call.kind,
+            call.to,
+            call.started_at,
+            call.ended_at,
+            call.result.outcome,
+            call.ref,
+            call.job_id,
+        )
+
+    def log_call(
+        self,
+        kind: Kind,
+        to: str | None,
+        started_at: float,
+        ended_at: float,
+        outcome: Outcome | None,
+        ref: str | None,
+        job_id: int | None,
+    ) -> None:
+        """Append one line to the call log (if there is one); one ``O_APPEND`` write."""
+        if self._log_fd is None:
+            return
         line = json.dumps(
             {
-                "kind": str(call.kind),
-                "to": call.to,
-                "started_at": call.started_at,
-                "ended_at": call.ended_at,
-                "outcome": str(call.result.outcome),
-                "ref": call.ref,
-                "job_id": call.job_id,
+                "kind": str(kind),
+                "to": to,
+                "started_at": started_at,
+                "ended_at": ended_at,
+                "outcome": str(outcome),
+                "ref": ref,
+                "job_id": job_id,
             }
         )
         os.write(self._log_fd, (line + "\n").encode())

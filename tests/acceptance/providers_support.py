@@ -1,0 +1,154 @@
+"""For the provider tests: ``callgate simulator`` in a subprocess, and a local HTTP server
+that receives its status callbacks.
+
+:class:`SimProcess` starts the real command on a free port (``--port 0``) and reads the
+bound port and Telnyx public key from its first stdout line. :class:`Receiver` records
+every POST it gets; tests wait for the callbacks they expect with :meth:`Receiver.wait_for`
+(a condition variable, not a sleep) and check them with the parsing functions.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from callgate.testing import PipeLines
+
+SIM = {
+    "twilio_account_sid": "ACsimulator",
+    "twilio_auth_token": "simulator-auth-token",
+    "signalwire_project_id": "simulator-project",
+    "signalwire_api_token": "simulator-api-token",
+    "signalwire_signing_key": "simulator-signing-key",
+    "telnyx_api_key": "KEYsimulator",
+}
+
+
+@dataclass
+class SimProcess:
+    proc: subprocess.Popen[str]
+    stdout: PipeLines
+    stderr: PipeLines
+    log: Path
+    url: str = ""
+    telnyx_public_key: str = ""
+
+    @classmethod
+    def start(
+        cls, home: Path, *args: str, env: dict[str, str], timeout: float = 60.0
+    ) -> SimProcess:
+        log = home / "sim.log"
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "callgate",
+                "simulator",
+                "--port",
+                "0",
+                "--log",
+                str(log),
+                *args,
+            ],
+            cwd=home,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        sim = cls(proc, PipeLines(proc.stdout), PipeLines(proc.stderr), log)
+        try:
+            line = sim.stdout.wait_for(r"^\{.*\}$", timeout, "the simulator's ready line")
+        except BaseException:
+            sim.stop()
+            raise
+        ready = json.loads(line.group(0))
+        sim.url, sim.telnyx_public_key = ready["url"], ready["telnyx_public_key"]
+        return sim
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        if not self.log.exists():
+            return []
+        return [json.loads(x) for x in self.log.read_text().split("\n")[:-1] if x.strip()]
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for lines, stream in ((self.stdout, self.proc.stdout), (self.stderr, self.proc.stderr)):
+            lines.join(15)
+            if stream is not None:
+                stream.close()
+        return self.proc.returncode
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Receiver:
+    """A threaded HTTP server on 127.0.0.1 that records every POST and answers 204."""
+
+    posts: list[Received] = field(default_factory=list)
+    changed: threading.Condition = field(default_factory=threading.Condition)
+    server: ThreadingHTTPServer | None = None
+
+    def start(self) -> Receiver:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with receiver.changed:
+                    receiver.posts.append(Received(self.path, dict(self.headers.items()), body))
+                    receiver.changed.notify_all()
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def wait_for(
+        self, predicate: Callable[[list[Received]], bool], what: str, timeout: float = 20.0
+    ) -> list[Received]:
+        deadline = time.monotonic() + timeout
+        with self.changed:
+            while not predicate(self.posts):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"no {what} within {timeout:.0f} s; got {self.posts}")
+                self.changed.wait(left)
+            return list(self.posts)
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
