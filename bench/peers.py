@@ -225,13 +225,46 @@ SELECT j.lock, j.id, extract(epoch FROM s.at)::float8, extract(epoch FROM e.at):
 """
 
 
-async def prepare_peer(url: str, jobs: int, keys: int, chunk: int) -> float:
+#: the index procrastinate's issue tracker suggests for the lock check (issues #393 and
+#: #1242): the stock schema's ``(id, lock)`` index cannot be searched by lock, so every
+#: candidate job costs a scan of every queued job's entry; opt in with --peer-lock-index
+PEER_LOCK_INDEX_SQL = (
+    "CREATE INDEX bench_peers_lock_id ON procrastinate_jobs (lock, id)"
+    " WHERE status IN ('todo', 'doing')"
+)
+
+
+async def prepare_peer(url: str, args: argparse.Namespace) -> float:
     """Apply procrastinate's schema to the fresh database and defer every job."""
     app = peer.make_app(url, 2)
     async with app.open_async():
         await app.schema_manager.apply_schema_async()
-        batch = peer.make_jobs(app, jobs, keys)
-        return await peer.defer_all(app, batch, chunk)
+        if args.peer_lock_index:
+            await app.connector.execute_query_async(PEER_LOCK_INDEX_SQL)
+        batch = peer.make_jobs(app, args.jobs, args.keys)
+        return await peer.defer_all(app, batch, args.defer_chunk)
+
+
+def analyze(url: str) -> None:
+    """Planner statistics for the queued jobs, as autovacuum gives a long-lived queue."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("ANALYZE")
+
+
+def check_connections(admin_url: str, wanted: int) -> None:
+    """Fail clearly, not with a pool timeout, if the server cannot take the workers' pools."""
+    with psycopg.connect(admin_url) as conn:
+        row = conn.execute(
+            "SELECT current_setting('max_connections')::int"
+            " - current_setting('superuser_reserved_connections')::int - count(*)"
+            " FROM pg_stat_activity WHERE backend_type = 'client backend'"
+        ).fetchone()
+    free = int(row[0]) if row else 0
+    if wanted > free:
+        raise SystemExit(
+            f"the workers' pools need {wanted} connections, the server has {free} free:"
+            " lower --workers or --concurrency"
+        )
 
 
 def wait_drained(url: str, workers: Workers, timeout: float) -> float:
@@ -259,23 +292,31 @@ def peer_results(url: str) -> tuple[dict[str, int], list[Interval]]:
     return counts, rows
 
 
+def peer_drain(url: str, args: argparse.Namespace) -> tuple[float, list[str]]:
+    """Start the worker processes together; stop them once nothing is left."""
+    script = str(HERE / "_peers_procrastinate.py")
+    env = dict(os.environ)
+    specs = [
+        ([sys.executable, script, url, str(args.concurrency), str(args.poll), f"w{i}"], env)
+        for i in range(args.workers)
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        workers = Workers.start(specs, tmp)
+        try:
+            wall_s = wait_drained(url, workers, timeout_for(args.jobs)) - start
+        finally:
+            workers.stop()
+        return wall_s, workers.failures()
+
+
 def run_procrastinate(admin_url: str, args: argparse.Namespace) -> dict[str, Any]:
+    check_connections(admin_url, args.workers * peer.pool_size_for(args.concurrency) + 2)
     with scratch_database(admin_url, "procrastinate") as url:
-        defer_s = asyncio.run(prepare_peer(url, args.jobs, args.keys, args.defer_chunk))
+        defer_s = asyncio.run(prepare_peer(url, args))
+        analyze(url)
         checkpoint(admin_url)
-        script = str(HERE / "_peers_procrastinate.py")
-        specs = [
-            ([sys.executable, script, url, str(args.concurrency), str(args.poll), f"w{i}"], env)
-            for i, env in enumerate([dict(os.environ)] * args.workers)
-        ]
-        with tempfile.TemporaryDirectory() as tmp:
-            t0 = time.perf_counter()
-            workers = Workers.start(specs, tmp)
-            try:
-                wall_s = wait_drained(url, workers, timeout_for(args.jobs)) - t0
-            finally:
-                workers.stop()
-            failures = workers.failures()
+        wall_s, failures = peer_drain(url, args)
         counts, rows = peer_results(url)
     return {
         "version": version("procrastinate"),
@@ -297,6 +338,7 @@ def peer_settings(args: argparse.Namespace) -> dict[str, Any]:
         "defer_chunk": args.defer_chunk,
         "task": "async def noop() -> None",
         "lock": "key-<i % keys>",
+        "schema": "stock + (lock, id) index" if args.peer_lock_index else "stock",
     }
 
 
@@ -323,6 +365,7 @@ def run_callgate(admin_url: str, jobs: int, keys: int, workers: int) -> dict[str
             env = callgate_env(url, keys, workers)
             run([sys.executable, "-m", "callgate", "migrate"], env=env, cwd=tmp)
             submit_s = callgate_submit(url, jobs, keys)
+            analyze(url)
             checkpoint(admin_url)
             wall_s, rows, failures = callgate_drain(env, workers, jobs, tmp)
         store = open_store(url, migrate=False)
@@ -428,6 +471,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--concurrency", type=int, default=16, help="procrastinate jobs per worker")
     p.add_argument("--poll", type=float, default=0.05, help="procrastinate fetch polling, s")
     p.add_argument("--defer-chunk", type=int, default=1000, help="procrastinate jobs per defer")
+    p.add_argument(
+        "--peer-lock-index",
+        action="store_true",
+        help="add the (lock, id) index procrastinate's issue tracker suggests (not stock)",
+    )
     p.add_argument("--pgbench-seconds", type=float, default=10.0)
     p.add_argument("--pgbench-clients", type=int, default=16)
     p.add_argument("--pgbench-scale", type=int, default=1)
