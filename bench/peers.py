@@ -111,10 +111,15 @@ def run_pgbench(admin_url: str, clients: int, seconds: float, scale: int) -> dic
         checkpoint(admin_url)
         args = ["-N", "-c", str(clients), "-j", "2", "-T", str(max(1, round(seconds)))]
         out = run([exe, *args, url])
-    found = re.search(r"^tps = ([0-9.]+)", out, re.MULTILINE)
-    if found is None:
-        raise SystemExit(f"no 'tps = ' in pgbench's output:\n{out}")
-    return {"tps": round(float(found.group(1))), "command": " ".join(["pgbench", *args])}
+    tps = re.search(r"^tps = ([0-9.]+)", out, re.MULTILINE)
+    latency = re.search(r"^latency average = ([0-9.]+) ms", out, re.MULTILINE)
+    if tps is None or latency is None:
+        raise SystemExit(f"no 'tps = ' or 'latency average = ' in pgbench's output:\n{out}")
+    return {
+        "tps": round(float(tps.group(1))),
+        "latency_ms": float(latency.group(1)),
+        "command": " ".join(["pgbench", *args]),
+    }
 
 
 def run(cmd: Sequence[str], env: dict[str, str] | None = None, cwd: str | None = None) -> str:
