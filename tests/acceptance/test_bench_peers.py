@@ -4,7 +4,9 @@ procrastinate kept its one-per-key promise).
 
 The server is ``CALLGATE_TEST_DATABASE_URL`` (an admin URL: the bench creates and drops
 its own databases), else 127.0.0.1:5432 as user postgres. Without a server the test is
-skipped on a laptop and fails in CI (``CI=true``).
+skipped on a laptop and fails in CI (``CI=true``). callgate's side runs with
+``--skip-callgate`` until ``open_store`` takes a ``postgresql://`` URL; then drop the flag
+and assert ``doc["callgate"]`` like ``doc["procrastinate"]``.
 """
 
 from __future__ import annotations
