@@ -1,55 +1,34 @@
 """bench/peers.py still runs against a real PostgreSQL and prints what it promises (tiny
 sizes; the figures themselves are not judged here, only that they are there and that
-procrastinate kept its one-per-key promise).
+both queues kept their one-per-key promise).
 
 The server is ``CALLGATE_TEST_DATABASE_URL`` (an admin URL: the bench creates and drops
-its own databases), else 127.0.0.1:5432 as user postgres. Without a server the test is
-skipped on a laptop and fails in CI (``CI=true``). callgate's side runs with
-``--skip-callgate`` until ``open_store`` takes a ``postgresql://`` URL; then drop the flag
-and assert ``doc["callgate"]`` like ``doc["procrastinate"]``.
+its own databases), else the local default; without one the test skips on a laptop and
+fails in CI (see ``tests/pg.py``).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests import pg
+
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "peers.py"
-LOCAL_URL = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-def missing(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI=true: PostgreSQL is required here)")
-    pytest.skip(reason)
-
-
-def admin_url() -> str:
-    """The server to run against, or skip (fail in CI) when there is none."""
-    url = os.environ.get("CALLGATE_TEST_DATABASE_URL")
-    if url:
-        return url
-    try:
-        socket.create_connection(("127.0.0.1", 5432), timeout=1).close()
-    except OSError:
-        missing("no PostgreSQL: set CALLGATE_TEST_DATABASE_URL or run one on 127.0.0.1:5432")
-    return LOCAL_URL
 
 
 @pytest.mark.slow
 def test_peers_bench() -> None:
-    url = admin_url()
+    pg.require()
     if shutil.which("pgbench") is None:
-        missing("pgbench is not on PATH")
-    args = ["--database", url, "--jobs", "200", "--keys", "20", "--workers", "2"]
-    args += ["--concurrency", "4", "--pgbench-seconds", "1", "--skip-callgate"]
+        pytest.fail("pgbench is not on PATH (Debian: postgresql-client)")
+    args = ["--database", pg.admin_url(), "--jobs", "200", "--keys", "20", "--workers", "2"]
+    args += ["--concurrency", "4", "--pgbench-seconds", "1"]
     done = subprocess.run(
         [sys.executable, str(BENCH), *args],
         capture_output=True,
@@ -68,5 +47,10 @@ def test_peers_bench() -> None:
     assert (peer["keys_with_overlap"], peer["fifo_violations"]) == (0, 0)
     assert peer["worker_failures"] == []
     assert doc["ratio_procrastinate_vs_pgbench_tps"] > 0
-    assert doc["callgate"] is None
-    assert doc["callgate_unavailable"] == "--skip-callgate"
+    ours = doc["callgate"]
+    assert ours["jobs_per_s"] > 0
+    assert ours["statuses"] == {"delivered": 200}
+    assert (ours["jobs_seen"], ours["keys_seen"]) == (200, 20)
+    assert (ours["keys_with_overlap"], ours["fifo_violations"]) == (0, 0)
+    assert ours["worker_failures"] == []
+    assert doc["ratio_callgate_vs_procrastinate"] > 0
