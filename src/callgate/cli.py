@@ -221,7 +221,10 @@ def worker(
 
         asyncio.run(run())
         stats = w.stats
-    err.print(f"callgate worker: stopped; sent {stats.sent}, finished {stats.finished}")
+    err.print(
+        f"callgate worker: stopped; sent {stats.sent}, finished {stats.finished}, "
+        f"re-slotted {stats.reslotted}"
+    )
 
 
 # -- jobs ------------------------------------------------------------------------------

@@ -15,13 +15,15 @@ import logging
 import os
 import random
 import socket
+import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from callgate.clock import Clock
 from callgate.domain import EXPIRED, RELEASED, AttemptResult, Job, Outcome
 from callgate.engine.meter import GCRA
+from callgate.engine.pacer import Pacer
 from callgate.engine.retry import RetryPolicy
 from callgate.exceptions import StoreError
 from callgate.providers.base import Provider
@@ -38,6 +40,8 @@ from callgate.store.base import (
 from callgate.store.offload import StoreCalls
 
 log = logging.getLogger("callgate.worker")
+#: the GIL switch interval for workers whose store calls run on threads (seconds)
+SWITCH_INTERVAL = 0.0005
 T = TypeVar("T")
 
 
@@ -101,6 +105,8 @@ class Worker:
         self.provider = provider
         self.clock = clock
         self.meter = meter
+        self._lead = Lead(meter.lead)
+        self._pacer: Pacer | None = None
         self.retry = retry
         self.config = config or WorkerConfig()
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
@@ -110,7 +116,7 @@ class Worker:
         self._changed: asyncio.Event | None = None
         self._stopping: asyncio.Event | None = None
         self._pending_writes: list[tuple[Write, asyncio.Future[Any]]] = []
-        self._flusher: asyncio.Task[None] | None = None
+        self._flushers: set[asyncio.Task[None]] = set()
         self._db = StoreCalls(False)
         self._hub = _StatusHub()
         #: called after each commit of the worker's writes (e.g. to wake the webhook sender)
@@ -130,12 +136,21 @@ class Worker:
         """Stop claiming; in-flight jobs finish (or are released) within the grace period."""
         if self._stopping is not None:
             self._stopping.set()
+        if self._pacer is not None:
+            self._pacer.stop()
         self.wake()
 
     async def run(self, *, drain: bool = False) -> None:
         """Run until :meth:`stop` (or, with ``drain``, until nothing is left to do)."""
         self._changed = asyncio.Event()
         self._stopping = asyncio.Event()
+        if self.store.offload:
+            # store calls run on threads that hold the GIL in bursts; the default 5 ms
+            # switch interval would let them delay the loop past a meter slot's few
+            # milliseconds of lateness budget
+            sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
+        if self.meter.rate is not None:
+            self._pacer = Pacer(self.clock, self.meter.max_lateness, self._reserve_slots)
         self.provider.set_listener(self._hub.notify)
         self.store.prepare_worker()
         self._db = StoreCalls(self.store.offload)
@@ -188,10 +203,18 @@ class Worker:
         if room <= 0:
             return 0
         claimed = await self._db(self._claim, min(room, self.config.claim_batch))
+        if self._pacer is not None:
+            self._pacer.add(item.slot for item in claimed)
         for item in claimed:
             self._active[item.job.id] = asyncio.create_task(self._run_job(item))
         self.stats.claimed += len(claimed)
         return len(claimed)
+
+    def _meter(self) -> GCRA:
+        """The meter, with slots handed out far enough ahead for the attempt row to be
+        written before them."""
+        lead = self._lead.value
+        return self.meter if lead == self.meter.lead else replace(self.meter, lead=lead)
 
     def _claim(self, limit: int) -> list[Claimed]:
         return self.store.claim(
@@ -200,14 +223,14 @@ class Worker:
             limit=limit,
             lease=self.config.lease,
             max_concurrency=self.config.max_concurrency,
-            meter=self.meter,
+            meter=self._meter(),
         )
 
     async def _idle_timeout(self) -> float:
         """How long to wait for a change before claiming again."""
         poll = self.config.idle_poll if self.config.idle_poll is not None else 3600.0
         now = self.clock.now()
-        wake = await self._db(self.store.next_wakeup, now, self.meter)
+        wake = await self._db(self.store.next_wakeup, now, self._meter())
         if wake is None or wake <= now:
             # nothing waits, or work is ready but the concurrency cap is reached: a job
             # finishing here wakes us; one finishing in another worker, the poll
@@ -226,8 +249,8 @@ class Worker:
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
-        if self._flusher is not None:
-            await self._flusher
+        while any(not t.done() for t in self._flushers):
+            await asyncio.gather(*self._flushers)
         with contextlib.suppress(StoreError):
             released = await self._db(self.store.release_worker, self.worker_id, self.clock.now())
             if released:
@@ -265,8 +288,11 @@ class Worker:
     async def _write(self, write: Write) -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending_writes.append((write, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush(), name="callgate-flush")
+        # a store on threads takes a second batch while the first commits: an attempt row
+        # waits for one commit, not for the one before it as well
+        self._flushers = {t for t in self._flushers if not t.done()}  # ended, not yet dropped
+        if len(self._flushers) < (2 if self.store.offload else 1):
+            self._flushers.add(asyncio.create_task(self._flush(), name="callgate-flush"))
         return await future
 
     async def _flush(self) -> None:
@@ -314,7 +340,7 @@ class Worker:
             self.wake()
 
     async def _attempt(self, job: Job, slot: float) -> None:
-        if not await self._wait_for(slot - self.meter.lead):
+        if not await self._wait_for(slot - self._lead.value):
             await self._write(SettleUnsent(job.id, RELEASED, self.clock.now()))
             return
         if job.expired(max(slot, self.clock.now())):
@@ -322,9 +348,10 @@ class Worker:
             return
         now = self.clock.now()
         number = await self._write(StartAttempt(job.id, self.worker_id, now))
+        self._lead.observe(self.clock.now() - now, self.clock.now())
         if number is None:
             return  # canceled meanwhile, or no longer ours: fail closed
-        on_time = await self._on_time(slot)
+        on_time = self._pacer is None or await self._pacer.acquire()
         if not on_time or job.expired(self.clock.now()):
             why = EXPIRED if on_time else RELEASED
             await self._write(Abandon(job.id, number, why, self.clock.now()))
@@ -337,18 +364,10 @@ class Worker:
             result = await self._track(job, ref)
         await self._record(job, number, result)
 
-    async def _on_time(self, slot: float) -> bool:
-        """Wait for the slot (the attempt row is written: this short wait is not cut
-        short by a stop). A send more than ``max_lateness`` after its slot could crowd a
-        one-second window, so a late job takes a fresh slot instead; while it waits for
-        that one, a stop releases it (False)."""
-        await asyncio.sleep(max(0.0, slot - self.clock.now()))
-        while self.meter.rate and self.clock.now() - slot > self.meter.max_lateness:
-            self.stats.reslotted += 1
-            slot = await self._db(self.store.reserve_slot, self.clock.now(), self.meter)
-            if not await self._wait_for(slot):
-                return False
-        return True
+    async def _reserve_slots(self, n: int) -> list[float]:
+        slots = await self._db(self.store.reserve_slots, self.clock.now(), self._meter(), n)
+        self.stats.reslotted += len(slots)
+        return slots
 
     async def _wait_for(self, slot: float) -> bool:
         """Sleep until ``slot``; False if told to stop while waiting. A job whose slot has
@@ -422,6 +441,25 @@ class Worker:
                 delay = backoff.next()
                 log.warning("job %s: recording failed (%s); retrying in %.1f s", job.id, exc, delay)
                 await asyncio.sleep(delay)
+
+
+class Lead:
+    """How far ahead of its meter slot a job writes its attempt row: at least the meter's
+    ``lead``, and twice the slowest attempt write seen lately (that peak halves every
+    ``half_life`` seconds), so that the row is durable before the slot even when commits
+    are slow; at most ``cap``."""
+
+    def __init__(self, base: float, cap: float = 2.0, half_life: float = 30.0) -> None:
+        self.base, self.cap, self.half_life = base, cap, half_life
+        self.peak, self._at = 0.0, 0.0
+
+    def observe(self, seconds: float, now: float) -> None:
+        decayed = self.peak * 0.5 ** (max(0.0, now - self._at) / self.half_life)
+        self.peak, self._at = max(seconds, decayed), now
+
+    @property
+    def value(self) -> float:
+        return min(self.cap, max(self.base, 2.0 * self.peak))
 
 
 class Backoff:

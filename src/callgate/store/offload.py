@@ -20,7 +20,7 @@ T = TypeVar("T")
 class StoreCalls:
     """``await calls(fn, *args)`` runs ``fn(*args)``: on a thread when ``offload``."""
 
-    def __init__(self, offload: bool, *, threads: int = 2, name: str = "callgate-db") -> None:
+    def __init__(self, offload: bool, *, threads: int = 3, name: str = "callgate-db") -> None:
         self._executor = (
             ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name) if offload else None
         )

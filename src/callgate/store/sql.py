@@ -415,13 +415,12 @@ class SQLStore(SQLWebhooks):
     # -- the meter ----------------------------------------------------------------------
 
     def _meter_and_load(self, c: Conn) -> tuple[MeterState, int]:
-        """The meter row (locked) and how many jobs are in flight."""
-        row = c.execute(
-            "SELECT tat, rate, changed_at, "
-            "(SELECT count(*) FROM jobs WHERE status = 'in_flight') "
-            f"FROM meter WHERE name = 'global'{self._locking(of='meter')}"
-        ).fetchone()
-        return MeterState(tat=row[0], rate=row[1], changed_at=row[2]), int(row[3])
+        """The meter row (locked), then how many jobs are in flight. Two statements: on
+        PostgreSQL a statement that waited for the lock would count from the snapshot it
+        took before waiting, and let two claims both fill the last places."""
+        state = self._meter(c)
+        row = c.execute("SELECT count(*) FROM jobs WHERE status = 'in_flight'").fetchone()
+        return state, int(row[0])
 
     def _meter(self, c: Conn) -> MeterState:
         """The meter row, locked: this serialises claims and meter changes."""
@@ -437,11 +436,11 @@ class SQLStore(SQLWebhooks):
             (state.tat, state.rate, state.changed_at),
         )
 
-    def reserve_slot(self, now: float, meter: MeterPolicy) -> float:
+    def reserve_slots(self, now: float, meter: MeterPolicy, n: int) -> list[float]:
         with self._write() as c:
-            slots, state = meter.take(self._meter(c), now, 1)
+            slots, state = meter.take(self._meter(c), now, n)
             self._save_meter(c, state)
-        return slots[0]
+        return slots
 
     def lower_rate(self, now: float, meter: MeterPolicy) -> float | None:
         with self._write() as c:

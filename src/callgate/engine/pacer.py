@@ -1,0 +1,113 @@
+"""Sending at the meter's slots: a worker keeps the slots its claims reserved and hands
+each one to whichever job is ready to send first.
+
+A claim reserves one slot per job from the shared meter, but a job is not always ready
+at its own slot (its attempt row may still be committing), and a busy event loop wakes
+a moment late. A send must start within ``max_lateness`` of a slot for the one-second
+window bound to hold (see :mod:`callgate.engine.meter`). Tying each job to its own slot
+turned every late job into a fresh reservation, a database round trip, under the very
+load that made it late. The pacer decouples the two: ready jobs queue; each slot, when
+it comes, releases the first of them; a slot nobody was ready for lapses once it is too
+old to use; when more jobs wait than slots are left, one reservation fetches the
+difference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+
+from callgate.clock import Clock
+from callgate.exceptions import StoreError
+
+log = logging.getLogger("callgate.worker")
+
+
+class Pacer:
+    """Slots in, permissions to send out (see the module docstring)."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        max_lateness: float,
+        reserve: Callable[[int], Awaitable[list[float]]],
+        *,
+        retry: float = 0.5,
+    ) -> None:
+        self._clock = clock
+        self._max_lateness = max_lateness
+        self._reserve = reserve
+        self._retry = retry
+        self._slots: list[float] = []  # a heap: the earliest first
+        self._waiting: deque[asyncio.Future[bool]] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+        self._fetching: asyncio.Task[None] | None = None
+        self.stopping = False  # then a job that would need a fresh slot is not sent
+        self.lapsed = 0  # slots that passed with nobody ready to use them
+        self.fetched = 0  # slots reserved by the pacer itself (beyond the claims')
+
+    def __repr__(self) -> str:
+        return f"Pacer(slots={len(self._slots)}, waiting={len(self._waiting)})"
+
+    def add(self, slots: Iterable[float]) -> None:
+        for slot in slots:
+            heapq.heappush(self._slots, slot)
+        self._kick()
+
+    async def acquire(self) -> bool:
+        """Wait for a slot to send in: True when one has come (send now), False when the
+        worker stops before one could be had."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiting.append(future)
+        self._kick()
+        return await future
+
+    def stop(self) -> None:
+        self.stopping = True
+        self._kick()
+
+    def _kick(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        now = self._clock.now()
+        while self._slots and now - self._slots[0] > self._max_lateness:
+            heapq.heappop(self._slots)
+            self.lapsed += 1
+        while self._waiting and self._slots and self._slots[0] <= now:
+            future = self._waiting.popleft()
+            if not future.done():  # a canceled job gives its turn away
+                heapq.heappop(self._slots)
+                future.set_result(True)
+        while self._waiting and self._waiting[0].done():
+            self._waiting.popleft()
+        if not self._waiting:
+            return
+        if self._slots:
+            delay = max(0.0, self._slots[0] - now)
+            self._timer = asyncio.get_running_loop().call_later(delay, self._kick)
+        short = len(self._waiting) - len(self._slots)  # ready jobs no slot is left for
+        if short <= 0 or self._fetching is not None:
+            return
+        if self.stopping:  # none are fetched any more: the last ones go unsent
+            for _ in range(short):
+                future = self._waiting.pop()
+                if not future.done():
+                    future.set_result(False)
+        else:
+            self._fetching = asyncio.create_task(self._fetch(short))
+
+    async def _fetch(self, n: int) -> None:
+        slots: list[float] = []
+        try:
+            slots = await self._reserve(n)
+            self.fetched += len(slots)
+        except StoreError as exc:
+            log.warning("could not reserve meter slots (%s); trying again", exc)
+            await asyncio.sleep(self._retry)
+        finally:
+            self._fetching = None
+        self.add(slots)
