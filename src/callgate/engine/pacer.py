@@ -15,6 +15,7 @@ difference.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import logging
 from collections import deque
@@ -69,6 +70,15 @@ class Pacer:
         self.stopping = True
         self._kick()
 
+    async def close(self) -> None:
+        """Drop the timer and any reservation under way (the worker has stopped)."""
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._fetching is not None:
+            self._fetching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._fetching
+
     def _kick(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
@@ -92,22 +102,33 @@ class Pacer:
         short = len(self._waiting) - len(self._slots)  # ready jobs no slot is left for
         if short <= 0 or self._fetching is not None:
             return
+        self._waiting = deque(f for f in self._waiting if not f.done())  # canceled ones
+        short = len(self._waiting) - len(self._slots)
+        if short <= 0:
+            return
         if self.stopping:  # none are fetched any more: the last ones go unsent
             for _ in range(short):
                 future = self._waiting.pop()
                 if not future.done():
                     future.set_result(False)
         else:
-            self._fetching = asyncio.create_task(self._fetch(short))
+            self._fetching = asyncio.create_task(self._fetch())
 
-    async def _fetch(self, n: int) -> None:
+    async def _fetch(self) -> None:
         slots: list[float] = []
+        await asyncio.sleep(0)  # the other jobs of this turn join the shortfall
+        n = sum(not f.done() for f in self._waiting) - len(self._slots)
+        if n <= 0:
+            self._fetching = None
+            return
         try:
             slots = await self._reserve(n)
             self.fetched += len(slots)
         except StoreError as exc:
             log.warning("could not reserve meter slots (%s); trying again", exc)
-            await asyncio.sleep(self._retry)
+        try:
+            if not slots:  # never spin: a failed or empty reservation waits a little
+                await asyncio.sleep(self._retry)
         finally:
             self._fetching = None
         self.add(slots)

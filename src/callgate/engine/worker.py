@@ -164,6 +164,8 @@ class Worker:
         finally:
             stop_listening()
             await self._shutdown()
+            if self._pacer is not None:
+                await self._pacer.close()
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
