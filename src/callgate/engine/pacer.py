@@ -83,7 +83,18 @@ class Pacer:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        now = self._clock.now()
+        now = self._release(self._clock.now())
+        if not self._waiting:
+            return
+        if self._slots:
+            delay = max(0.0, self._slots[0] - now)
+            self._timer = asyncio.get_running_loop().call_later(delay, self._kick)
+        if len(self._waiting) > len(self._slots) and self._fetching is None:
+            self._short()
+
+    def _release(self, now: float) -> float:
+        """Let slots too old to use lapse; give each slot that has come to the first job
+        waiting."""
         while self._slots and now - self._slots[0] > self._max_lateness:
             heapq.heappop(self._slots)
             self.lapsed += 1
@@ -94,25 +105,22 @@ class Pacer:
                 future.set_result(True)
         while self._waiting and self._waiting[0].done():
             self._waiting.popleft()
-        if not self._waiting:
-            return
-        if self._slots:
-            delay = max(0.0, self._slots[0] - now)
-            self._timer = asyncio.get_running_loop().call_later(delay, self._kick)
-        short = len(self._waiting) - len(self._slots)  # ready jobs no slot is left for
-        if short <= 0 or self._fetching is not None:
-            return
+        return now
+
+    def _short(self) -> None:
+        """More jobs wait than slots are left: fetch the difference (or, stopping, tell
+        the last ones they will not be sent)."""
         self._waiting = deque(f for f in self._waiting if not f.done())  # canceled ones
         short = len(self._waiting) - len(self._slots)
         if short <= 0:
             return
-        if self.stopping:  # none are fetched any more: the last ones go unsent
-            for _ in range(short):
-                future = self._waiting.pop()
-                if not future.done():
-                    future.set_result(False)
-        else:
+        if not self.stopping:
             self._fetching = asyncio.create_task(self._fetch())
+            return
+        for _ in range(short):
+            future = self._waiting.pop()
+            if not future.done():
+                future.set_result(False)
 
     async def _fetch(self) -> None:
         slots: list[float] = []
