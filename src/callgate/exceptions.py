@@ -80,6 +80,8 @@ class StoreError(CallgateError):
     """The database failed."""
 
     code = "store_error"
+    #: the connection was lost: a write may or may not have committed
+    maybe_committed = False
 
 
 class ProviderError(CallgateError):

@@ -306,14 +306,27 @@ class Worker:
             try:
                 await self._commit(batch)
             except Exception as exc:
-                if len(batch) == 1:
-                    _fail(batch[0][1], exc)
-                    continue
-                for item in batch:  # one bad write must not sink the others
-                    try:
-                        await self._commit([item])
-                    except Exception as one:
-                        _fail(item[1], one)
+                await self._salvage(batch, exc)
+
+    async def _salvage(
+        self, batch: list[tuple[Write, asyncio.Future[Any]]], exc: Exception
+    ) -> None:
+        """A batch failed: one bad write must not sink the others, so each is tried alone
+        -- unless the connection was lost, when the batch may have committed after all:
+        then an attempt start is never replayed (that could send twice); it fails, and
+        its job's lease settles it. The other writes are safe to repeat."""
+        unknown = isinstance(exc, StoreError) and exc.maybe_committed
+        if len(batch) == 1:
+            _fail(batch[0][1], exc)
+            return
+        for write, future in batch:
+            if unknown and isinstance(write, StartAttempt):
+                _fail(future, exc)
+                continue
+            try:
+                await self._commit([(write, future)])
+            except Exception as one:
+                _fail(future, one)
 
     async def _commit(self, batch: list[tuple[Write, asyncio.Future[Any]]]) -> None:
         results = await self._db(self.store.write_batch, [write for write, _ in batch])
@@ -449,13 +462,17 @@ class Lead:
     """How far ahead of its meter slot a job writes its attempt row: at least the meter's
     ``lead``, and twice the slowest attempt write seen lately (that peak halves every
     ``half_life`` seconds), so that the row is durable before the slot even when commits
-    are slow; at most ``cap``."""
+    are slow; at most ``cap``. A write slower than the cap says the store was down, not
+    slow, and is not taken as a measure (every job would then wait that long for its
+    slot, holding a place under the concurrency cap meanwhile)."""
 
-    def __init__(self, base: float, cap: float = 2.0, half_life: float = 30.0) -> None:
+    def __init__(self, base: float, cap: float = 0.5, half_life: float = 10.0) -> None:
         self.base, self.cap, self.half_life = base, cap, half_life
         self.peak, self._at = 0.0, 0.0
 
     def observe(self, seconds: float, now: float) -> None:
+        if seconds > self.cap:
+            return
         decayed = self.peak * 0.5 ** (max(0.0, now - self._at) / self.half_life)
         self.peak, self._at = max(seconds, decayed), now
 

@@ -96,6 +96,14 @@ def to_psycopg(sql: str) -> str:
     return _NAMED.sub(r"%(\1)s", sql.replace("%", "%%")).replace("?", "%s")
 
 
+def store_error(exc: psycopg.Error) -> StoreError:
+    """The StoreError for a driver error; a lost connection may have lost the reply to a
+    COMMIT the server carried out, and says so."""
+    error = StoreError(describe(exc))
+    error.maybe_committed = isinstance(exc, psycopg.OperationalError)
+    return error
+
+
 def describe(exc: psycopg.Error) -> str:
     """A one-line reason for a driver error, without the SQL."""
     if isinstance(exc, psycopg.OperationalError):
@@ -173,6 +181,8 @@ class PostgresStore(SQLStore):
             max_size=max_size,
             timeout=timeout,
             kwargs={"autocommit": True, "connect_timeout": max(1, int(timeout))},
+            # keep trying through an outage of any length: callers get StoreError meanwhile
+            reconnect_timeout=86400.0,
             open=False,
             name="callgate",
         )
@@ -215,14 +225,14 @@ class PostgresStore(SQLStore):
             ):
                 yield _PgConn(conn, batch)
         except psycopg.Error as exc:
-            raise StoreError(describe(exc)) from exc
+            raise store_error(exc) from exc
 
     def _read(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
         try:
             with self._pool.connection() as conn:
                 return conn.execute(to_psycopg(sql), params).fetchall()
         except psycopg.Error as exc:
-            raise StoreError(describe(exc)) from exc
+            raise store_error(exc) from exc
 
     def migrate(self) -> list[str]:
         """Apply the migrations not yet applied (one process at a time); their names."""
