@@ -77,6 +77,17 @@ class Settings(BaseSettings):
     poll_max: float = Field(30.0, gt=0, description="longest gap between status polls")
     track_timeout: float = Field(3600.0, gt=0, description="give up tracking → uncertain")
 
+    # reconciliation of uncertain attempts (engine/reconcile.py)
+    reconcile_interval: float = Field(
+        30.0, ge=0, description="seconds between looks for uncertain jobs; 0 = off"
+    )
+    reconcile_pad: float = Field(
+        120.0, ge=0, description="seconds either side of an attempt's window (clock skew)"
+    )
+    reconcile_give_up: float = Field(
+        86_400.0, gt=0, description="an attempt still undecided after this long is held"
+    )
+
     # retries per kind
     fax_retry_delay: float = Field(DEFAULTS[Kind.FAX].retry_delay, ge=0)
     fax_max_attempts: int = Field(DEFAULTS[Kind.FAX].max_attempts, ge=1)

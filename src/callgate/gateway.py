@@ -6,6 +6,8 @@ the CLI and (later) the HTTP API are thin shells over it.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import random
 from collections.abc import Coroutine, Sequence
 from typing import Any
@@ -14,13 +16,17 @@ import httpx
 
 from callgate.clock import Clock, SystemClock
 from callgate.config import Settings, load_settings
-from callgate.domain import Job, JobSpec, Kind, make_spec
+from callgate.domain import AttemptResult, Job, JobSpec, Kind, make_spec
 from callgate.engine.meter import GCRA
+from callgate.engine.reconcile import ReconcileConfig
 from callgate.engine.retry import RetryPolicy
 from callgate.engine.worker import Worker, WorkerConfig
+from callgate.exceptions import StoreError
 from callgate.providers.base import Provider
 from callgate.store import Store, SubmitResult, open_store
 from callgate.webhooks.sender import WebhookSender
+
+log = logging.getLogger("callgate.gateway")
 
 
 def make_provider(settings: Settings, clock: Clock) -> Provider:
@@ -51,6 +57,13 @@ def worker_config(settings: Settings) -> WorkerConfig:
         poll_initial=settings.poll_initial,
         poll_max=settings.poll_max,
         track_timeout=settings.track_timeout,
+        reconcile=ReconcileConfig(
+            interval=settings.reconcile_interval,
+            pad=settings.reconcile_pad,
+            give_up_after=settings.reconcile_give_up,
+        )
+        if settings.reconcile_interval > 0
+        else None,
     )
 
 
@@ -125,6 +138,26 @@ class Gateway:
         job = self.store.retry(job_id, self.clock.now())
         self._changed()
         return job
+
+    async def provider_status(self, provider: str, ref: str, result: AttemptResult) -> bool:
+        """A verified status callback from ``provider`` (``twilio``, ``signalwire``,
+        ``telnyx``) about attempt ``ref``. A final status goes to the worker tracking
+        the attempt: the one in this process at once (its provider keeps the result for
+        the tracker, which wakes without another request to the vendor), workers in
+        other processes through the store (PostgreSQL: NOTIFY; with SQLite their polling
+        covers it). Duplicates and statuses still under way change nothing. True if a
+        worker in this process took it."""
+        if result.outcome is None:
+            return False
+        pushed = any(worker.push_status(provider, ref, result) for worker in self._workers[:1])
+        try:
+            if self.store.offload:
+                await asyncio.to_thread(self.store.publish_status, provider, ref, result)
+            else:
+                self.store.publish_status(provider, ref, result)
+        except StoreError as exc:  # the tracker's polling still finds the status
+            log.warning("could not pass the %s status of %s on: %s", provider, ref, exc)
+        return pushed
 
     def _changed(self) -> None:
         for worker in self._workers:

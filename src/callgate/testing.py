@@ -177,11 +177,18 @@ class ServeProcess:
 
     @classmethod
     def start(
-        cls, *, cwd: Path, env: Mapping[str, str], new_database: bool = True, timeout: float = 30.0
+        cls,
+        *,
+        cwd: Path,
+        env: Mapping[str, str],
+        new_database: bool = True,
+        timeout: float = 30.0,
+        port: int = 0,
     ) -> ServeProcess:
-        """Start it and wait until it serves (and, on a new database, printed its key)."""
+        """Start it and wait until it serves (and, on a new database, printed its key);
+        ``port`` 0: any free one."""
         proc = subprocess.Popen(
-            [sys.executable, "-m", "callgate", "serve", "--port", "0"],
+            [sys.executable, "-m", "callgate", "serve", "--port", str(port)],
             cwd=cwd,
             env=dict(env),
             stdout=subprocess.PIPE,

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from callgate.domain import make_spec
+from callgate.domain import Job, Status, make_spec
 from callgate.store.sqlite import SQLiteStore
 
 #: the real console entry point, run as a module (see ``src/callgate/__main__.py``)
@@ -30,6 +30,22 @@ CALLGATE = [sys.executable, "-m", "callgate"]
 #: no single command should ever take this long; a hang fails the test, not the suite
 COMMAND_TIMEOUT = 30.0
 PDF = "https://example.org/ballot-request.pdf"
+
+
+#: where a job whose attempt may have reached the provider ends up: ``uncertain`` until a
+#: reconciler looks, then ``held`` when the provider cannot tell (the built-in simulator
+#: only knows its own process's calls, so after a kill it never can)
+IN_DOUBT = frozenset({Status.UNCERTAIN, Status.HELD})
+
+
+def check_in_doubt(job: Job, *lost: str) -> None:
+    """A job in doubt says why: its lease ran out (or ``lost``), or it was held by a
+    reconciler that could not tell."""
+    if job.status is Status.UNCERTAIN:
+        assert job.reason in ("lease_lost", *lost), job
+    elif job.status is Status.HELD:
+        assert job.reason == "unreconcilable", job
+        assert "not resent blindly" in (job.detail or ""), job
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:

@@ -51,3 +51,15 @@ def test_webhooks_bench() -> None:
     doc = run_bench("webhooks.py", "--events", "100", "--concurrency", "10")
     assert (doc["events"], doc["failed"]) == (100, 0)
     assert isinstance(doc["events_per_s"], int)
+
+
+@pytest.mark.slow
+def test_fax_line_bench() -> None:
+    doc = run_bench(
+        "fax_line.py", "--faxes", "3", "--fax-duration", "0.2", "--designs", "callbacks"
+    )
+    line: dict[str, float] = doc["callbacks"]  # type: ignore[assignment]
+    assert line["faxes"] == 3
+    # one fax at a time: the line cannot be busier than the faxes on it
+    assert line["line_seconds"] >= line["fax_seconds"]
+    assert {"ratio", "idle_gap_max_s", "submit_to_done_s"} <= line.keys()

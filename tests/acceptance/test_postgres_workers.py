@@ -26,7 +26,7 @@ from callgate.store import open_store
 from tests import pg
 from tests.simlog import max_concurrent, max_in_window, overlaps, read_log
 
-from .support import Callgate
+from .support import IN_DOUBT, Callgate, check_in_doubt
 
 pytestmark = pytest.mark.slow
 
@@ -185,7 +185,7 @@ def test_sigkill_a_random_worker_every_two_seconds(pg_cg: Callgate) -> None:
 
     counts, jobs = settled(url)
     assert sorted(jobs) == sorted(ids), "a job was lost"
-    left = {s: n for s, n in counts.items() if n and Status(s) not in TERMINAL | {Status.UNCERTAIN}}
+    left = {s: n for s, n in counts.items() if n and Status(s) not in TERMINAL | IN_DOUBT}
     assert left == {}, left
     calls = read_log(pg_cg.log)
     check_provider_log(calls)
@@ -197,7 +197,6 @@ def test_sigkill_a_random_worker_every_two_seconds(pg_cg: Callgate) -> None:
         # outcome the store recorded came from a call the provider logged
         assert known[job_id] <= per_job[job_id] <= sent[job_id], job
         assert delivered[job_id] <= 1, f"job {job_id} delivered twice"
-        if job.status is Status.UNCERTAIN:
-            assert job.reason == "lease_lost", job
+        check_in_doubt(job)
         if job.status is Status.DELIVERED:
             assert delivered[job_id] == 1, job

@@ -278,7 +278,7 @@ def test_stopping_releases_unsent_and_a_new_worker_finishes(make_settings, tmp_p
 
 def test_drain_stops_with_only_uncertain_jobs_left(make_settings, tmp_path: Path) -> None:
     async def main(clock: LoopClock) -> Gateway:
-        gw = Gateway(make_settings(), clock=clock)
+        gw = Gateway(make_settings(reconcile_interval=0), clock=clock)  # no reconciler
         [r] = gw.store.submit([gw.spec(Kind.FAX, to="+15005550006", media_url=PDF)], clock.now())
         gw.store.claim(
             "ghost", clock.now(), limit=1, lease=5, max_concurrency=10, meter=gw.worker().meter

@@ -231,12 +231,15 @@ def test_the_simulator_finds_its_calls() -> None:
     async def scenario() -> None:
         job = in_flight_job("+15005550006", Kind.FAX)
         sent = await sim.send(job)
-        [found] = await sim.find(job, 999.0, 1001.0)
+        [found] = await sim.find(job, 1000.0, 1001.0)
         assert (found.ref, found.result.outcome) == (sent.provider_ref, None)
         clock.advance(60)
-        [found] = await sim.find(job, 999.0, 1001.0)
+        [found] = await sim.find(job, 1000.0, 1001.0)
         assert found.result.outcome is Outcome.DELIVERED
         assert await sim.find(job, 1001.0, 2000.0) == []
-        assert await sim.find(in_flight_job("+15005550007", Kind.FAX), 0, 2000) == []
+        assert await sim.find(in_flight_job("+15005550007", Kind.FAX), 1000, 2000) == []
+        # before it was made, it cannot know: absence is not proven
+        with pytest.raises(CannotReconcile, match="only knows the calls of this process"):
+            await sim.find(job, 999.0, 1001.0)
 
     asyncio.run(scenario())

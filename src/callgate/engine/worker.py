@@ -24,6 +24,7 @@ from callgate.clock import Clock
 from callgate.domain import EXPIRED, RELEASED, AttemptResult, Job, Outcome
 from callgate.engine.meter import GCRA
 from callgate.engine.pacer import Pacer
+from callgate.engine.reconcile import ReconcileConfig, Reconciler
 from callgate.engine.retry import RetryPolicy
 from callgate.exceptions import StoreError
 from callgate.providers.base import Provider
@@ -56,6 +57,8 @@ class WorkerConfig:
     poll_initial: float = 1.0
     poll_max: float = 30.0
     track_timeout: float = 3600.0
+    #: reconciliation of uncertain jobs beside the claim loop (None: not in this worker)
+    reconcile: ReconcileConfig | None = field(default_factory=ReconcileConfig)
 
 
 @dataclass
@@ -119,6 +122,7 @@ class Worker:
         self._flushers: set[asyncio.Task[None]] = set()
         self._db = StoreCalls(False)
         self._hub = _StatusHub()
+        self.reconciler: Reconciler | None = None
         #: called after each commit of the worker's writes (e.g. to wake the webhook sender)
         self.on_commit: list[Callable[[], None]] = []
 
@@ -154,11 +158,25 @@ class Worker:
         self.provider.set_listener(self._hub.notify)
         self.store.prepare_worker()
         self._db = StoreCalls(self.store.offload)
-        stop_listening = self.store.listen(self._wake_threadsafe(asyncio.get_running_loop()))
+        loop = asyncio.get_running_loop()
+        stop_listening = self.store.listen(
+            self._wake_threadsafe(loop), self._status_threadsafe(loop)
+        )
         background = [
             asyncio.create_task(self._heartbeat_loop(), name="callgate-heartbeat"),
             asyncio.create_task(self._sweep_loop(), name="callgate-sweep"),
         ]
+        if self.config.reconcile is not None:
+            self.reconciler = Reconciler(
+                self.store,
+                self.provider,
+                clock=self.clock,
+                retry=self.retry,
+                worker_id=self.worker_id,
+                config=self.config.reconcile,
+                db=self._db,
+            )
+            background.append(asyncio.create_task(self.reconciler.run(), name="callgate-reconcile"))
         try:
             await self._main_loop(drain)
         finally:
@@ -181,6 +199,25 @@ class Worker:
 
         return wake
 
+    def _status_threadsafe(
+        self, loop: asyncio.AbstractEventLoop
+    ) -> Callable[[str, str, AttemptResult], None]:
+        """Where the store's listener hands a status callback another process received."""
+
+        def pushed(provider: str, ref: str, result: AttemptResult) -> None:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self.push_status, provider, ref, result)
+
+        return pushed
+
+    def push_status(self, provider: str, ref: str, result: AttemptResult) -> bool:
+        """A verified status callback for ``ref``: the provider keeps it for the tracker,
+        which wakes at once (False if this worker's provider takes no pushes)."""
+        push: Callable[[str, str, AttemptResult], bool] | None = getattr(
+            self.provider, "push", None
+        )
+        return bool(push is not None and push(provider, ref, result))
+
     async def _main_loop(self, drain: bool) -> None:
         assert self._changed is not None
         assert self._stopping is not None
@@ -192,6 +229,8 @@ class Worker:
                     await asyncio.sleep(0)  # let the new tasks start and batch their writes
                     continue
                 if drain and not self._active and await self._db(self.store.active_count) == 0:
+                    if await self._reconcile_due():
+                        continue  # reconciled jobs may be queued again
                     return
                 timeout = await self._idle_timeout()
                 backoff.reset()
@@ -199,6 +238,14 @@ class Worker:
                 timeout = backoff.next()
                 log.warning("the store failed (%s); trying again in %.1f s", exc, timeout)
             await self._idle(timeout)
+
+    async def _reconcile_due(self) -> int:
+        """Draining: settle the uncertain jobs due now before stopping (how many)."""
+        if self.reconciler is None:
+            return 0
+        if not await self._db(self.store.uncertain_due, self.clock.now()):
+            return 0
+        return await self.reconciler.run_once()
 
     async def _dispatch(self) -> int:
         room = self.config.max_concurrency - len(self._active)
@@ -279,6 +326,8 @@ class Worker:
             try:
                 now = self.clock.now()
                 settled = await self._db(self.store.expire_leases, now)
+                if settled and self.reconciler is not None:
+                    self.reconciler.kick()  # some may be uncertain now
                 if settled + await self._db(self.store.expire_overdue, now):
                     self.wake()
             except StoreError as exc:

@@ -40,7 +40,7 @@ from pathlib import Path
 
 from callgate.clock import Clock
 from callgate.domain import AttemptResult, Job, Kind, Outcome
-from callgate.providers.base import Found, StatusListener
+from callgate.providers.base import CannotReconcile, Found, StatusListener
 
 PERMANENT_NUMBERS: Mapping[str, tuple[str, str]] = {
     "+15005550001": ("21211", "The 'To' number is not a valid phone number."),
@@ -96,6 +96,7 @@ class Simulator:
         self._seen: Counter[str] = Counter()  # calls per number, for the K-busy lines
         self._calls: dict[str, _Call] = {}
         self._history: deque[_Call] = deque(maxlen=HISTORY)
+        self._born = clock.now()  # it knows nothing sent before (another process's calls)
         self._ids = itertools.count(1)
         self._listener: StatusListener | None = None
         self._log_fd = (
@@ -203,7 +204,16 @@ class Simulator:
     async def find(self, job: Job, since: float, until: float) -> list[Found]:
         """Calls to ``job.to`` of ``job.kind`` started in [since, until], as far as this
         process remembers (the last :data:`HISTORY` calls): a test double for
-        reconciliation, not a record that survives a crash."""
+        reconciliation, not a record that survives a crash. A window reaching back
+        before this simulator was made, or past what it remembers, cannot be answered
+        (:class:`CannotReconcile`): absence would not be proven."""
+        if since < self._born:
+            raise CannotReconcile(
+                "the built-in simulator only knows the calls of this process, "
+                "and the attempt's window reaches back before it started"
+            )
+        if len(self._history) == HISTORY and self._history[0].started_at > since:
+            raise CannotReconcile("the built-in simulator no longer remembers that window")
         now = self.clock.now()
         return [
             Found(c.ref, c.result if now >= c.ended_at else AttemptResult(None, c.ref))

@@ -111,6 +111,21 @@ class SettleUnsent:
 Write = StartAttempt | Accepted | Finish | Abandon | SettleUnsent
 
 
+@dataclass(frozen=True, slots=True)
+class Uncertain:
+    """An ``uncertain`` job claimed for reconciliation, with the attempt in doubt."""
+
+    job: Job
+    number: int  # the attempt's number
+    provider_ref: str | None  # the provider's reference, when the request was answered
+    started_at: float  # when the attempt row was written (just before the request)
+    ended_at: float | None
+
+
+#: a verified provider status callback heard from another process: (provider, ref, result)
+StatusCallback = Callable[[str, str, AttemptResult], None]
+
+
 class Store(Protocol):
     #: its calls wait on the network or a disk flush: async code should call it from a
     #: thread (see :class:`callgate.store.offload.StoreCalls`)
@@ -126,9 +141,17 @@ class Store(Protocol):
         """Tune the store for a long-running worker in this process (called once)."""
         ...
 
-    def listen(self, callback: Callable[[], None]) -> Callable[[], None]:
+    def listen(
+        self, callback: Callable[[], None], on_status: StatusCallback | None = None
+    ) -> Callable[[], None]:
         """Call ``callback`` (from any thread) whenever another process made work
-        claimable; return the function that stops listening."""
+        claimable, and ``on_status`` for each status :meth:`publish_status` published;
+        return the function that stops listening."""
+        ...
+
+    def publish_status(self, provider: str, ref: str, result: AttemptResult) -> None:
+        """Tell the workers of every process about a verified provider status callback
+        (PostgreSQL: NOTIFY; SQLite: nothing, polling covers it)."""
         ...
 
     def group_summary(self, limit: int = 50) -> list[tuple[str, dict[str, int]]]:
@@ -214,6 +237,30 @@ class Store(Protocol):
         """At shutdown: this worker's unsent jobs go back to the queue; any whose attempt
         may have reached the provider become ``uncertain`` (never resent blindly)."""
         ...
+
+    # -- reconciliation (see store/sql_reconcile.py)
+    def uncertain_due(self, now: float) -> int: ...
+
+    def known_refs(self, refs: Sequence[str]) -> set[str]:
+        """Which of these provider references belong to an attempt callgate recorded."""
+        ...
+
+    def claim_uncertain(
+        self, worker_id: str, now: float, *, limit: int, lease: float
+    ) -> list[Uncertain]: ...
+
+    def settle_uncertain(
+        self,
+        job_id: int,
+        number: int,
+        worker_id: str,
+        now: float,
+        *,
+        decision: Decision | None = None,
+        retry_at: float | None = None,
+        ref: str | None = None,
+        note: str | None = None,
+    ) -> bool: ...
 
     # -- API keys and webhook secrets
     def add_api_key(

@@ -18,7 +18,8 @@ T = TypeVar("T")
 
 
 class StoreCalls:
-    """``await calls(fn, *args)`` runs ``fn(*args)``: on a thread when ``offload``."""
+    """``await calls(fn, *args, **kwargs)`` runs ``fn(*args, **kwargs)``: on a thread when
+    ``offload``."""
 
     def __init__(self, offload: bool, *, threads: int = 3, name: str = "callgate-db") -> None:
         self._executor = (
@@ -28,11 +29,11 @@ class StoreCalls:
     def __repr__(self) -> str:
         return f"StoreCalls(offload={self._executor is not None})"
 
-    async def __call__(self, fn: Callable[..., T], *args: Any) -> T:
+    async def __call__(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         if self._executor is None:
-            return fn(*args)
+            return fn(*args, **kwargs)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
 
     def close(self) -> None:
         if self._executor is not None:

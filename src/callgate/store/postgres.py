@@ -11,21 +11,23 @@ work at once instead of polling.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import replace
 from typing import Any
 
 import psycopg
 import psycopg.errors
 from psycopg_pool import ConnectionPool
 
-from callgate.domain import Job, Status
+from callgate.domain import AttemptResult, Job, Outcome, Status
 from callgate.exceptions import StoreError
-from callgate.store.base import Write
+from callgate.store.base import StatusCallback, Write
 from callgate.store.postgres_tx import PgBatch
 from callgate.store.sql import SQLStore, migrations
 from callgate.store.sql_tx import JOB_COLUMNS, Conn, Cursor, job_from_row
@@ -34,6 +36,8 @@ log = logging.getLogger("callgate.store")
 
 #: the channel workers LISTEN on; a NOTIFY means "something may be claimable"
 CHANNEL = "callgate_jobs"
+#: verified provider status callbacks, for the worker tracking the attempt (JSON payload)
+STATUS_CHANNEL = "callgate_status"
 #: advisory lock keys (arbitrary, fixed): migrations; the webhook fan-out
 MIGRATE_LOCK = 0x63_67_6D_69  # "cgmi"
 FANOUT_LOCK = 0x63_67_66_6F  # "cgfo"
@@ -307,10 +311,46 @@ class PostgresStore(SQLStore):
     def _json_text(self, column: str, key: str) -> str:
         return f"({column}::json ->> '{key}')"
 
-    def listen(self, callback: Callable[[], None]) -> Callable[[], None]:
-        listener = _Listener(self.url, callback)
+    def listen(
+        self, callback: Callable[[], None], on_status: StatusCallback | None = None
+    ) -> Callable[[], None]:
+        listener = _Listener(self.url, callback, on_status)
         self._listeners.append(listener)
         return listener.stop
+
+    def publish_status(self, provider: str, ref: str, result: AttemptResult) -> None:
+        payload = json.dumps(status_payload(provider, ref, result))
+        if len(payload.encode()) >= 8000:  # NOTIFY's limit: the tracker's poll covers it
+            payload = json.dumps(status_payload(provider, ref, replace(result, response=None)))
+        with self._write() as c:
+            c.execute("SELECT pg_notify(?, ?)", (STATUS_CHANNEL, payload))
+
+
+def status_payload(provider: str, ref: str, result: AttemptResult) -> dict[str, Any]:
+    return {
+        "provider": provider,
+        "ref": ref,
+        "outcome": None if result.outcome is None else str(result.outcome),
+        "error_code": result.error_code,
+        "error_message": result.error_message,
+        "retry_after": result.retry_after,
+        "ended_at": result.ended_at,
+        "response": None if result.response is None else dict(result.response),
+    }
+
+
+def status_from_payload(payload: str) -> tuple[str, str, AttemptResult]:
+    doc = json.loads(payload)
+    result = AttemptResult(
+        None if doc["outcome"] is None else Outcome(doc["outcome"]),
+        provider_ref=doc["ref"],
+        error_code=doc.get("error_code"),
+        error_message=doc.get("error_message"),
+        retry_after=doc.get("retry_after"),
+        ended_at=doc.get("ended_at"),
+        response=doc.get("response"),
+    )
+    return str(doc["provider"]), str(doc["ref"]), result
 
 
 class _Listener:
@@ -318,8 +358,15 @@ class _Listener:
     notification, and once after each (re)connect, since a NOTIFY sent while it was
     disconnected is lost. A lost connection is retried with backoff, never raised."""
 
-    def __init__(self, url: str, callback: Callable[[], None], poll: float = 0.25) -> None:
+    def __init__(
+        self,
+        url: str,
+        callback: Callable[[], None],
+        on_status: StatusCallback | None = None,
+        poll: float = 0.25,
+    ) -> None:
         self._url, self._callback, self._poll = url, callback, poll
+        self._on_status = on_status
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="callgate-listen", daemon=True)
         self._thread.start()
@@ -335,15 +382,27 @@ class _Listener:
             try:
                 with psycopg.connect(self._url, autocommit=True, connect_timeout=5) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
+                    if self._on_status is not None:
+                        conn.execute(f"LISTEN {STATUS_CHANNEL}")
                     self._callback()
                     backoff = 0.5
                     while not self._stop.is_set():
-                        for _ in conn.notifies(timeout=self._poll):
-                            self._callback()
+                        for notice in conn.notifies(timeout=self._poll):
+                            if notice.channel == STATUS_CHANNEL:
+                                self._status(notice.payload)
+                            else:
+                                self._callback()
             except psycopg.Error as exc:
                 log.warning("listening for new jobs failed (%s); retrying in %.1f s", exc, backoff)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
+
+    def _status(self, payload: str) -> None:
+        assert self._on_status is not None
+        try:
+            self._on_status(*status_from_payload(payload))
+        except Exception:  # a bad payload must not stop the listener
+            log.exception("could not pass on a provider status notification")
 
 
 def redact(url: str) -> str:

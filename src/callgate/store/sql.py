@@ -21,6 +21,7 @@ from callgate.domain import (
     RELEASED,
     ApiKey,
     Attempt,
+    AttemptResult,
     AttemptState,
     Decision,
     Event,
@@ -33,7 +34,16 @@ from callgate.domain import (
     to_datetime,
 )
 from callgate.exceptions import IdempotencyConflict, InvalidTransition, NotFound
-from callgate.store.base import Claimed, MeterPolicy, MeterState, SubmitResult, Write, chunks
+from callgate.store.base import (
+    Claimed,
+    MeterPolicy,
+    MeterState,
+    StatusCallback,
+    SubmitResult,
+    Write,
+    chunks,
+)
+from callgate.store.sql_reconcile import SQLReconcile
 from callgate.store.sql_tx import JOB_COLUMNS, Conn, SQLTx, apply, job_from_row, move
 from callgate.store.sql_webhooks import SQLWebhooks
 
@@ -101,7 +111,7 @@ def _marks(items: Sequence[Any]) -> str:
     return ",".join("?" * len(items))
 
 
-class SQLStore(SQLWebhooks):
+class SQLStore(SQLReconcile, SQLWebhooks):
     """The Store (see :class:`callgate.store.base.Store`) over a backend's connections."""
 
     # -- what a backend provides ----------------------------------------------------------
@@ -161,11 +171,18 @@ class SQLStore(SQLWebhooks):
         """Did a concurrent writer take the same unique key (worth one more try)?"""
         return False
 
-    def listen(self, callback: Callable[[], None]) -> Callable[[], None]:
-        """Call ``callback`` (from any thread) when another process made work claimable;
-        return the function that stops listening. Without cross-process notifications
-        (SQLite) it does nothing: workers fall back on ``idle_poll``."""
+    def listen(
+        self, callback: Callable[[], None], on_status: StatusCallback | None = None
+    ) -> Callable[[], None]:
+        """Call ``callback`` (from any thread) when another process made work claimable,
+        ``on_status`` for each status published; return the function that stops
+        listening. Without cross-process notifications (SQLite) it does nothing: workers
+        fall back on ``idle_poll`` and on polling the provider."""
         return lambda: None
+
+    def publish_status(self, provider: str, ref: str, result: AttemptResult) -> None:
+        """Tell other processes' workers of a provider status (nothing without
+        cross-process notifications)."""
 
     def close(self) -> None:
         raise NotImplementedError

@@ -106,6 +106,7 @@ CREATE TABLE attempts (
     error_message TEXT,
     PRIMARY KEY (job_id, number)
 ) WITHOUT ROWID;
+CREATE INDEX attempts_provider_ref ON attempts (provider_ref) WHERE provider_ref IS NOT NULL;
 
 -- The outbox: one row per state change, written in the change's transaction.
 CREATE TABLE events (

@@ -1,0 +1,145 @@
+"""The whole gateway against the vendors' APIs, end to end: ``callgate serve`` and
+``callgate simulator`` in subprocesses, jobs of every kind submitted over HTTP, sent
+through the Twilio, SignalWire and Telnyx adapters (their official SDKs), finished by the
+simulator's signed status callbacks to serve, and reported by signed webhooks.
+
+Status polling is set an hour away, so only the callbacks can finish the jobs in time:
+each test also shows that the next fax to a line starts within a second of the last
+one's final callback.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from standardwebhooks.webhooks import Webhook
+
+from callgate.testing import ServeProcess
+from callgate.webhooks.signing import generate_secret
+
+from .providers_support import SIM, Receiver, SimProcess
+
+pytestmark = pytest.mark.slow
+
+FROM = "+15005550006"
+PDF = "https://example.org/ballot.pdf"
+LINE = "+12125550170"  # a fax line: three faxes in a row
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def vendor_env(sim: SimProcess, routes: dict[str, str]) -> dict[str, str]:
+    env = {f"CALLGATE_PROVIDER_{kind.upper()}": vendor for kind, vendor in routes.items()}
+    env |= {
+        "CALLGATE_TWILIO_ACCOUNT_SID": SIM["twilio_account_sid"],
+        "CALLGATE_TWILIO_AUTH_TOKEN": SIM["twilio_auth_token"],
+        "CALLGATE_TWILIO_FROM": FROM,
+        "CALLGATE_TWILIO_BASE_URL": sim.url,
+        "CALLGATE_SIGNALWIRE_PROJECT_ID": SIM["signalwire_project_id"],
+        "CALLGATE_SIGNALWIRE_API_TOKEN": SIM["signalwire_api_token"],
+        "CALLGATE_SIGNALWIRE_SIGNING_KEY": SIM["signalwire_signing_key"],
+        "CALLGATE_SIGNALWIRE_SPACE_URL": sim.url,
+        "CALLGATE_SIGNALWIRE_FROM": FROM,
+        "CALLGATE_TELNYX_API_KEY": SIM["telnyx_api_key"],
+        "CALLGATE_TELNYX_CONNECTION_ID": "sim",
+        "CALLGATE_TELNYX_FROM": FROM,
+        "CALLGATE_TELNYX_BASE_URL": f"{sim.url}/v2",
+        "CALLGATE_TELNYX_PUBLIC_KEY": sim.telnyx_public_key,
+    }
+    return env
+
+
+@pytest.fixture
+def sim(tmp_path: Path) -> Iterator[SimProcess]:
+    home = tmp_path / "sim"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CALLGATE_")}
+    process = SimProcess.start(home, "--callback-delay", "0.05", "--fax-duration", "0.5", env=env)
+    yield process
+    assert process.stop() == 0, process.stderr.text
+
+
+@pytest.fixture
+def hooks() -> Iterator[Receiver]:
+    receiver = Receiver().start()
+    yield receiver
+    receiver.stop()
+
+
+def wait_for_events(hooks: Receiver, n: int, timeout: float = 60.0) -> list[Any]:
+    deadline = time.monotonic() + timeout
+    with hooks.changed:
+        while len(hooks.posts) < n:
+            left = deadline - time.monotonic()
+            assert left > 0, f"{len(hooks.posts)} of {n} webhooks came"
+            hooks.changed.wait(left)
+        return list(hooks.posts)
+
+
+ROUTES = {
+    "twilio+telnyx": {"sms": "twilio", "call": "twilio", "request": "twilio", "fax": "telnyx"},
+    "signalwire": {"sms": "signalwire", "call": "signalwire", "fax": "signalwire"},
+}
+
+
+@pytest.mark.parametrize("routes", list(ROUTES), ids=list(ROUTES))
+def test_every_kind_through_the_vendors_with_callbacks_and_webhooks(
+    tmp_path: Path, sim: SimProcess, hooks: Receiver, routes: str
+) -> None:
+    port = free_port()
+    secret = generate_secret()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CALLGATE_")}
+    env |= vendor_env(sim, ROUTES[routes])
+    env |= {
+        "CALLGATE_DATABASE_URL": f"sqlite:///{tmp_path}/gw.db",
+        "CALLGATE_RATE": "0",
+        "CALLGATE_IDLE_POLL": "0.05",
+        "CALLGATE_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "CALLGATE_POLL_INITIAL": "3600",  # only the callbacks can end the jobs in time
+        "CALLGATE_POLL_MAX": "3600",
+        "CALLGATE_WEBHOOK_URL": f"{hooks.url}/hooks",
+        "CALLGATE_WEBHOOK_SECRETS": secret,
+    }
+    jobs: list[tuple[str, dict[str, Any]]] = [
+        ("messages", {"to": "+12125550171", "body": "Your ballot request arrived"}),
+        ("calls", {"to": "+12125550172", "twiml": "<Response><Say>Hi</Say></Response>"}),
+        *[("faxes", {"to": LINE, "media_url": PDF}) for _ in range(3)],
+    ]
+    if "request" in ROUTES[routes]:
+        jobs.append(("requests", {"api": "lookup", "method": "GET", "to": "+12125550173"}))
+    with ServeProcess.start(cwd=tmp_path, env=env, port=port) as server:
+        auth = {"Authorization": f"Bearer {server.key}"}
+        with httpx.Client(base_url=server.url, headers=auth, timeout=10) as client:
+            ids = []
+            for path, body in jobs:
+                r = client.post(f"/v1/{path}", json=body)
+                assert r.status_code == 202, r.text
+                ids.append(r.json()["id"])
+            posts = wait_for_events(hooks, len(jobs))
+            final = {i: client.get(f"/v1/jobs/{i}").json() for i in ids}
+        assert server.stop() == 0
+    assert "Traceback" not in server.stderr.text, server.stderr.text
+    assert "refused" not in server.stderr.text  # every callback's signature held
+    assert {j["status"] for j in final.values()} == {"delivered"}, final
+    events = [Webhook(secret).verify(p.body, p.headers) for p in posts]
+    assert sorted(e["data"]["id"] for e in events) == sorted(ids)
+    assert {e["type"] for e in events} == {"job.delivered"}
+    calls = sim.log_lines()
+    assert len(calls) == len(jobs)  # each job sent once
+    faxes = sorted((c for c in calls if c["to"] == LINE), key=lambda c: c["started_at"])
+    assert len(faxes) == 3
+    gaps = [b["started_at"] - a["ended_at"] for a, b in itertools.pairwise(faxes)]
+    # one fax at a time on the line, and the next starts < 1 s after the last ends
+    assert all(0 <= gap < 1.0 for gap in gaps), gaps
