@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     reconcile_pad: float = Field(
         120.0, ge=0, description="seconds either side of an attempt's window (clock skew)"
     )
+    reconcile_retry_delay: float = Field(
+        60.0, gt=0, description="seconds before asking again a provider that did not answer"
+    )
     reconcile_give_up: float = Field(
         86_400.0, gt=0, description="an attempt still undecided after this long is held"
     )

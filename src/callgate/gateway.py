@@ -60,6 +60,7 @@ def worker_config(settings: Settings) -> WorkerConfig:
         reconcile=ReconcileConfig(
             interval=settings.reconcile_interval,
             pad=settings.reconcile_pad,
+            retry_delay=settings.reconcile_retry_delay,
             give_up_after=settings.reconcile_give_up,
         )
         if settings.reconcile_interval > 0

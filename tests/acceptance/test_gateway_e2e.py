@@ -143,3 +143,56 @@ def test_every_kind_through_the_vendors_with_callbacks_and_webhooks(
     gaps = [b["started_at"] - a["ended_at"] for a, b in itertools.pairwise(faxes)]
     # one fax at a time on the line, and the next starts < 1 s after the last ends
     assert all(0 <= gap < 1.0 for gap in gaps), gaps
+
+
+def test_a_fax_in_doubt_after_a_crash_is_reconciled_through_the_vendor(
+    tmp_path: Path, sim: SimProcess, hooks: Receiver
+) -> None:
+    """serve is SIGKILLed while a Telnyx fax is on the line (accepted, not yet ended);
+    the restarted serve finds the job in doubt, asks Telnyx about the fax by its id
+    (through the SDK) and adopts the answer: delivered, and never faxed twice."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CALLGATE_")}
+    env |= vendor_env(sim, {"fax": "telnyx"})
+    env |= {
+        "CALLGATE_DATABASE_URL": f"sqlite:///{tmp_path}/gw.db",
+        "CALLGATE_RATE": "0",
+        "CALLGATE_IDLE_POLL": "0.05",
+        "CALLGATE_SWEEP_INTERVAL": "0.2",
+        "CALLGATE_LEASE": "2",
+        "CALLGATE_RECONCILE_RETRY_DELAY": "0.5",  # a poll that failed under load: soon again
+        "CALLGATE_POLL_INITIAL": "3600",
+        "CALLGATE_POLL_MAX": "3600",
+        "CALLGATE_WEBHOOK_URL": f"{hooks.url}/hooks",
+        "CALLGATE_WEBHOOK_SECRETS": generate_secret(),
+    }
+    # no callbacks: the fax ends while no serve is up to hear it
+    server = ServeProcess.start(cwd=tmp_path, env=env, port=port)
+    with server:
+        auth = {"Authorization": f"Bearer {server.key}"}
+        with httpx.Client(base_url=server.url, headers=auth, timeout=10) as client:
+            r = client.post("/v1/faxes", json={"to": "+12125550180", "media_url": PDF})
+            job_id = r.json()["id"]
+            deadline = time.monotonic() + 30
+            while client.get(f"/v1/jobs/{job_id}").json()["provider_ref"] is None:
+                assert time.monotonic() < deadline, "the fax was never accepted"
+                time.sleep(0.02)
+        server.proc.kill()  # mid-fax: the attempt is under way at Telnyx
+        server.proc.wait()
+    again = ServeProcess.start(cwd=tmp_path, env=env, port=port, new_database=False)
+    with again:
+        auth = {"Authorization": f"Bearer {server.key}"}
+        with httpx.Client(base_url=again.url, headers=auth, timeout=10) as client:
+            deadline = time.monotonic() + 60
+            while (job := client.get(f"/v1/jobs/{job_id}").json())["status"] != "delivered":
+                assert time.monotonic() < deadline, (job["status"], job["detail"])
+                time.sleep(0.05)
+            events = client.get(f"/v1/jobs/{job_id}").json()
+        assert again.stop() == 0
+    assert "Traceback" not in again.stderr.text, again.stderr.text
+    assert job["attempts"] == 1
+    [attempt] = events["attempt_log"]
+    assert attempt["outcome"] == "delivered"
+    assert attempt["provider_ref"] == job["provider_ref"]
+    faxes = [c for c in sim.log_lines() if c["to"] == "+12125550180"]
+    assert len(faxes) == 1  # never resent

@@ -168,3 +168,19 @@ def test_two_reconcilers_never_take_the_same_job(store) -> None:
         first[1].job.id,
         second[0].job.id,
     ]
+
+
+def test_a_reference_the_provider_does_not_know_is_held(make_settings, tmp_path: Path):
+    async def main(clock: LoopClock) -> Gateway:
+        gw = Gateway(make_settings(), clock=clock)
+        job, number = ghost_starts(gw, clock)
+        gw.store.write_batch([Accepted(job.id, number, "FX-unknown", clock.now())])
+        await asyncio.sleep(10)
+        await live_worker_until(gw, lambda: gw.job(job.id).status is Status.HELD)
+        return gw
+
+    gw = run_virtual(main)
+    [job] = gw.store.list_jobs()
+    assert job.reason == UNRECONCILABLE
+    assert "no record of FX-unknown" in (job.detail or "")
+    assert read_log(tmp_path / "sim.log") == []

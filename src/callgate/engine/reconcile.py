@@ -132,7 +132,10 @@ class Reconciler:
             result = await self.provider.status(item.job, ref)
         except Exception as exc:
             return await self._later(item, f"the provider could not be asked about {ref}: {exc}")
-        if result.outcome is None or result.outcome is Outcome.UNKNOWN:
+        if result.outcome is Outcome.UNKNOWN:  # the provider has no such record
+            why = result.error_message or f"the provider has no record of {ref}"
+            return await self._hold(item, f"the provider cannot tell: {why}")
+        if result.outcome is None:  # under way there (or the poll failed: no news)
             return await self._later(item, f"{ref} is still under way at the provider")
         return await self._adopt(item, replace(result, provider_ref=ref))
 
