@@ -33,6 +33,30 @@ SIM = {
 }
 
 
+SENDER = "+15005550006"
+
+
+def vendor_env(sim: SimProcess, routes: dict[str, str]) -> dict[str, str]:
+    env = {f"CALLGATE_PROVIDER_{kind.upper()}": vendor for kind, vendor in routes.items()}
+    env |= {
+        "CALLGATE_TWILIO_ACCOUNT_SID": SIM["twilio_account_sid"],
+        "CALLGATE_TWILIO_AUTH_TOKEN": SIM["twilio_auth_token"],
+        "CALLGATE_TWILIO_FROM": SENDER,
+        "CALLGATE_TWILIO_BASE_URL": sim.url,
+        "CALLGATE_SIGNALWIRE_PROJECT_ID": SIM["signalwire_project_id"],
+        "CALLGATE_SIGNALWIRE_API_TOKEN": SIM["signalwire_api_token"],
+        "CALLGATE_SIGNALWIRE_SIGNING_KEY": SIM["signalwire_signing_key"],
+        "CALLGATE_SIGNALWIRE_SPACE_URL": sim.url,
+        "CALLGATE_SIGNALWIRE_FROM": SENDER,
+        "CALLGATE_TELNYX_API_KEY": SIM["telnyx_api_key"],
+        "CALLGATE_TELNYX_CONNECTION_ID": "sim",
+        "CALLGATE_TELNYX_FROM": SENDER,
+        "CALLGATE_TELNYX_BASE_URL": f"{sim.url}/v2",
+        "CALLGATE_TELNYX_PUBLIC_KEY": sim.telnyx_public_key,
+    }
+    return env
+
+
 @dataclass
 class SimProcess:
     proc: subprocess.Popen[str]

@@ -37,7 +37,7 @@ from callgate.providers.twilio_mapping import Suppression, suppression_for
 from callgate.store.sqlite import SQLiteStore
 from tests.factories import in_flight_job
 
-from .providers_support import SIM, Received, Receiver, SimProcess
+from .providers_support import SIM, Received, Receiver, SimProcess, vendor_env
 
 pytestmark = pytest.mark.slow
 
@@ -581,19 +581,7 @@ def test_a_bad_simulator_option_is_one_line(home: Path) -> None:
 
 
 def test_a_worker_sends_through_the_vendors_by_configuration(cg: Any, sim: SimProcess) -> None:
-    cg.env |= {
-        "CALLGATE_PROVIDER_SMS": "twilio",
-        "CALLGATE_PROVIDER_CALL": "twilio",
-        "CALLGATE_PROVIDER_FAX": "signalwire",
-        "CALLGATE_TWILIO_ACCOUNT_SID": SIM["twilio_account_sid"],
-        "CALLGATE_TWILIO_AUTH_TOKEN": SIM["twilio_auth_token"],
-        "CALLGATE_TWILIO_FROM": FROM,
-        "CALLGATE_TWILIO_BASE_URL": sim.url,
-        "CALLGATE_SIGNALWIRE_PROJECT_ID": SIM["signalwire_project_id"],
-        "CALLGATE_SIGNALWIRE_API_TOKEN": SIM["signalwire_api_token"],
-        "CALLGATE_SIGNALWIRE_SPACE_URL": sim.url,
-        "CALLGATE_SIGNALWIRE_FROM": FROM,
-    }
+    cg.env |= vendor_env(sim, {"sms": "twilio", "call": "twilio", "fax": "signalwire"})
     cg.env.pop("CALLGATE_SIMULATOR_LOG")  # the HTTP simulator keeps the log now
     store = SQLiteStore(str(cg.db))
     try:
