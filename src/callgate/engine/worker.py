@@ -16,6 +16,7 @@ import os
 import random
 import socket
 import sys
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
@@ -71,15 +72,24 @@ class WorkerStats:
 
 
 class _StatusHub:
-    """Wakes the task tracking an attempt when the provider pushes a status for it."""
+    """Wakes the task tracking an attempt when the provider pushes a status for it.
 
-    def __init__(self) -> None:
-        self._waiting: dict[str, asyncio.Event] = {}
+    A push may come before its tracker waits (a callback that beats the worker's write
+    of the provider's answer): it is remembered, so the tracker's first wait returns at
+    once. Pushes no tracker here ever waits for (attempts of other processes) are
+    forgotten oldest first beyond ``limit``."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self._waiting: OrderedDict[str, asyncio.Event] = OrderedDict()
+        self._limit = limit
 
     def notify(self, ref: str) -> None:
         event = self._waiting.get(ref)
-        if event is not None:
-            event.set()
+        if event is None:
+            event = self._waiting[ref] = asyncio.Event()
+            while len(self._waiting) > self._limit:
+                self._waiting.popitem(last=False)
+        event.set()
 
     async def wait(self, ref: str, timeout: float) -> None:
         event = self._waiting.setdefault(ref, asyncio.Event())
