@@ -18,6 +18,22 @@ from callgate.store import Store, open_store
 from tests import pg
 
 BACKENDS = ["sqlite", "postgres"]
+#: the settings of tests that are not about the guardrails: they send to many numbers,
+#: many times, at any hour; the guardrails' own tests (tests/integration/test_guardrails.py)
+#: turn them on one at a time
+NO_GUARDRAILS: dict[str, Any] = {
+    "allowlist": ["*"],
+    "caps": {"fax": None, "sms": None, "call": None, "request": None},
+    "quiet_hours": {"fax": None, "sms": None, "call": None, "request": None},
+    "breaker": {"enabled": False},
+}
+#: the same as environment variables (for tests that start callgate in a subprocess)
+NO_GUARDRAILS_ENV = {
+    "CALLGATE_ALLOWLIST": "*",
+    **{f"CALLGATE_CAPS__{k}": "none" for k in ("FAX", "SMS", "CALL", "REQUEST")},
+    **{f"CALLGATE_QUIET_HOURS__{k}": "none" for k in ("FAX", "SMS", "CALL", "REQUEST")},
+    "CALLGATE_BREAKER__ENABLED": "false",
+}
 
 
 @pytest.fixture(scope="session")
@@ -60,6 +76,7 @@ def make_settings(tmp_path: Path, database_url: str) -> Any:
             "rate": 0,
             "simulator_log": tmp_path / "sim.log",
             "idle_poll": None,
+            **NO_GUARDRAILS,
         }
         base.update(overrides)
         idle = base.pop("idle_poll")

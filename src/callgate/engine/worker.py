@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from callgate.clock import Clock
 from callgate.domain import EXPIRED, RELEASED, AttemptResult, Job, Outcome
+from callgate.engine.guardrails import Guard
 from callgate.engine.meter import GCRA
 from callgate.engine.pacer import Pacer
 from callgate.engine.retry import RetryPolicy
@@ -100,8 +101,11 @@ class Worker:
         config: WorkerConfig | None = None,
         worker_id: str | None = None,
         rng: random.Random | None = None,
+        guard: Guard | None = None,
     ) -> None:
         self.store = store
+        #: the guardrails, re-checked just before each send (None: no guardrails)
+        self.guard = guard
         self.provider = provider
         self.clock = clock
         self.meter = meter
@@ -204,6 +208,8 @@ class Worker:
         room = self.config.max_concurrency - len(self._active)
         if room <= 0:
             return 0
+        if self.guard is not None and (await self._db(self.guard.breaker)).open:
+            return 0  # no new claims while the breaker is open; queued jobs stay queued
         claimed = await self._db(self._claim, min(room, self.config.claim_batch))
         if self._pacer is not None:
             self._pacer.add(item.slot for item in claimed)
@@ -279,8 +285,11 @@ class Worker:
             try:
                 now = self.clock.now()
                 settled = await self._db(self.store.expire_leases, now)
+                settled += await self._db(self.store.release_held, now)
                 if settled + await self._db(self.store.expire_overdue, now):
                     self.wake()
+                if self.guard is not None:
+                    await self._db(self.guard.evaluate_breaker, now)
             except StoreError as exc:
                 log.warning("sweep failed: %s", exc)
             await asyncio.sleep(self.config.sweep_interval)
@@ -361,6 +370,11 @@ class Worker:
         if job.expired(max(slot, self.clock.now())):
             await self._write(SettleUnsent(job.id, EXPIRED, self.clock.now()))
             return
+        if self.guard is not None:  # fail closed: the last word before the request
+            refused = await self._db(self.guard.at_send, job, self.clock.now())
+            if refused is not None:
+                await self._write(SettleUnsent(job.id, refused, self.clock.now()))
+                return
         now = self.clock.now()
         number = await self._write(StartAttempt(job.id, self.worker_id, now))
         self._lead.observe(self.clock.now() - now, self.clock.now())
@@ -443,6 +457,11 @@ class Worker:
         decision = self.retry.decide(job, job.attempts + 1, result, now)
         await self._write_until_done(job, Finish(job.id, number, result, decision, now))
         self.stats.finished += 1
+        if self.guard is not None and outcome is Outcome.PERMANENT:
+            try:
+                await self._db(self.guard.learn, job, result.error_code, now)
+            except StoreError as exc:
+                log.warning("job %s: could not record the suppression: %s", job.id, exc)
 
     async def _write_until_done(self, job: Job, write: Write) -> Any:
         """A write after the request went out must not be lost: while the store is down,

@@ -34,6 +34,7 @@ from callgate.domain import (
 )
 from callgate.exceptions import IdempotencyConflict, InvalidTransition, NotFound
 from callgate.store.base import Claimed, MeterPolicy, MeterState, SubmitResult, Write, chunks
+from callgate.store.sql_guardrails import SQLGuardrails
 from callgate.store.sql_tx import JOB_COLUMNS, Conn, SQLTx, apply, job_from_row, move
 from callgate.store.sql_webhooks import SQLWebhooks
 
@@ -101,7 +102,7 @@ def _marks(items: Sequence[Any]) -> str:
     return ",".join("?" * len(items))
 
 
-class SQLStore(SQLWebhooks):
+class SQLStore(SQLWebhooks, SQLGuardrails):
     """The Store (see :class:`callgate.store.base.Store`) over a backend's connections."""
 
     # -- what a backend provides ----------------------------------------------------------
