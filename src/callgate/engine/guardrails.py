@@ -105,11 +105,11 @@ class Cap:
         count, size, unit = found.groups()
         window = int(size or 1) * _UNITS[unit]
         if window <= 0:
-            raise ValueError(f"{text!r}: the window must be longer than zero")
+            raise ValueError(f"{text!r}: a cap's window must be longer than zero")
         return cls(int(count), float(window))
 
     def __str__(self) -> str:
-        for unit in ("d", "h", "m"):
+        for unit in ("h", "m"):
             if self.window % _UNITS[unit] == 0:
                 return f"{self.limit}/{int(self.window // _UNITS[unit])}{unit}"
         return f"{self.limit}/{int(self.window)}s"
@@ -239,8 +239,9 @@ class BreakerPolicy:
     baseline_minutes: int = 15
     min_per_minute: int = 60
 
-    def check(self, last_minute: int, baseline_total: int) -> str | None:
-        """Why it trips (a sentence), or ``None``."""
+    def check(self, last_minute: int, baseline_total: int, *, ratio: bool = True) -> str | None:
+        """Why it trips (a sentence), or ``None``. Without ``ratio`` (for a while after a
+        person reset it, having accepted the current rate) only the ceiling applies."""
         if not self.enabled:
             return None
         if self.ceiling is not None and last_minute > self.ceiling:
@@ -249,7 +250,7 @@ class BreakerPolicy:
                 f"{self.ceiling} per minute"
             )
         baseline = baseline_total / self.baseline_minutes
-        if last_minute >= self.min_per_minute and last_minute > self.factor * baseline:
+        if ratio and last_minute >= self.min_per_minute and last_minute > self.factor * baseline:
             return (
                 f"{last_minute} sends in the last minute, more than {self.factor:g}× the "
                 f"trailing baseline of {baseline:.1f} per minute"
@@ -389,8 +390,15 @@ class Guard:
         policy = self.rules.breaker
         if not policy.enabled:
             return None
+        state = self.breaker()
+        if state.open:
+            return None
+        # a person who reset it accepted the rate of the moment: the ratio applies again
+        # once a whole baseline has passed since (the ceiling applies throughout)
+        since_reset = now - state.changed_at if state.changed_at is not None else None
+        ratio = since_reset is None or since_reset >= 60 * policy.baseline_minutes
         last, baseline = self.store.send_counts(now, policy.baseline_minutes)
-        why = policy.check(last, baseline)
+        why = policy.check(last, baseline, ratio=ratio)
         if why is None:
             return None
         if not self.store.set_breaker(True, now, reason="anomaly", detail=why, actor="callgate"):
