@@ -15,25 +15,13 @@ import pytest
 
 from callgate.config import Settings
 from callgate.store import Store, open_store
+from callgate.testing import GUARDRAILS_OFF
 from tests import pg
 
 BACKENDS = ["sqlite", "postgres"]
-#: the settings of tests that are not about the guardrails: they send to many numbers,
-#: many times, at any hour; the guardrails' own tests (tests/integration/test_guardrails.py)
-#: turn them on one at a time
-NO_GUARDRAILS: dict[str, Any] = {
-    "allowlist": ["*"],
-    "caps": {"fax": None, "sms": None, "call": None, "request": None},
-    "quiet_hours": {"fax": None, "sms": None, "call": None, "request": None},
-    "breaker": {"enabled": False},
-}
-#: the same as environment variables (for tests that start callgate in a subprocess)
-NO_GUARDRAILS_ENV = {
-    "CALLGATE_ALLOWLIST": "*",
-    **{f"CALLGATE_CAPS__{k}": "none" for k in ("FAX", "SMS", "CALL", "REQUEST")},
-    **{f"CALLGATE_QUIET_HOURS__{k}": "none" for k in ("FAX", "SMS", "CALL", "REQUEST")},
-    "CALLGATE_BREAKER__ENABLED": "false",
-}
+#: tests that are not about the guardrails send to many numbers, many times, at any hour:
+#: they run with the guardrails off (tests/integration/test_guardrails.py turns them on)
+NO_GUARDRAILS = GUARDRAILS_OFF
 
 
 @pytest.fixture(scope="session")
