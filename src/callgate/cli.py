@@ -143,6 +143,8 @@ def _submit(kind: Kind, as_json: bool, common: dict[str, Any], **fields: Any) ->
     else:
         note = "" if result.created else " (already submitted with this idempotency key)"
         out.print(f"job {job.id}: {job.kind} to {job.to} is {job.status}{note}")
+        if job.status in (Status.BLOCKED, Status.HELD) and job.detail:
+            out.print(f"why [{job.reason}]: {job.detail}", markup=False)
 
 
 @send_app.command("fax")
@@ -618,4 +620,6 @@ def simulator(
 
 
 def main() -> None:
+    import callgate.cli_guardrails  # noqa: F401  (adds allowlist, suppress, breaker)
+
     app()

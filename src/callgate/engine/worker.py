@@ -195,7 +195,7 @@ class Worker:
                 if await self._dispatch():
                     await asyncio.sleep(0)  # let the new tasks start and batch their writes
                     continue
-                if drain and not self._active and await self._db(self.store.active_count) == 0:
+                if drain and not self._active and await self._drained():
                     return
                 timeout = await self._idle_timeout()
                 backoff.reset()
@@ -203,6 +203,16 @@ class Worker:
                 timeout = backoff.next()
                 log.warning("the store failed (%s); trying again in %.1f s", exc, timeout)
             await self._idle(timeout)
+
+    async def _drained(self) -> bool:
+        """Nothing left that this worker may do: no active jobs, or the breaker is open
+        (the queued ones stay queued until a person resets it)."""
+        if await self._db(self.store.active_count) == 0:
+            return True
+        if self.guard is not None and (await self._db(self.guard.breaker)).open:
+            log.warning("the breaker is open: queued jobs stay queued until it is reset")
+            return True
+        return False
 
     async def _dispatch(self) -> int:
         room = self.config.max_concurrency - len(self._active)
