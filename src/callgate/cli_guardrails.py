@@ -195,3 +195,48 @@ def breaker_reset(
     with gateway() as gw:
         gw.reset_breaker(reason, actor="cli")
         _print_breaker(gw.breaker(), as_json)
+
+
+# -- the audit log ---------------------------------------------------------------------
+
+audit_app = typer.Typer(help="The audit log of provider requests.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("export")
+@friendly
+def audit_export(
+    since: Annotated[str, typer.Option(help="From this time on (ISO 8601).")],
+    fmt: Annotated[str, typer.Option("--format", help="jsonl (one JSON object a line).")] = (
+        "jsonl"
+    ),
+) -> None:
+    """Print every provider exchange since a time, oldest first."""
+    import json
+    import sys
+
+    from callgate.domain import parse_time
+
+    if fmt != "jsonl":
+        raise ValidationError(f"unknown format {fmt!r}; expected jsonl", field="format")
+    start = parse_time(since, field="since").timestamp()
+    with gateway() as gw:
+        after = 0
+        while rows := gw.store.audit(since=start, after_id=after, limit=1000):
+            for row in rows:
+                sys.stdout.write(json.dumps(row, separators=(",", ":")) + "\n")
+            after = rows[-1]["id"]
+
+
+@audit_app.command("prune")
+@friendly
+def audit_prune(
+    older_than: Annotated[
+        float | None, typer.Option(help="Days to keep (default: CALLGATE_AUDIT__RETENTION_DAYS).")
+    ] = None,
+) -> None:
+    """Delete audit rows older than the retention period."""
+    with gateway() as gw:
+        days = older_than if older_than is not None else gw.settings.audit.retention_days
+        deleted = gw.store.prune_audit(gw.clock.now() - days * 86400)
+    out.print(f"deleted {deleted} audit rows older than {days:g} days", markup=False)

@@ -113,6 +113,14 @@ class BreakerSettings(BaseModel):
         return _none_if_blank(value)
 
 
+class AuditSettings(BaseModel):
+    """The audit log of provider exchanges (``CALLGATE_AUDIT__MASK_PII``, ``audit.mask_pii``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    mask_pii: bool = Field(False, description="mask numbers and content in the audit log")
+    retention_days: float = Field(90.0, gt=0, description="callgate audit prune deletes older")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CALLGATE_", extra="forbid", env_nested_delimiter="__"
@@ -138,6 +146,7 @@ class Settings(BaseSettings):
     caps: CapsSettings = Field(default_factory=CapsSettings)  # type: ignore[arg-type]
     quiet_hours: QuietHoursSettings = Field(default_factory=QuietHoursSettings)
     breaker: BreakerSettings = Field(default_factory=BreakerSettings)  # type: ignore[arg-type]
+    audit: AuditSettings = Field(default_factory=AuditSettings)  # type: ignore[arg-type]
 
     # the HTTP API and webhooks
     host: str = "127.0.0.1"
@@ -295,6 +304,12 @@ class Settings(BaseSettings):
             env_settings,
             TomlConfigSettingsSource(settings_cls, toml_file=toml_file),
         )
+
+    def secret_values(self) -> list[str]:
+        """Every credential's value (the audit log redacts them wherever they appear)."""
+        values = [getattr(self, name) for name in SECRET_FILES]
+        found = [v.get_secret_value() for v in values if v is not None]
+        return found + [s.strip() for s in (self.webhook_secrets or "").split(",") if s.strip()]
 
     def kind_policies(self) -> dict[Kind, KindPolicy]:
         return {

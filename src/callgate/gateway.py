@@ -15,6 +15,7 @@ import httpx
 from callgate.clock import Clock, SystemClock
 from callgate.config import Settings, load_settings
 from callgate.domain import Job, JobSpec, Kind, make_spec
+from callgate.engine.audit import Redactor
 from callgate.engine.guardrails import (
     SIMULATOR_NUMBERS,
     Allowlist,
@@ -111,7 +112,8 @@ class Gateway:
         self._rng = rng or random.Random(self.settings.simulator_seed)
         self._workers: list[Worker] = []
         self._senders: list[WebhookSender] = []
-        self.guard = Guard(make_guardrails(self.settings), self.store)
+        redactor = Redactor.of(self.settings.secret_values(), mask_pii=self.settings.audit.mask_pii)
+        self.guard = Guard(make_guardrails(self.settings), self.store, redactor)
 
     def __repr__(self) -> str:
         return f"Gateway({self.store!r})"

@@ -274,3 +274,23 @@ def test_a_stop_reply_suppresses_the_number(make_settings, tmp_path: Path) -> No
     # a call to the same number is not affected
     assert gw.send("call", to=unsubscribed, twiml="<Response/>").job.status is Status.QUEUED
     assert entry["kind"] == Kind.SMS
+
+
+def test_audit_rows_are_stored_per_attempt_and_pruned(store: Store) -> None:
+    from callgate.domain import make_spec
+
+    [result] = store.submit([make_spec("sms", to=NYC, body=BODY)], 100.0)
+    job_id = result.job.id
+    row = ("POST", "https://api.example/Messages.json", 201, "To=x", '{"sid": "SM1"}', 0.2, None)
+    store.add_audit(job_id, 1, [row, row], 100.0)
+    store.add_audit(job_id, 2, [row], 200.0)
+    rows = store.audit(job_id)
+    assert [(r["attempt"], r["status"], r["duration"]) for r in rows] == [
+        (1, 201, 0.2),
+        (1, 201, 0.2),
+        (2, 201, 0.2),
+    ]
+    assert [r["attempt"] for r in store.audit(since=150.0)] == [2]
+    assert [r["attempt"] for r in store.audit(after_id=rows[1]["id"])] == [2]
+    assert store.prune_audit(150.0) == 2
+    assert [r["attempt"] for r in store.audit(job_id)] == [2]

@@ -144,3 +144,44 @@ def test_at_send_the_breaker_comes_first_and_keeps_the_job_queued() -> None:
     assert decision is not None
     assert decision.status is Status.QUEUED
     assert decision.reason == GuardReason.BREAKER_OPEN
+
+
+# -- the audit log's redaction ------------------------------------------------------------
+
+
+def test_redactor_removes_credentials_by_value_field_and_url() -> None:
+    from callgate.engine.audit import REDACTED, Redactor
+    from callgate.providers.audit import Exchange
+
+    r = Redactor.of(["s3cret-token", None, ""], mask_pii=False)
+    ex = Exchange(
+        "POST",
+        "https://AC1:s3cret-token@api.example/2010/Messages.json?api_key=abc123",
+        201,
+        "To=%2B12125550123&Body=hi&AuthToken=zzz",
+        '{"sid": "SM1", "token": "t0ps3cret", "echo": "s3cret-token"}',
+        0.1,
+    )
+    out = r.exchange(ex)
+    for text in (out.url, out.request, out.response):
+        assert text is not None
+        assert "s3cret-token" not in text
+    assert "abc123" not in out.url
+    assert "zzz" not in (out.request or "")
+    assert "t0ps3cret" not in (out.response or "")
+    assert REDACTED in out.url
+    assert "%2B12125550123" in (out.request or "")  # numbers kept without mask_pii
+
+
+def test_redactor_masks_numbers_and_content_with_mask_pii() -> None:
+    from callgate.engine.audit import Redactor
+
+    r = Redactor(mask_pii=True)
+    text = r.text("To=%2B12125550123&Body=Your+ballot&From=%2B15005550006") or ""
+    assert "12125550123" not in text
+    assert "ballot" not in text
+    assert text.endswith("…06")
+    body = r.text('{"to": "+12125550123", "text": "Your ballot", "id": 7}') or ""
+    assert "Your ballot" not in body
+    assert "12125550123" not in body
+    assert '"id": 7' in body

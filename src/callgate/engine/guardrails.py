@@ -13,7 +13,7 @@ import fnmatch
 import functools
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -22,7 +22,9 @@ import phonenumbers
 from phonenumbers import timezone as pn_timezone
 
 from callgate.domain import Decision, Job, Kind, Status
+from callgate.engine.audit import Redactor
 from callgate.exceptions import ConfigurationError
+from callgate.providers.audit import Exchange
 from callgate.store.base import Store
 
 log = logging.getLogger("callgate.guardrails")
@@ -352,9 +354,10 @@ class Guard:
     closed), the breaker's evaluation, and suppressions learnt from provider errors.
     Its methods block on the store: async code calls them from its store offload."""
 
-    def __init__(self, rules: Guardrails, store: Store) -> None:
+    def __init__(self, rules: Guardrails, store: Store, redactor: Redactor | None = None) -> None:
         self.rules = rules
         self.store = store
+        self.redactor = redactor or Redactor()
 
     def __repr__(self) -> str:
         return f"Guard({self.rules.environment!r})"
@@ -425,6 +428,18 @@ class Guard:
             log.info(
                 "%s suppressed for %s (%s, error %s)", job.to, hint.kind, hint.reason, error_code
             )
+
+    def file_audit(
+        self, job_id: int, attempt: int, exchanges: Sequence[Exchange], now: float
+    ) -> None:
+        """Store an attempt's provider exchanges, credentials redacted (and, with
+        ``audit.mask_pii``, numbers and content masked)."""
+        rows = []
+        for ex in map(self.redactor.exchange, exchanges):
+            rows.append(
+                (ex.method, ex.url, ex.status, ex.request, ex.response, ex.duration, ex.error)
+            )
+        self.store.add_audit(job_id, attempt, rows, now)
 
 
 #: the simulator's test numbers (docs/simulator.md), allowlisted in development

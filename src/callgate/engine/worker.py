@@ -27,6 +27,7 @@ from callgate.engine.meter import GCRA
 from callgate.engine.pacer import Pacer
 from callgate.engine.retry import RetryPolicy
 from callgate.exceptions import StoreError
+from callgate.providers import audit
 from callgate.providers.base import Provider
 from callgate.store.base import (
     Abandon,
@@ -395,12 +396,12 @@ class Worker:
             why = EXPIRED if on_time else RELEASED
             await self._write(Abandon(job.id, number, why, self.clock.now()))
             return
-        result = await self._send(job)
+        result = await self._send(job, number)
         self.stats.sent += 1
         if result.outcome is None:
             ref = result.provider_ref
             await self._write_until_done(job, Accepted(job.id, number, ref, self.clock.now()))
-            result = await self._track(job, ref)
+            result = await self._track(job, ref, number)
         await self._record(job, number, result)
 
     async def _reserve_slots(self, n: int) -> list[float]:
@@ -419,14 +420,36 @@ class Worker:
             await asyncio.wait_for(self._stopping.wait(), delay)
         return not self._stopping.is_set()
 
-    async def _send(self, job: Job) -> AttemptResult:
-        try:
-            return await self.provider.send(job)
-        except Exception as exc:
-            log.exception("job %s: the provider adapter raised", job.id)
-            return AttemptResult(Outcome.UNKNOWN, error_message=f"adapter error: {exc!r}")
+    async def _send(self, job: Job, number: int) -> AttemptResult:
+        with audit.capture() as exchanges:
+            try:
+                result = await self.provider.send(job)
+            except Exception as exc:
+                log.exception("job %s: the provider adapter raised", job.id)
+                result = AttemptResult(Outcome.UNKNOWN, error_message=f"adapter error: {exc!r}")
+        await self._audit(job, number, exchanges)
+        return result
 
-    async def _track(self, job: Job, ref: str | None) -> AttemptResult:
+    async def _poll(self, job: Job, ref: str, number: int) -> AttemptResult:
+        with audit.capture() as exchanges:
+            try:
+                result = await self.provider.status(job, ref)
+            except Exception as exc:  # keep polling: a failed poll proves nothing
+                log.warning("job %s: status poll failed: %r", job.id, exc)
+                result = AttemptResult(None, provider_ref=ref)
+        await self._audit(job, number, exchanges)
+        return result
+
+    async def _audit(self, job: Job, number: int, exchanges: list[audit.Exchange]) -> None:
+        """File the attempt's provider exchanges in the audit log (redacted)."""
+        if self.guard is None or not exchanges:
+            return
+        try:
+            await self._db(self.guard.file_audit, job.id, number, exchanges, self.clock.now())
+        except StoreError as exc:
+            log.warning("job %s: the audit log could not be written: %s", job.id, exc)
+
+    async def _track(self, job: Job, ref: str | None, number: int) -> AttemptResult:
         """Follow a pending attempt until it ends; past the deadline it is ``unknown``."""
         if ref is None:
             return AttemptResult(Outcome.UNKNOWN, error_message="accepted without a reference")
@@ -435,11 +458,7 @@ class Worker:
         try:
             while True:
                 await self._hub.wait(ref, min(gap, max(0.0, deadline - self.clock.now())))
-                try:
-                    result = await self.provider.status(job, ref)
-                except Exception as exc:  # keep polling: a failed poll proves nothing
-                    log.warning("job %s: status poll failed: %r", job.id, exc)
-                    result = AttemptResult(None, provider_ref=ref)
+                result = await self._poll(job, ref, number)
                 if result.outcome is not None:
                     return result
                 if self.clock.now() >= deadline:

@@ -118,6 +118,11 @@ class NumberFacts:
     oldest: float | None  # when the oldest of them started
 
 
+#: one provider exchange for the audit log: (method, url, status, request, response,
+#: duration, error), credentials already redacted
+AuditRow = tuple[str, str, int | None, str | None, str | None, float, str | None]
+
+
 #: a worker's write; :meth:`Store.write_batch` applies many at once (group commit)
 Write = StartAttempt | Accepted | Finish | Abandon | SettleUnsent
 
@@ -317,6 +322,21 @@ class Store(Protocol):
     ) -> bool: ...
 
     def breaker_log(self, limit: int = 50) -> list[dict[str, Any]]: ...
+
+    def add_audit(
+        self, job_id: int, attempt: int | None, rows: Sequence[AuditRow], now: float
+    ) -> None: ...
+
+    def audit(
+        self,
+        job_id: int | None = None,
+        *,
+        since: float | None = None,
+        after_id: int = 0,
+        limit: int = 1000,
+    ) -> list[dict[str, Any]]: ...
+
+    def prune_audit(self, before: float) -> int: ...
 
     # -- a person's side
     def cancel(self, job_id: int, now: float) -> Job: ...

@@ -10,7 +10,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from callgate.domain import Decision, Status, from_ts, iso
-from callgate.store.base import NumberFacts
+from callgate.store.base import AuditRow, NumberFacts
 from callgate.store.sql_tx import Conn, apply
 
 #: the held reasons that release themselves when ``run_at`` comes (quiet hours, caps)
@@ -219,3 +219,48 @@ class SQLGuardrails:
             {"action": r[0], "reason": r[1], "detail": r[2], "by": r[3], "at": iso(from_ts(r[4]))}
             for r in rows
         ]
+
+    # -- the audit log --------------------------------------------------------------------
+
+    def add_audit(
+        self, job_id: int, attempt: int | None, rows: Sequence[AuditRow], now: float
+    ) -> None:
+        """File provider exchanges (already redacted) under a job's attempt."""
+        if not rows:
+            return
+        with self._write() as c:
+            c.executemany(
+                "INSERT INTO audit_log (job_id, attempt, at, method, url, status, request, "
+                "response, duration, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(job_id, attempt, now, *row) for row in rows],
+            )
+
+    def audit(
+        self, job_id: int | None = None, *, since: float | None = None, after_id: int = 0,
+        limit: int = 1000,
+    ) -> list[dict[str, Any]]:  # fmt: skip
+        """Audit rows, oldest first: one job's, or every job's since ``since`` (export)."""
+        where: list[str] = ["id > ?"]
+        params: list[Any] = [after_id]
+        if job_id is not None:
+            where.append("job_id = ?")
+            params.append(job_id)
+        if since is not None:
+            where.append("at >= ?")
+            params.append(since)
+        rows = self._read(
+            "SELECT id, job_id, attempt, at, method, url, status, request, response, duration, "
+            f"error FROM audit_log WHERE {' AND '.join(where)} ORDER BY id LIMIT ?",
+            [*params, limit],
+        )
+        keys = ("id", "job_id", "attempt", "at", "method", "url", "status", "request",
+                "response", "duration", "error")  # fmt: skip
+        out = [dict(zip(keys, r, strict=True)) for r in rows]
+        for row in out:
+            row["at"] = iso(from_ts(row["at"]))
+        return out
+
+    def prune_audit(self, before: float) -> int:
+        """Delete audit rows older than ``before`` (the retention setting)."""
+        with self._write() as c:
+            return int(c.execute("DELETE FROM audit_log WHERE at < ?", (before,)).rowcount)

@@ -218,5 +218,21 @@ CREATE TABLE breaker_log (
     at          REAL NOT NULL
 );
 
+CREATE TABLE audit_log (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id      INTEGER NOT NULL,
+    attempt     INTEGER,            -- the attempt's number (NULL: a status poll of none)
+    at          REAL NOT NULL,
+    method      TEXT    NOT NULL,
+    url         TEXT    NOT NULL,
+    status      INTEGER,            -- HTTP status (NULL: no answer)
+    request     TEXT,               -- the body sent, credentials redacted
+    response    TEXT,               -- the body received
+    duration    REAL NOT NULL,
+    error       TEXT
+);
+CREATE INDEX audit_log_job ON audit_log (job_id, id);
+CREATE INDEX audit_log_at ON audit_log (at);
+
 CREATE INDEX attempts_started ON attempts (started_at);
 
