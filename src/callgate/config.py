@@ -334,7 +334,8 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         err = exc.errors()[0]
         name = ".".join(str(p) for p in err["loc"]) or "settings"
-        where = f"{name} (CALLGATE_{name.upper()} or {name!r} in the config file)"
+        env = "CALLGATE_" + name.upper().replace(".", "__")  # nested: CALLGATE_CAPS__SMS
+        where = f"{name} ({env} or {name!r} in the config file)"
         raise ConfigurationError(f"invalid setting {where}: {err['msg']}", field=name) from None
     except tomllib.TOMLDecodeError as exc:
         path = os.environ.get("CALLGATE_CONFIG", "callgate.toml")
