@@ -145,14 +145,12 @@ class Gateway:
     def submit_many(self, specs: Sequence[JobSpec], *, scope: str = "") -> list[SubmitResult]:
         now = self.clock.now()
         results = self.store.submit(specs, now, scope=scope)
-        refused = False
+        # the allowlist and the suppression list, at once (checked again at send time)
         for i, result in enumerate(results):
             decision = self.guard.at_submit(result.job, now) if result.created else None
             if decision is not None and self.store.refuse(result.job.id, decision, now):
                 results[i] = SubmitResult(self.store.get_job(result.job.id), True)
-                refused = True
-        if refused or results:
-            self._changed()
+        self._changed()
         return results
 
     def send(self, kind: Kind | str, **fields: Any) -> SubmitResult:
