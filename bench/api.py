@@ -42,7 +42,7 @@ import httpx
 sys.path.insert(0, os.path.dirname(__file__))
 from _common import emit, peak_rss_mb
 
-from callgate.testing import ServeProcess
+from callgate.testing import GUARDRAILS_OFF_ENV, ServeProcess
 
 TARGET_REQ_PER_S = 1000
 TARGET_P99_MS = 50.0
@@ -101,6 +101,7 @@ def serve(home: Path) -> Iterator[ServeProcess]:
         "CALLGATE_RATE": "0",
         "CALLGATE_SIMULATOR_LATENCY": "0",
         "CALLGATE_ENVIRONMENT": "development",
+        **GUARDRAILS_OFF_ENV,  # a load test: see docs/guardrails.md
     }
     with ServeProcess.start(cwd=home, env=env, timeout=STARTUP_TIMEOUT) as server:
         yield server

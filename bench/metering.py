@@ -31,6 +31,7 @@ from _common import emit, peak_rss_mb
 from callgate.config import Settings
 from callgate.engine.worker import Worker
 from callgate.gateway import Gateway
+from callgate.testing import GUARDRAILS_OFF
 
 TRIM_S = 1.0  # warm-up and shutdown, left out of the steady-state rate
 
@@ -86,6 +87,7 @@ def run(rate: float, seconds: float, jobs: int, k: int) -> dict[str, Any]:
             rate=rate,
             simulator_latency=0.0,
             simulator_log=Path(log_path),
+            **GUARDRAILS_OFF,  # a load test: see docs/guardrails.md
         )
         gw = Gateway(settings)
         nums = numbers(k)

@@ -56,6 +56,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 import _peers_procrastinate as peer
 from _common import emit
 
+from callgate.testing import GUARDRAILS_OFF_ENV
+
 HERE = Path(__file__).resolve().parent
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 TARGET_VS_PEER = 2.0
@@ -412,6 +414,7 @@ def callgate_env(url: str, keys: int, workers: int) -> dict[str, str]:
         "CALLGATE_MAX_CONCURRENCY": str(keys),
         "CALLGATE_CLAIM_BATCH": str(max(1, keys // workers)),
         "CALLGATE_IDLE_POLL": "0.05",
+        **GUARDRAILS_OFF_ENV,  # a load test: see docs/guardrails.md
     }
 
 

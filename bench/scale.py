@@ -40,6 +40,7 @@ from callgate.config import Settings
 from callgate.domain import JobSpec, normalize_number
 from callgate.engine.worker import Worker
 from callgate.gateway import Gateway
+from callgate.testing import GUARDRAILS_OFF
 
 NUMBERS = 1_000
 CHUNK = 10_000
@@ -113,6 +114,7 @@ def settings_for(path: str) -> Settings:
         claim_batch=NUMBERS,
         idle_poll=0.05,
         simulator_latency=0.0,
+        **GUARDRAILS_OFF,  # a load test: see docs/guardrails.md
     )
 
 

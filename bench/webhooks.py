@@ -26,6 +26,7 @@ from _common import emit, peak_rss_mb
 
 from callgate.config import Settings
 from callgate.gateway import Gateway
+from callgate.testing import GUARDRAILS_OFF
 
 RECEIVER = textwrap.dedent(
     """
@@ -90,6 +91,7 @@ def run(n: int, concurrency: int, url: str) -> dict[str, float]:
             rate=0,
             max_concurrency=1000,
             webhook_concurrency=concurrency,
+            **GUARDRAILS_OFF,  # a load test: see docs/guardrails.md
         )
         gw = Gateway(settings)
         gw.submit_many(

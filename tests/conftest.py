@@ -15,9 +15,13 @@ import pytest
 
 from callgate.config import Settings
 from callgate.store import Store, open_store
+from callgate.testing import GUARDRAILS_OFF
 from tests import pg
 
 BACKENDS = ["sqlite", "postgres"]
+#: tests that are not about the guardrails send to many numbers, many times, at any hour:
+#: they run with the guardrails off (tests/integration/test_guardrails.py turns them on)
+NO_GUARDRAILS = GUARDRAILS_OFF
 
 
 @pytest.fixture(scope="session")
@@ -60,6 +64,7 @@ def make_settings(tmp_path: Path, database_url: str) -> Any:
             "rate": 0,
             "simulator_log": tmp_path / "sim.log",
             "idle_poll": None,
+            **NO_GUARDRAILS,
         }
         base.update(overrides)
         idle = base.pop("idle_poll")

@@ -143,6 +143,8 @@ def _submit(kind: Kind, as_json: bool, common: dict[str, Any], **fields: Any) ->
     else:
         note = "" if result.created else " (already submitted with this idempotency key)"
         out.print(f"job {job.id}: {job.kind} to {job.to} is {job.status}{note}")
+        if job.status in (Status.BLOCKED, Status.HELD) and job.detail:
+            out.print(f"why [{job.reason}]: {job.detail}", markup=False)
 
 
 @send_app.command("fax")
@@ -275,12 +277,14 @@ def jobs_show(
         job = gw.job(job_id)
         attempts = gw.store.attempts(job_id)
         events = gw.store.events(job_id)
+        audit = gw.store.audit(job_id)
     if as_json:
         print_json(
             job.to_dict()
             | {
                 "attempt_log": [a.to_dict() for a in attempts],
                 "events": [e.to_dict() for e in events],
+                "audit": audit,
             }
         )
         return
@@ -302,6 +306,19 @@ def jobs_show(
     for e in events:
         table.add_row(str(e.id), e.type, e.created_at.isoformat(timespec="seconds"), e.reason or "")
     out.print(table)
+    if audit:
+        table = Table(
+            "#", "request", "status", "ms", "response", title="audit (provider exchanges)"
+        )
+        for row in audit:
+            table.add_row(
+                str(row["attempt"] or ""),
+                f"{row['method']} {row['url']}\n{row['request'] or ''}",
+                str(row["status"] or row["error"] or ""),
+                f"{row['duration'] * 1000:.0f}",
+                (row["response"] or "")[:500],
+            )
+        out.print(table, markup=False)
 
 
 def _steer(job_id: int, as_json: bool, action: str) -> None:
@@ -618,4 +635,6 @@ def simulator(
 
 
 def main() -> None:
+    import callgate.cli_guardrails  # noqa: F401  (adds allowlist, suppress, breaker)
+
     app()

@@ -230,6 +230,36 @@ def _list_params(
     return params
 
 
+def _guard_call(action: str, *args: Any) -> _Call:
+    """The guardrail requests (``/v1/allowlist``, ``/v1/suppressions``, ``/v1/breaker``)."""
+    from urllib.parse import quote
+
+    def body(**fields: Any) -> dict[str, Any]:
+        return {k: v for k, v in fields.items() if v is not None}
+
+    if action == "allowlist":
+        return _Call("GET", "/v1/allowlist")
+    if action == "allowlist_add":
+        return _Call("POST", "/v1/allowlist", json=body(number=args[0], note=args[1]))
+    if action == "allowlist_remove":
+        return _Call("DELETE", f"/v1/allowlist/{quote(args[0], safe='')}")
+    if action == "suppressions":
+        return _Call("GET", "/v1/suppressions", params=body(number=args[0]) or None)
+    if action == "suppress":
+        number, kind, reason = args
+        return _Call("POST", "/v1/suppressions", json=body(number=number, kind=kind, reason=reason))
+    if action == "unsuppress":
+        params = body(kind=args[1]) or None
+        return _Call("DELETE", f"/v1/suppressions/{quote(args[0], safe='')}", params=params)
+    if action == "breaker":
+        return _Call("GET", "/v1/breaker")
+    return _Call("POST", f"/v1/breaker/{action}", json={"reason": args[0]})
+
+
+def _doc(response: httpx.Response) -> Any:
+    return response.json() if response.content else None
+
+
 def _job_path(job_id: int, action: str = "") -> str:
     return f"/v1/jobs/{int(job_id)}" + (f"/{action}" if action else "")
 
@@ -545,6 +575,48 @@ class Client:
         """Queue a failed, canceled, held, uncertain or blocked job again."""
         return _read_job(self._send(_Call("POST", _job_path(job_id, "retry"))))
 
+    # -- guardrails (answers as the API's JSON documents) --------------------------------
+
+    def allowlist(self) -> dict[str, Any]:
+        """The allowlist: environment, whether enforced, configured and stored entries."""
+        doc: dict[str, Any] = _doc(self._send(_guard_call("allowlist")))
+        return doc
+
+    def allowlist_add(self, number: str, note: str | None = None) -> dict[str, Any]:
+        doc: dict[str, Any] = _doc(self._send(_guard_call("allowlist_add", number, note)))
+        return doc
+
+    def allowlist_remove(self, number: str) -> None:
+        self._send(_guard_call("allowlist_remove", number))
+
+    def suppressions(self, number: str | None = None) -> list[dict[str, Any]]:
+        doc: dict[str, Any] = _doc(self._send(_guard_call("suppressions", number)))
+        return list(doc["data"])
+
+    def suppress(
+        self, number: str, kind: str | None = None, reason: str = "manual"
+    ) -> dict[str, Any]:
+        """Stop contacting ``number`` (for ``kind``, or every kind)."""
+        doc: dict[str, Any] = _doc(self._send(_guard_call("suppress", number, kind, reason)))
+        return doc
+
+    def unsuppress(self, number: str, kind: str | None = None) -> None:
+        self._send(_guard_call("unsuppress", number, kind))
+
+    def breaker(self) -> dict[str, Any]:
+        doc: dict[str, Any] = _doc(self._send(_guard_call("breaker")))
+        return doc
+
+    def trip_breaker(self, reason: str) -> dict[str, Any]:
+        """The kill switch: no new sends until :meth:`reset_breaker`."""
+        doc: dict[str, Any] = _doc(self._send(_guard_call("trip", reason)))
+        return doc
+
+    def reset_breaker(self, reason: str) -> dict[str, Any]:
+        """Resume sending; the reason is recorded."""
+        doc: dict[str, Any] = _doc(self._send(_guard_call("reset", reason)))
+        return doc
+
     def wait_for(
         self,
         job_id: int,
@@ -698,6 +770,48 @@ class AsyncClient:
     async def retry(self, job_id: int) -> RemoteJob:
         """Queue a failed, canceled, held, uncertain or blocked job again."""
         return _read_job(await self._send(_Call("POST", _job_path(job_id, "retry"))))
+
+    # -- guardrails (answers as the API's JSON documents) --------------------------------
+
+    async def allowlist(self) -> dict[str, Any]:
+        """The allowlist: environment, whether enforced, configured and stored entries."""
+        doc: dict[str, Any] = _doc(await self._send(_guard_call("allowlist")))
+        return doc
+
+    async def allowlist_add(self, number: str, note: str | None = None) -> dict[str, Any]:
+        doc: dict[str, Any] = _doc(await self._send(_guard_call("allowlist_add", number, note)))
+        return doc
+
+    async def allowlist_remove(self, number: str) -> None:
+        await self._send(_guard_call("allowlist_remove", number))
+
+    async def suppressions(self, number: str | None = None) -> list[dict[str, Any]]:
+        doc: dict[str, Any] = _doc(await self._send(_guard_call("suppressions", number)))
+        return list(doc["data"])
+
+    async def suppress(
+        self, number: str, kind: str | None = None, reason: str = "manual"
+    ) -> dict[str, Any]:
+        """Stop contacting ``number`` (for ``kind``, or every kind)."""
+        doc: dict[str, Any] = _doc(await self._send(_guard_call("suppress", number, kind, reason)))
+        return doc
+
+    async def unsuppress(self, number: str, kind: str | None = None) -> None:
+        await self._send(_guard_call("unsuppress", number, kind))
+
+    async def breaker(self) -> dict[str, Any]:
+        doc: dict[str, Any] = _doc(await self._send(_guard_call("breaker")))
+        return doc
+
+    async def trip_breaker(self, reason: str) -> dict[str, Any]:
+        """The kill switch: no new sends until :meth:`reset_breaker`."""
+        doc: dict[str, Any] = _doc(await self._send(_guard_call("trip", reason)))
+        return doc
+
+    async def reset_breaker(self, reason: str) -> dict[str, Any]:
+        """Resume sending; the reason is recorded."""
+        doc: dict[str, Any] = _doc(await self._send(_guard_call("reset", reason)))
+        return doc
 
     async def wait_for(
         self,

@@ -12,7 +12,15 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -37,8 +45,86 @@ SECRET_FILES = (
 )
 
 
+# -- guardrails (issue 7) --------------------------------------------------------------
+
+
+def _none_if_blank(value: object) -> object:
+    if isinstance(value, str) and value.strip().lower() in ("", "none", "off"):
+        return None
+    return value
+
+
+class CapsSettings(BaseModel):
+    """Per-recipient caps per kind, ``"3/24h"`` (``CALLGATE_CAPS__SMS``, ``caps.sms``);
+    empty or ``none``: no cap. Counted over attempts that reached the provider."""
+
+    model_config = ConfigDict(extra="forbid")
+    fax: str | None = "20/24h"
+    sms: str | None = "3/24h"
+    call: str | None = "2/24h"
+    request: str | None = None
+    over: Literal["hold", "block"] = Field("hold", description="what happens over the cap")
+
+    @field_validator("fax", "sms", "call", "request", mode="before")
+    @classmethod
+    def _cap(cls, value: object) -> object:
+        value = _none_if_blank(value)
+        if isinstance(value, str):
+            from callgate.engine.guardrails import Cap
+
+            Cap.parse(value)
+        return value
+
+
+class QuietHoursSettings(BaseModel):
+    """Quiet hours per kind in the recipient's local time, ``"21:00-08:00"``; empty or
+    ``none``: none (``CALLGATE_QUIET_HOURS__SMS``, ``quiet_hours.sms``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    fax: str | None = None
+    sms: str | None = "21:00-08:00"
+    call: str | None = "21:00-08:00"
+    request: str | None = None
+
+    @field_validator("fax", "sms", "call", "request", mode="before")
+    @classmethod
+    def _window(cls, value: object) -> object:
+        value = _none_if_blank(value)
+        if isinstance(value, str):
+            from callgate.engine.guardrails import QuietWindow
+
+            QuietWindow.parse(value)
+        return value
+
+
+class BreakerSettings(BaseModel):
+    """The anomaly breaker (``CALLGATE_BREAKER__FACTOR``, ``breaker.factor``, ...)."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = True
+    factor: float = Field(10.0, gt=1, description="trip above this × the baseline")
+    ceiling: int | None = Field(None, ge=1, description="trip above this many sends/minute")
+    baseline_minutes: int = Field(15, ge=1, description="the trailing baseline's length")
+    min_per_minute: int = Field(60, ge=1, description="no ratio trip below this")
+
+    @field_validator("ceiling", mode="before")
+    @classmethod
+    def _blank(cls, value: object) -> object:
+        return _none_if_blank(value)
+
+
+class AuditSettings(BaseModel):
+    """The audit log of provider exchanges (``CALLGATE_AUDIT__MASK_PII``, ``audit.mask_pii``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    mask_pii: bool = Field(False, description="mask numbers and content in the audit log")
+    retention_days: float = Field(90.0, gt=0, description="callgate audit prune deletes older")
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CALLGATE_", extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix="CALLGATE_", extra="forbid", env_nested_delimiter="__"
+    )
 
     database_url: str = Field(
         "sqlite:///callgate.db", description="sqlite:///PATH or postgresql://USER@HOST/DB"
@@ -46,6 +132,21 @@ class Settings(BaseSettings):
     auto_migrate: bool = Field(True, description="apply new migrations when a process starts")
     environment: Literal["development", "staging", "production"] = "development"
     default_region: str | None = Field(None, description="region for numbers without +")
+
+    # -- guardrails (issue 7): see docs/guardrails.md ----------------------------------
+    allowlist: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="numbers (or patterns like +1202555*) that may be contacted outside "
+        "production, comma-separated",
+    )
+    allow_simulator_in_production: bool = Field(
+        False, description="production with the simulator provider needs this"
+    )
+    default_timezone: str = Field("UTC", description="for numbers with no single zone")
+    caps: CapsSettings = Field(default_factory=CapsSettings)  # type: ignore[arg-type]
+    quiet_hours: QuietHoursSettings = Field(default_factory=QuietHoursSettings)
+    breaker: BreakerSettings = Field(default_factory=BreakerSettings)  # type: ignore[arg-type]
+    audit: AuditSettings = Field(default_factory=AuditSettings)  # type: ignore[arg-type]
 
     # the HTTP API and webhooks
     host: str = "127.0.0.1"
@@ -171,7 +272,18 @@ class Settings(BaseSettings):
 
     # -- end of the providers block ---------------------------------------------------
 
-    @field_validator("url_allowlist", mode="before")
+    @field_validator("default_timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone") from None
+        return value
+
+    @field_validator("url_allowlist", "allowlist", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
@@ -207,6 +319,12 @@ class Settings(BaseSettings):
             TomlConfigSettingsSource(settings_cls, toml_file=toml_file),
         )
 
+    def secret_values(self) -> list[str]:
+        """Every credential's value (the audit log redacts them wherever they appear)."""
+        values = [getattr(self, name) for name in SECRET_FILES]
+        found = [v.get_secret_value() for v in values if v is not None]
+        return found + [s.strip() for s in (self.webhook_secrets or "").split(",") if s.strip()]
+
     def kind_policies(self) -> dict[Kind, KindPolicy]:
         return {
             kind: KindPolicy(
@@ -230,7 +348,8 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         err = exc.errors()[0]
         name = ".".join(str(p) for p in err["loc"]) or "settings"
-        where = f"{name} (CALLGATE_{name.upper()} or {name!r} in the config file)"
+        env = "CALLGATE_" + name.upper().replace(".", "__")  # nested: CALLGATE_CAPS__SMS
+        where = f"{name} ({env} or {name!r} in the config file)"
         raise ConfigurationError(f"invalid setting {where}: {err['msg']}", field=name) from None
     except tomllib.TOMLDecodeError as exc:
         path = os.environ.get("CALLGATE_CONFIG", "callgate.toml")

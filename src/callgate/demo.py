@@ -2,7 +2,8 @@
 
 It submits a realistic mix (a fax to a line that is busy twice, SMS to good and bad
 numbers, several faxes to one number, a line that is always busy, a 429) with delays
-shortened, shows each number's queue live, and ends with a table of outcomes.
+shortened, shows each number's queue live, and ends with a table of outcomes -- with a
+job the guardrails blocked and one they hold, each saying why.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from rich.console import Console, Group
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from callgate.config import load_settings
@@ -33,7 +35,20 @@ MIX: list[tuple[Kind, str, dict[str, object]]] = [
     (Kind.SMS, "+15005550009", {"body": "Not SMS-capable (21614)."}),
     (Kind.SMS, "+15005550131", {"body": "Rate limited once (429), then sent."}),
     (Kind.CALL, "+15005550006", {"twiml": "<Response><Say>Reminder</Say></Response>"}),
+    # the guardrails: a stranger outside production is blocked (not allowlisted); a
+    # second reminder to one person within the day is held (over the per-recipient cap)
+    (Kind.SMS, "+12025550199", {"body": "To a stranger: never sent in development."}),
+    (Kind.CALL, "+15005550006", {"twiml": "<Response><Say>Reminder again</Say></Response>"}),
 ]
+#: the demo's guardrails, fixed (not from the environment) so that it shows the same
+#: thing at any hour: development, one allowlisted real-looking number, one call a day
+GUARDRAILS: dict[str, object] = {
+    "environment": "development",
+    "allowlist": ["+12025550143"],
+    "caps": {"fax": None, "sms": None, "call": "1/24h", "request": None},
+    "quiet_hours": {"fax": None, "sms": None, "call": None, "request": None},
+    "breaker": {"enabled": True},
+}
 COLUMNS = ("queued", "in_flight", "retrying", "delivered", "failed")
 
 
@@ -48,14 +63,16 @@ def live_view(gw: Gateway) -> Table:
 def outcome_table(gw: Gateway) -> Table:
     table = Table("job", "kind", "to", "status", "attempts", "why", title="outcomes")
     for job in sorted(gw.store.list_jobs(limit=100), key=lambda j: j.id):
-        style = "green" if job.status is Status.DELIVERED else "red"
+        style = {Status.DELIVERED: "green", Status.HELD: "yellow"}.get(job.status, "red")
         table.add_row(
             str(job.id),
             str(job.kind),
             job.to or "",
             f"[{style}]{job.status}",
             str(job.attempts),
-            job.detail or "",
+            escape(
+                f"[{job.reason}] {job.detail}" if job.reason and job.detail else job.detail or ""
+            ),
         )
     return table
 
@@ -74,6 +91,7 @@ def run_demo(*, speed: float, database: str | None, console: Console) -> None:
             simulator_fax_duration=2.0 / speed,
             poll_initial=0.5 / speed,
             idle_poll=0.2,
+            **GUARDRAILS,
         )
         with Gateway(settings) as gw:
             gw.submit_many([gw.spec(kind, to=to, **fields) for kind, to, fields in MIX])

@@ -17,11 +17,21 @@ import httpx
 from callgate.clock import Clock, SystemClock
 from callgate.config import Settings, load_settings
 from callgate.domain import AttemptResult, Job, JobSpec, Kind, make_spec
+from callgate.engine.audit import Redactor
+from callgate.engine.guardrails import (
+    SIMULATOR_NUMBERS,
+    Allowlist,
+    BreakerPolicy,
+    Cap,
+    Guard,
+    Guardrails,
+    QuietWindow,
+)
 from callgate.engine.meter import GCRA
 from callgate.engine.reconcile import ReconcileConfig
 from callgate.engine.retry import RetryPolicy
 from callgate.engine.worker import Worker, WorkerConfig
-from callgate.exceptions import StoreError
+from callgate.exceptions import ConfigurationError, StoreError
 from callgate.providers.base import Provider
 from callgate.store import Store, SubmitResult, open_store
 from callgate.webhooks.sender import WebhookSender
@@ -32,8 +42,16 @@ log = logging.getLogger("callgate.gateway")
 def make_provider(settings: Settings, clock: Clock) -> Provider:
     # one provider per kind from CALLGATE_PROVIDER_*; the simulator for every kind unless
     # configured otherwise (see callgate.providers.routing)
-    from callgate.providers.routing import build_provider
+    from callgate.providers.routing import build_provider, resolve
 
+    if settings.environment == "production" and not settings.allow_simulator_in_production:
+        simulated = [str(k) for k in Kind if resolve(settings, k) == "simulator"]
+        if simulated:
+            raise ConfigurationError(
+                f"production would send {', '.join(simulated)} jobs to the simulator; "
+                "configure a provider, or set CALLGATE_ALLOW_SIMULATOR_IN_PRODUCTION=true",
+                field="environment",
+            )
     return build_provider(settings, clock, rng=random.Random(settings.simulator_seed))
 
 
@@ -43,6 +61,24 @@ def make_meter(settings: Settings) -> GCRA:
         burst=settings.burst,
         decrease=settings.aimd_decrease,
         increase=settings.aimd_increase,
+    )
+
+
+def make_guardrails(settings: Settings) -> Guardrails:
+    """The guardrails the settings describe (see docs/guardrails.md)."""
+    entries = set(settings.allowlist)
+    if settings.environment == "development":
+        entries.add(SIMULATOR_NUMBERS)
+    caps = {k: Cap.parse(v) for k in Kind if (v := getattr(settings.caps, str(k)))}
+    quiet = {k: QuietWindow.parse(v) for k in Kind if (v := getattr(settings.quiet_hours, str(k)))}
+    return Guardrails(
+        environment=settings.environment,
+        allowlist=Allowlist(frozenset(entries)),
+        caps=caps,
+        cap_blocks=settings.caps.over == "block",
+        quiet=quiet,
+        default_timezone=settings.default_timezone,
+        breaker=BreakerPolicy(**settings.breaker.model_dump()),
     )
 
 
@@ -89,6 +125,8 @@ class Gateway:
         self._rng = rng or random.Random(self.settings.simulator_seed)
         self._workers: list[Worker] = []
         self._senders: list[WebhookSender] = []
+        redactor = Redactor.of(self.settings.secret_values(), mask_pii=self.settings.audit.mask_pii)
+        self.guard = Guard(make_guardrails(self.settings), self.store, redactor)
 
     def __repr__(self) -> str:
         return f"Gateway({self.store!r})"
@@ -118,7 +156,13 @@ class Gateway:
         return self.submit_many([spec], scope=scope)[0]
 
     def submit_many(self, specs: Sequence[JobSpec], *, scope: str = "") -> list[SubmitResult]:
-        results = self.store.submit(specs, self.clock.now(), scope=scope)
+        now = self.clock.now()
+        results = self.store.submit(specs, now, scope=scope)
+        # the allowlist and the suppression list, at once (checked again at send time)
+        for i, result in enumerate(results):
+            decision = self.guard.at_submit(result.job, now) if result.created else None
+            if decision is not None and self.store.refuse(result.job.id, decision, now):
+                results[i] = SubmitResult(self.store.get_job(result.job.id), True)
         self._changed()
         return results
 
@@ -159,6 +203,31 @@ class Gateway:
         except StoreError as exc:  # the tracker's polling still finds the status
             log.warning("could not pass the %s status of %s on: %s", provider, ref, exc)
         return pushed
+
+    # -- guardrails -----------------------------------------------------------------------
+
+    def breaker(self) -> dict[str, object]:
+        state = self.guard.breaker().to_dict()
+        return state | {"history": self.store.breaker_log(20)}
+
+    def trip_breaker(self, reason: str, *, actor: str = "operator") -> bool:
+        """The kill switch: no new sends until :meth:`reset_breaker`."""
+        tripped = self.store.set_breaker(
+            True, self.clock.now(), reason="manual", detail=reason, actor=actor
+        )
+        return tripped
+
+    def reset_breaker(self, reason: str, *, actor: str = "operator") -> bool:
+        """Only a person resets the breaker, and says why."""
+        if not reason.strip():
+            from callgate.exceptions import ValidationError
+
+            raise ValidationError("a reason is required to reset the breaker", field="reason")
+        done = self.store.set_breaker(
+            False, self.clock.now(), reason="reset", detail=reason, actor=actor
+        )
+        self._changed()
+        return done
 
     def _changed(self) -> None:
         for worker in self._workers:
@@ -210,6 +279,7 @@ class Gateway:
             config=config,
             worker_id=worker_id,
             rng=self._rng,
+            guard=self.guard,
         )
         worker.on_commit.extend(sender.wake for sender in self._senders)
         self._workers.append(worker)

@@ -114,7 +114,33 @@ async def wait_until(
     await asyncio.wait_for(poll(), timeout)
 
 
-__all__ = ["EPOCH", "PipeLines", "ServeProcess", "VirtualTimeLoop", "run_virtual", "wait_until"]
+#: settings that turn the guardrails off, for tests that are not about them and for load
+#: tests: every number may be contacted (outside production too), no caps, no quiet
+#: hours, no anomaly breaker. Never for a deployment that can reach real people.
+GUARDRAILS_OFF: dict[str, Any] = {
+    "allowlist": ["*"],
+    "caps": {"fax": None, "sms": None, "call": None, "request": None},
+    "quiet_hours": {"fax": None, "sms": None, "call": None, "request": None},
+    "breaker": {"enabled": False},
+}
+#: the same as ``CALLGATE_*`` environment variables (for a callgate in a subprocess)
+GUARDRAILS_OFF_ENV: dict[str, str] = {
+    "CALLGATE_ALLOWLIST": "*",
+    **{f"CALLGATE_CAPS__{k}": "none" for k in ("FAX", "SMS", "CALL", "REQUEST")},
+    **{f"CALLGATE_QUIET_HOURS__{k}": "none" for k in ("FAX", "SMS", "CALL", "REQUEST")},
+    "CALLGATE_BREAKER__ENABLED": "false",
+}
+
+__all__ = [
+    "EPOCH",
+    "GUARDRAILS_OFF",
+    "GUARDRAILS_OFF_ENV",
+    "PipeLines",
+    "ServeProcess",
+    "VirtualTimeLoop",
+    "run_virtual",
+    "wait_until",
+]
 
 
 # -- a real ``callgate serve`` in a subprocess ----------------------------------------------

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from callgate.testing import GUARDRAILS_OFF_ENV
+
 from .support import Callgate
 
 
@@ -25,6 +27,7 @@ def cg(tmp_path: Path) -> Iterator[Callgate]:
         "CALLGATE_IDLE_POLL": "0.05",
         "CALLGATE_SWEEP_INTERVAL": "0.2",
         "CALLGATE_POLL_INITIAL": "0.05",
+        **GUARDRAILS_OFF_ENV,  # not about the guardrails (tests/acceptance/test_cli.py is)
     }
     yield gate
     gate.cleanup()

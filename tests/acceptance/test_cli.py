@@ -218,11 +218,15 @@ def test_demo_runs_and_prints_outcomes(cg: Callgate) -> None:
     assert "delivered" in done.stdout
     assert "failed" in done.stdout
     assert "+15005550122" in done.stdout
+    assert "[not_allowlisted]" in done.stdout  # a blocked and a held job, saying why
+    assert "[over_cap]" in done.stdout
     # the demo keeps to its own temporary database ...
     assert not cg.db.exists()
-    # ... and every one of its jobs reached the provider: the busy-twice line three times
+    # ... and every one of its jobs but those two reached the provider: the busy-twice
+    # line three times
     calls = read_log(cg.log)
     assert len({c["job_id"] for c in calls}) == 11
+    assert "+12025550199" not in {c["to"] for c in calls}
     assert [c["outcome"] for c in calls if c["to"] == "+15005550122"] == [
         "busy",
         "busy",

@@ -26,6 +26,7 @@ from callgate.config import Settings
 from callgate.domain import TERMINAL, make_spec
 from callgate.gateway import Gateway
 from callgate.store import open_store
+from callgate.testing import GUARDRAILS_OFF, GUARDRAILS_OFF_ENV
 from tests.pgcluster import Cluster
 from tests.simlog import overlaps, read_log
 
@@ -68,8 +69,9 @@ def test_outage_mid_run(cluster: Cluster, tmp_path: Path) -> None:
         "CALLGATE_IDLE_POLL": "0.2",
         "CALLGATE_SWEEP_INTERVAL": "0.5",
         "CALLGATE_LEASE": "5",
+        **GUARDRAILS_OFF_ENV,
     }
-    gw = Gateway(Settings(database_url=url))
+    gw = Gateway(Settings(database_url=url, **GUARDRAILS_OFF))
     _, token = auth.create_key(gw.store, "outage test", time.time())
     specs = [make_spec("sms", to=NUMBERS[i % len(NUMBERS)], body=f"r {i}") for i in range(JOBS)]
     ids = [r.job.id for r in gw.store.submit(specs, time.time())]

@@ -23,6 +23,7 @@ import pytest
 
 from callgate.domain import TERMINAL, Job, Status, make_spec
 from callgate.store import open_store
+from callgate.testing import GUARDRAILS_OFF_ENV
 from tests import pg
 from tests.simlog import max_concurrent, max_in_window, overlaps, read_log
 
@@ -57,6 +58,7 @@ def pg_cg(tmp_path: Path, pg_databases: pg.Databases) -> Iterator[Callgate]:
         "CALLGATE_DATABASE_URL": url,
         "CALLGATE_SIMULATOR_LOG": str(gate.log),
         **SETTINGS,
+        **GUARDRAILS_OFF_ENV,
     }
     yield gate
     gate.cleanup()

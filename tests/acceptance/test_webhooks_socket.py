@@ -12,6 +12,7 @@ from standardwebhooks.webhooks import Webhook
 
 from callgate.config import Settings
 from callgate.gateway import Gateway
+from callgate.testing import GUARDRAILS_OFF
 from callgate.webhooks.signing import generate_secret
 
 
@@ -38,7 +39,12 @@ def closed_port() -> int:
 
 def test_signed_webhook_over_a_real_socket(tmp_path: Path) -> None:
     secret = generate_secret()
-    settings = Settings(database_url=f"sqlite:///{tmp_path}/w.db", rate=0, webhook_secrets=secret)
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path}/w.db",
+        rate=0,
+        webhook_secrets=secret,
+        **GUARDRAILS_OFF,
+    )
     got: list[tuple[dict[str, str], bytes]] = []
     dead = f"http://127.0.0.1:{closed_port()}/hooks"
 

@@ -86,7 +86,10 @@ def test_migrations_reproduce_schema_sql(tmp_path):  # type: ignore[no-untyped-d
     schema = (resources.files("callgate.store") / "migrations/sqlite/schema.sql").read_text()
     reference.executescript(schema)
     assert _schema(migrated._conn) == _schema(reference)
-    assert [m[0] for m in migrations("sqlite")] == list(range(1, len(migrations("sqlite")) + 1))
+    # numbers are reserved per issue, so there may be gaps; never two with one number
+    versions = [m[0] for m in migrations("sqlite")]
+    assert versions == sorted(set(versions))
+    assert versions[0] == 1
 
 
 PG_CATALOG = {
@@ -129,7 +132,8 @@ def test_postgres_migrations_reproduce_schema_sql(pg_databases: pg.Databases) ->
     assert got["functions"]
     assert got == want
     versions = [m[0] for m in migrations("postgres")]
-    assert versions == list(range(1, len(versions) + 1))
+    assert versions == sorted(set(versions))  # gaps allowed (numbers reserved per issue)
+    assert versions[0] == 1
 
 
 def test_migrate_is_idempotent(store: SQLStore) -> None:

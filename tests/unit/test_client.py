@@ -666,3 +666,45 @@ def test_async_wait_for_polls_then_times_out() -> None:
         asyncio.run(stuck())
     assert isinstance(info.value, TimeoutError)
     assert clock.sleeps == pytest.approx([0.25, 0.25, 0.1])
+
+
+def test_guardrail_paths(client: Client, api: Api) -> None:
+    api.handler = lambda request: httpx.Response(200, json={"data": [], "state": "closed"})
+    client.allowlist()
+    client.allowlist_add("+12125550123", note="Ana")
+    assert api.body() == {"number": "+12125550123", "note": "Ana"}
+    client.suppressions("+12125550123")
+    client.suppress("+12125550123", kind="sms")
+    assert api.body() == {"number": "+12125550123", "kind": "sms", "reason": "manual"}
+    client.breaker()
+    client.trip_breaker("wrong list")
+    client.reset_breaker("fixed")
+    assert api.body() == {"reason": "fixed"}
+    api.handler = lambda request: httpx.Response(204)
+    client.allowlist_remove("+1808555*")
+    client.unsuppress("+12125550123", kind="sms")
+    assert b"/v1/allowlist/%2B1808555%2A" in api.requests[-2].url.raw_path  # quoted
+    assert [(r.method, r.url.path, r.url.query.decode()) for r in api.requests] == [
+        ("GET", "/v1/allowlist", ""),
+        ("POST", "/v1/allowlist", ""),
+        ("GET", "/v1/suppressions", "number=%2B12125550123"),
+        ("POST", "/v1/suppressions", ""),
+        ("GET", "/v1/breaker", ""),
+        ("POST", "/v1/breaker/trip", ""),
+        ("POST", "/v1/breaker/reset", ""),
+        ("DELETE", "/v1/allowlist/+1808555*", ""),
+        ("DELETE", "/v1/suppressions/+12125550123", "kind=sms"),
+    ]
+
+
+def test_the_async_client_has_the_guardrail_methods(api: Api, clock: FakeTime) -> None:
+    import asyncio
+
+    api.handler = lambda request: httpx.Response(200, json={"state": "open"})
+
+    async def main() -> dict[str, Any]:
+        async with async_client(api, clock) as client:
+            return await client.trip_breaker("kill switch")
+
+    assert asyncio.run(main()) == {"state": "open"}
+    assert (api.last.method, api.last.url.path) == ("POST", "/v1/breaker/trip")

@@ -70,3 +70,53 @@ def test_missing_config_file_named_by_env(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("CALLGATE_CONFIG", "/nonexistent/callgate.toml")
     with pytest.raises(ConfigurationError, match="not a file"):
         load_settings()
+
+
+def test_guardrail_settings_from_env_and_toml(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "callgate.toml").write_text(
+        'allowlist = ["+12025550143"]\n[caps]\ncall = "1/12h"\n[quiet_hours]\nfax = "22:00-06:00"\n'
+    )
+    monkeypatch.setenv("CALLGATE_CAPS__SMS", "5/1h")
+    monkeypatch.setenv("CALLGATE_QUIET_HOURS__SMS", "none")
+    monkeypatch.setenv("CALLGATE_BREAKER__CEILING", "600")
+    monkeypatch.setenv("CALLGATE_AUDIT__MASK_PII", "true")
+    s = load_settings()
+    assert s.allowlist == ["+12025550143"]
+    assert (s.caps.sms, s.caps.call, s.caps.fax) == ("5/1h", "1/12h", "20/24h")
+    assert (s.quiet_hours.sms, s.quiet_hours.call, s.quiet_hours.fax) == (
+        None,
+        "21:00-08:00",
+        "22:00-06:00",
+    )
+    assert s.breaker.ceiling == 600
+    assert s.audit.mask_pii is True
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expect"),
+    [
+        ("CALLGATE_CAPS__SMS", "3 a day", "CALLGATE_CAPS__SMS"),
+        ("CALLGATE_QUIET_HOURS__CALL", "9pm-8am", "CALLGATE_QUIET_HOURS__CALL"),
+        ("CALLGATE_DEFAULT_TIMEZONE", "Mars/Olympus", "CALLGATE_DEFAULT_TIMEZONE"),
+        ("CALLGATE_BREAKER__FACTOR", "1", "CALLGATE_BREAKER__FACTOR"),
+    ],
+)
+def test_invalid_guardrail_setting_names_its_variable(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, expect: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigurationError) as info:
+        load_settings()
+    assert expect in info.value.message
+
+
+def test_production_with_the_simulator_needs_the_flag() -> None:
+    from callgate.clock import SystemClock
+    from callgate.gateway import make_provider
+
+    with pytest.raises(ConfigurationError, match="ALLOW_SIMULATOR_IN_PRODUCTION"):
+        make_provider(load_settings(environment="production"), SystemClock())
+    flagged = load_settings(environment="production", allow_simulator_in_production=True)
+    assert make_provider(flagged, SystemClock()) is not None

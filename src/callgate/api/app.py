@@ -126,6 +126,9 @@ def create_app(gateway: Gateway) -> FastAPI:
 
     secured = [Depends(require_key)]
     app.include_router(jobs_router, prefix="/v1", dependencies=secured, responses=ERRORS)
+    from callgate.api.guardrails import router as guardrails_router
+
+    app.include_router(guardrails_router, prefix="/v1", dependencies=secured, responses=ERRORS)
     app.include_router(
         compat_router, prefix="/compat/fax-gateway", dependencies=secured, responses=ERRORS
     )
@@ -163,11 +166,14 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # every route of the path, not only the first one's
+            headers["Allow"] = _allowed(request, headers.get("Allow", ""))
         return error_response(
             exc.status_code,
             codes.get(exc.status_code, "http_error"),
             str(exc.detail),
-            headers=dict(exc.headers or {}),
+            headers=headers,
         )
 
     @app.exception_handler(Exception)
@@ -176,6 +182,22 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 BEARER = HTTPBearer(auto_error=False, description="An API key: `callgate keys create`")
+
+
+def _allowed(request: Request, given: str) -> str:
+    """The methods the document lists for this request's path (for a 405's ``Allow``:
+    the router names only the first route of a path that several routes share)."""
+    import re
+
+    methods = {m.strip() for m in given.split(",") if m.strip()}
+    path = request.url.path
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        pattern = re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, path):
+            methods |= {m.upper() for m in operations}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
 
 
 async def require_key(

@@ -153,13 +153,18 @@ STEER: dict[int | str, dict[str, Any]] = NOT_FOUND | {
 
 @router.get("/jobs/{job_id}", response_model=JobDetail, responses=NOT_FOUND)
 async def get_job(request: Request, job_id: JobId) -> dict[str, Any]:
-    """One job with its attempts and events."""
+    """One job with its attempts, events and audit log (provider requests/responses)."""
     store = _gateway(request).store
     job = store.get_job(job_id)
     return job_out(job) | {
         "attempt_log": [a.to_dict() for a in store.attempts(job_id)],
         "events": [e.to_dict() for e in store.events(job_id)],
+        "audit": [_public(row) for row in store.audit(job_id)],
     }
+
+
+def _public(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k != "job_id"}
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobOut, responses=STEER)

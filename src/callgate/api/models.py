@@ -163,9 +163,25 @@ class EventOut(BaseModel):
     detail: str | None
 
 
+class AuditOut(BaseModel):
+    """One provider exchange of an attempt (credentials redacted; see docs/guardrails.md)."""
+
+    id: int
+    attempt: int | None
+    at: datetime
+    method: str
+    url: str
+    status: int | None
+    request: str | None
+    response: str | None
+    duration: float
+    error: str | None
+
+
 class JobDetail(JobOut):
     attempt_log: list[AttemptOut]
     events: list[EventOut]
+    audit: list[AuditOut] = Field(description="every provider request and response")
 
 
 class JobPage(BaseModel):

@@ -23,11 +23,13 @@ from typing import Any, TypeVar
 
 from callgate.clock import Clock
 from callgate.domain import EXPIRED, RELEASED, AttemptResult, Job, Outcome
+from callgate.engine.guardrails import Guard
 from callgate.engine.meter import GCRA
 from callgate.engine.pacer import Pacer
 from callgate.engine.reconcile import ReconcileConfig, Reconciler
 from callgate.engine.retry import RetryPolicy
 from callgate.exceptions import StoreError
+from callgate.providers import audit
 from callgate.providers.base import Provider
 from callgate.store.base import (
     Abandon,
@@ -113,8 +115,11 @@ class Worker:
         config: WorkerConfig | None = None,
         worker_id: str | None = None,
         rng: random.Random | None = None,
+        guard: Guard | None = None,
     ) -> None:
         self.store = store
+        #: the guardrails, re-checked just before each send (None: no guardrails)
+        self.guard = guard
         self.provider = provider
         self.clock = clock
         self.meter = meter
@@ -238,7 +243,7 @@ class Worker:
                 if await self._dispatch():
                     await asyncio.sleep(0)  # let the new tasks start and batch their writes
                     continue
-                if drain and not self._active and await self._db(self.store.active_count) == 0:
+                if drain and not self._active and await self._drained():
                     if await self._reconcile_due():
                         continue  # reconciled jobs may be queued again
                     return
@@ -257,10 +262,22 @@ class Worker:
             return 0
         return await self.reconciler.run_once()
 
+    async def _drained(self) -> bool:
+        """Nothing left that this worker may do: no active jobs, or the breaker is open
+        (the queued ones stay queued until a person resets it)."""
+        if await self._db(self.store.active_count) == 0:
+            return True
+        if self.guard is not None and (await self._db(self.guard.breaker)).open:
+            log.warning("the breaker is open: queued jobs stay queued until it is reset")
+            return True
+        return False
+
     async def _dispatch(self) -> int:
         room = self.config.max_concurrency - len(self._active)
         if room <= 0:
             return 0
+        if self.guard is not None and (await self._db(self.guard.breaker)).open:
+            return 0  # no new claims while the breaker is open; queued jobs stay queued
         claimed = await self._db(self._claim, min(room, self.config.claim_batch))
         if self._pacer is not None:
             self._pacer.add(item.slot for item in claimed)
@@ -336,10 +353,13 @@ class Worker:
             try:
                 now = self.clock.now()
                 settled = await self._db(self.store.expire_leases, now)
+                settled += await self._db(self.store.release_held, now)
                 if settled and self.reconciler is not None:
                     self.reconciler.kick()  # some may be uncertain now
                 if settled + await self._db(self.store.expire_overdue, now):
                     self.wake()
+                if self.guard is not None:
+                    await self._db(self.guard.evaluate_breaker, now)
             except StoreError as exc:
                 log.warning("sweep failed: %s", exc)
             await asyncio.sleep(self.config.sweep_interval)
@@ -420,6 +440,11 @@ class Worker:
         if job.expired(max(slot, self.clock.now())):
             await self._write(SettleUnsent(job.id, EXPIRED, self.clock.now()))
             return
+        if self.guard is not None:  # fail closed: the last word before the request
+            refused = await self._db(self.guard.at_send, job, self.clock.now())
+            if refused is not None:
+                await self._write(SettleUnsent(job.id, refused, self.clock.now()))
+                return
         now = self.clock.now()
         number = await self._write(StartAttempt(job.id, self.worker_id, now))
         self._lead.observe(self.clock.now() - now, self.clock.now())
@@ -430,12 +455,12 @@ class Worker:
             why = EXPIRED if on_time else RELEASED
             await self._write(Abandon(job.id, number, why, self.clock.now()))
             return
-        result = await self._send(job)
+        result = await self._send(job, number)
         self.stats.sent += 1
         if result.outcome is None:
             ref = result.provider_ref
             await self._write_until_done(job, Accepted(job.id, number, ref, self.clock.now()))
-            result = await self._track(job, ref)
+            result = await self._track(job, ref, number)
         await self._record(job, number, result)
 
     async def _reserve_slots(self, n: int) -> list[float]:
@@ -454,14 +479,36 @@ class Worker:
             await asyncio.wait_for(self._stopping.wait(), delay)
         return not self._stopping.is_set()
 
-    async def _send(self, job: Job) -> AttemptResult:
-        try:
-            return await self.provider.send(job)
-        except Exception as exc:
-            log.exception("job %s: the provider adapter raised", job.id)
-            return AttemptResult(Outcome.UNKNOWN, error_message=f"adapter error: {exc!r}")
+    async def _send(self, job: Job, number: int) -> AttemptResult:
+        with audit.capture() as exchanges:
+            try:
+                result = await self.provider.send(job)
+            except Exception as exc:
+                log.exception("job %s: the provider adapter raised", job.id)
+                result = AttemptResult(Outcome.UNKNOWN, error_message=f"adapter error: {exc!r}")
+        await self._audit(job, number, exchanges)
+        return result
 
-    async def _track(self, job: Job, ref: str | None) -> AttemptResult:
+    async def _poll(self, job: Job, ref: str, number: int) -> AttemptResult:
+        with audit.capture() as exchanges:
+            try:
+                result = await self.provider.status(job, ref)
+            except Exception as exc:  # keep polling: a failed poll proves nothing
+                log.warning("job %s: status poll failed: %r", job.id, exc)
+                result = AttemptResult(None, provider_ref=ref)
+        await self._audit(job, number, exchanges)
+        return result
+
+    async def _audit(self, job: Job, number: int, exchanges: list[audit.Exchange]) -> None:
+        """File the attempt's provider exchanges in the audit log (redacted)."""
+        if self.guard is None or not exchanges:
+            return
+        try:
+            await self._db(self.guard.file_audit, job.id, number, exchanges, self.clock.now())
+        except StoreError as exc:
+            log.warning("job %s: the audit log could not be written: %s", job.id, exc)
+
+    async def _track(self, job: Job, ref: str | None, number: int) -> AttemptResult:
         """Follow a pending attempt until it ends; past the deadline it is ``unknown``."""
         if ref is None:
             return AttemptResult(Outcome.UNKNOWN, error_message="accepted without a reference")
@@ -470,11 +517,7 @@ class Worker:
         try:
             while True:
                 await self._hub.wait(ref, min(gap, max(0.0, deadline - self.clock.now())))
-                try:
-                    result = await self.provider.status(job, ref)
-                except Exception as exc:  # keep polling: a failed poll proves nothing
-                    log.warning("job %s: status poll failed: %r", job.id, exc)
-                    result = AttemptResult(None, provider_ref=ref)
+                result = await self._poll(job, ref, number)
                 if result.outcome is not None:
                     return result
                 if self.clock.now() >= deadline:
@@ -502,6 +545,11 @@ class Worker:
         decision = self.retry.decide(job, job.attempts + 1, result, now)
         await self._write_until_done(job, Finish(job.id, number, result, decision, now))
         self.stats.finished += 1
+        if self.guard is not None and outcome is Outcome.PERMANENT:
+            try:
+                await self._db(self.guard.learn, job, result.error_code, now)
+            except StoreError as exc:
+                log.warning("job %s: could not record the suppression: %s", job.id, exc)
 
     async def _write_until_done(self, job: Job, write: Write) -> Any:
         """A write after the request went out must not be lost: while the store is down,

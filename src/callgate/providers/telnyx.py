@@ -18,6 +18,7 @@ from telnyx.types.fax_list_params import FilterCreatedAt
 
 from callgate.clock import Clock, SystemClock
 from callgate.domain import AttemptResult, Job, Kind, Outcome
+from callgate.providers.audit import audited
 from callgate.providers.base import CannotReconcile, Found, PushedStatuses, StatusListener
 from callgate.providers.telnyx_mapping import fax_result
 from callgate.providers.twilio_mapping import retry_after, transport_outcome
@@ -52,7 +53,8 @@ class TelnyxProvider:
             api_key=api_key,
             public_key="",  # callbacks are verified by callgate.providers.callbacks
             base_url=self.base_url,
-            http_client=http_client,
+            # every exchange is filed in the audit log (see callgate.providers.audit)
+            http_client=audited(http_client or telnyx.DefaultAsyncHttpxClient(timeout=timeout)),
             timeout=timeout,
             max_retries=0,
         )

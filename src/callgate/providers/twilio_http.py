@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import logging
+import time
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from typing import Any
@@ -21,6 +22,8 @@ import aiohttp
 from multidict import CIMultiDict
 from twilio.http import AsyncHttpClient
 from twilio.http.response import Response
+
+from callgate.providers import audit
 
 log = logging.getLogger("callgate.providers.twilio_http")
 
@@ -112,11 +115,40 @@ class RecordingClient(AsyncHttpClient):  # type: ignore[misc]
         return f"RecordingClient({self.inner!r})"
 
     async def request(self, method: str, uri: str, **kwargs: Any) -> Response:
-        response: Response = await self.inner.request(method, uri, **kwargs)
+        started = time.perf_counter()
+        try:
+            response: Response = await self.inner.request(method, uri, **kwargs)
+        except Exception as exc:
+            self._audit(method, uri, kwargs, None, started, repr(exc))
+            raise
+        self._audit(method, uri, kwargs, response, started, None)
         box = _box.get()
         if box is not None:
             box.append(response)
         return response
+
+    @staticmethod
+    def _audit(
+        method: str,
+        uri: str,
+        kwargs: Mapping[str, Any],
+        response: Response | None,
+        started: float,
+        error: str | None,
+    ) -> None:
+        params, data = kwargs.get("params"), kwargs.get("data")
+        url = uri + ("?" + urlencode(_pairs(params)) if params else "")
+        audit.record(
+            audit.Exchange(
+                method.upper(),
+                url,
+                None if response is None else int(response.status_code),
+                urlencode(_pairs(data)) if data else None,
+                None if response is None else str(response.text),
+                time.perf_counter() - started,
+                error,
+            )
+        )
 
     async def close(self) -> None:
         close = getattr(self.inner, "close", None)

@@ -107,6 +107,22 @@ class SettleUnsent:
     now: float
 
 
+@dataclass(frozen=True, slots=True)
+class NumberFacts:
+    """What the guardrails need to know about one number for one kind of job."""
+
+    allowlist: tuple[str, ...]  # the stored allowlist's entries (numbers and patterns)
+    suppressed: bool
+    suppressed_why: str | None
+    sent: int  # attempts of this kind that reached the provider since ``since``
+    oldest: float | None  # when the oldest of them started
+
+
+#: one provider exchange for the audit log: (method, url, status, request, response,
+#: duration, error), credentials already redacted
+AuditRow = tuple[str, str, int | None, str | None, str | None, float, str | None]
+
+
 #: a worker's write; :meth:`Store.write_batch` applies many at once (group commit)
 Write = StartAttempt | Accepted | Finish | Abandon | SettleUnsent
 
@@ -315,6 +331,59 @@ class Store(Protocol):
     ) -> int: ...
 
     def delivery(self, delivery_id: int) -> Delivery | None: ...
+
+    # -- guardrails (see store/sql_guardrails.py)
+    def allowlist_add(self, entry: str, now: float, note: str | None = None) -> bool: ...
+
+    def allowlist_remove(self, entry: str) -> bool: ...
+
+    def allowlist(self) -> list[dict[str, Any]]: ...
+
+    def suppress(
+        self,
+        number: str,
+        kind: str | None,
+        reason: str,
+        now: float,
+        *,
+        source: str = "manual",
+        detail: str | None = None,
+    ) -> bool: ...
+
+    def unsuppress(self, number: str, kind: str | None = None) -> int: ...
+
+    def suppressions(self, number: str | None = None) -> list[dict[str, Any]]: ...
+
+    def number_facts(self, number: str, kind: str, since: float) -> NumberFacts: ...
+
+    def refuse(self, job_id: int, decision: Decision, now: float) -> bool: ...
+
+    def release_held(self, now: float) -> int: ...
+
+    def send_counts(self, now: float, minutes: int) -> tuple[int, int]: ...
+
+    def breaker_state(self) -> tuple[bool, str | None, str | None, float | None, str | None]: ...
+
+    def set_breaker(
+        self, open_: bool, now: float, *, reason: str, detail: str | None, actor: str
+    ) -> bool: ...
+
+    def breaker_log(self, limit: int = 50) -> list[dict[str, Any]]: ...
+
+    def add_audit(
+        self, job_id: int, attempt: int | None, rows: Sequence[AuditRow], now: float
+    ) -> None: ...
+
+    def audit(
+        self,
+        job_id: int | None = None,
+        *,
+        since: float | None = None,
+        after_id: int = 0,
+        limit: int = 1000,
+    ) -> list[dict[str, Any]]: ...
+
+    def prune_audit(self, before: float) -> int: ...
 
     # -- a person's side
     def cancel(self, job_id: int, now: float) -> Job: ...

@@ -1,0 +1,171 @@
+"""``/v1``: the guardrails a person steers: the allowlist, suppressions, the breaker."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from callgate.domain import Kind, normalize_number
+from callgate.exceptions import NotFound, ValidationError
+from callgate.gateway import Gateway
+
+router = APIRouter(tags=["guardrails"])
+KindName = Literal["fax", "sms", "call", "request"]
+
+
+class AllowlistIn(BaseModel):
+    number: str = Field(description="E.164, or a pattern like +1202555*")
+    note: str | None = None
+
+
+class AllowlistEntry(BaseModel):
+    number: str
+    note: str | None
+    created_at: str | None
+
+
+class AllowlistOut(BaseModel):
+    environment: str
+    enforced: bool = Field(description="false in production (every number may be contacted)")
+    configured: list[str] = Field(description="from CALLGATE_ALLOWLIST (read-only here)")
+    data: list[AllowlistEntry]
+
+
+class SuppressionIn(BaseModel):
+    number: str
+    kind: KindName | None = Field(None, description="omit: every kind")
+    reason: str = "manual"
+    detail: str | None = None
+
+
+class SuppressionOut(BaseModel):
+    number: str
+    kind: KindName | None
+    reason: str
+    source: str
+    detail: str | None
+    created_at: str | None
+
+
+class SuppressionList(BaseModel):
+    data: list[SuppressionOut]
+
+
+class BreakerIn(BaseModel):
+    reason: str = Field(min_length=1, description="recorded in the breaker's history")
+
+
+class BreakerEntry(BaseModel):
+    action: str
+    reason: str | None
+    detail: str | None
+    by: str | None
+    at: str | None
+
+
+class BreakerOut(BaseModel):
+    state: Literal["open", "closed"]
+    reason: str | None
+    detail: str | None
+    changed_at: str | None
+    by: str | None
+    history: list[BreakerEntry]
+
+
+def _gateway(request: Request) -> Gateway:
+    gw: Gateway = request.app.state.gateway
+    return gw
+
+
+def _actor(request: Request) -> str:
+    key = getattr(request.state, "api_key", None)
+    return f"api key {key.name} ({key.id})" if key is not None else "api"
+
+
+def _entry(raw: str) -> str:
+    if any(ch in raw for ch in "*?["):
+        if not raw.startswith("+"):
+            raise ValidationError("a pattern starts with +, like +1202555*", field="number")
+        return raw
+    return normalize_number(raw, field="number")
+
+
+@router.get("/allowlist", response_model=AllowlistOut)
+async def list_allowlist(request: Request) -> dict[str, Any]:
+    """The numbers that may be contacted outside production."""
+    gw = _gateway(request)
+    return {
+        "environment": gw.settings.environment,
+        "enforced": gw.guard.rules.allowlisting,
+        "configured": sorted(gw.guard.rules.allowlist.entries),
+        "data": gw.store.allowlist(),
+    }
+
+
+@router.post("/allowlist", response_model=AllowlistEntry, status_code=201)
+async def add_allowlist(request: Request, body: AllowlistIn) -> Any:
+    gw = _gateway(request)
+    number = _entry(body.number)
+    created = gw.store.allowlist_add(number, gw.clock.now(), note=body.note)
+    entry = next(e for e in gw.store.allowlist() if e["number"] == number)
+    return JSONResponse(entry, status_code=201 if created else 200)
+
+
+@router.delete("/allowlist/{number}", status_code=204)
+async def remove_allowlist(request: Request, number: str) -> None:
+    if not _gateway(request).store.allowlist_remove(_entry(number)):
+        raise NotFound(f"{number} is not on the stored allowlist", field="number")
+
+
+@router.get("/suppressions", response_model=SuppressionList)
+async def list_suppressions(request: Request, number: str | None = None) -> dict[str, Any]:
+    """Numbers callgate will not contact (for one kind, or every kind)."""
+    store = _gateway(request).store
+    wanted = None if number is None else normalize_number(number, field="number")
+    return {"data": store.suppressions(wanted)}
+
+
+@router.post("/suppressions", response_model=SuppressionOut, status_code=201)
+async def add_suppression(request: Request, body: SuppressionIn) -> Any:
+    gw = _gateway(request)
+    number = normalize_number(body.number, field="number")
+    detail = body.detail or f"added by {_actor(request)}"
+    created = gw.store.suppress(number, body.kind, body.reason, gw.clock.now(), detail=detail)
+    kind = body.kind
+    entry = next(e for e in gw.store.suppressions(number) if e["kind"] == kind)
+    return JSONResponse(entry, status_code=201 if created else 200)
+
+
+@router.delete("/suppressions/{number}", status_code=204)
+async def remove_suppression(
+    request: Request, number: str, kind: Annotated[KindName | None, Query()] = None
+) -> None:
+    """Lift a suppression (``kind``: only that one; omitted: every one of the number)."""
+    e164 = normalize_number(number, field="number")
+    if not _gateway(request).store.unsuppress(e164, None if kind is None else str(Kind(kind))):
+        raise NotFound(f"{e164} is not suppressed", field="number")
+
+
+@router.get("/breaker", response_model=BreakerOut)
+async def breaker_status(request: Request) -> dict[str, Any]:
+    """The anomaly breaker (and kill switch): open means no new sends."""
+    return _gateway(request).breaker()
+
+
+@router.post("/breaker/trip", response_model=BreakerOut)
+async def breaker_trip(request: Request, body: BreakerIn) -> dict[str, Any]:
+    """The kill switch: stop every new send at once (in-flight jobs finish)."""
+    gw = _gateway(request)
+    gw.trip_breaker(body.reason, actor=_actor(request))
+    return gw.breaker()
+
+
+@router.post("/breaker/reset", response_model=BreakerOut)
+async def breaker_reset(request: Request, body: BreakerIn) -> dict[str, Any]:
+    """Close the breaker: sending resumes. Only a person does this, with a reason."""
+    gw = _gateway(request)
+    gw.reset_breaker(body.reason, actor=_actor(request))
+    return gw.breaker()

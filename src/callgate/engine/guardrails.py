@@ -1,0 +1,472 @@
+"""Guardrails: the rules that refuse or hold a job before it reaches the provider.
+
+Pure decisions, no I/O: the allowlist outside production, the suppression list,
+per-recipient caps, quiet hours in the recipient's local time, and the anomaly breaker.
+The caller gathers the facts (from the store) and the time (from the injected clock);
+each rule answers ``None`` (send) or a :class:`~callgate.domain.Decision` that says
+``blocked`` or ``held`` (until when) with a stable reason code and a sentence.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+import logging
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+from phonenumbers import timezone as pn_timezone
+
+from callgate.domain import Decision, Job, Kind, Status
+from callgate.engine.audit import Redactor
+from callgate.exceptions import ConfigurationError
+from callgate.providers.audit import Exchange
+from callgate.store.base import Store
+
+log = logging.getLogger("callgate.guardrails")
+
+
+class GuardReason:
+    """Stable reason codes of the guardrails (on the job, its events and webhooks)."""
+
+    NOT_ALLOWLISTED = "not_allowlisted"
+    SUPPRESSED = "suppressed"
+    OVER_CAP = "over_cap"
+    QUIET_HOURS = "quiet_hours"
+    BREAKER_OPEN = "breaker_open"
+
+
+#: held jobs with these reasons go back to the queue by themselves when ``run_at`` comes
+RELEASABLE = (GuardReason.OVER_CAP, GuardReason.QUIET_HOURS)
+
+
+# -- the allowlist ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Allowlist:
+    """E.164 numbers or shell-style patterns (``+1202555*``; ``*`` allows every number,
+    an explicit choice for load tests). Used only outside production."""
+
+    entries: frozenset[str] = frozenset()
+
+    def allows(self, number: str) -> bool:
+        if number in self.entries:
+            return True
+        return any(_is_pattern(e) and fnmatch.fnmatchcase(number, e) for e in self.entries)
+
+    def with_(self, more: Iterable[str]) -> Allowlist:
+        return Allowlist(self.entries | frozenset(more))
+
+
+def _is_pattern(entry: str) -> bool:
+    return any(ch in entry for ch in "*?[")
+
+
+def not_allowlisted(number: str, environment: str) -> Decision:
+    return Decision(
+        Status.BLOCKED,
+        GuardReason.NOT_ALLOWLISTED,
+        f"{number} is not on the allowlist, and outside production (environment "
+        f"{environment}) only allowlisted numbers may be contacted",
+    )
+
+
+def suppressed(number: str, kind: Kind, why: str | None) -> Decision:
+    because = f" ({why})" if why else ""
+    return Decision(
+        Status.BLOCKED,
+        GuardReason.SUPPRESSED,
+        f"{number} is on the suppression list for {kind}{because}",
+    )
+
+
+# -- caps ------------------------------------------------------------------------------
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_CAP = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([smhd])\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Cap:
+    """At most ``limit`` attempts that reached the provider per ``window`` seconds."""
+
+    limit: int
+    window: float
+
+    @classmethod
+    def parse(cls, text: str) -> Cap:
+        """``"3/24h"``, ``"20/1d"``, ``"1/30m"``, ``"5/h"``."""
+        found = _CAP.match(text)
+        if found is None:
+            raise ValueError(f"{text!r} is not a cap like '3/24h' (units s, m, h, d)")
+        count, size, unit = found.groups()
+        window = int(size or 1) * _UNITS[unit]
+        if window <= 0:
+            raise ValueError(f"{text!r}: a cap's window must be longer than zero")
+        return cls(int(count), float(window))
+
+    def __str__(self) -> str:
+        for unit in ("h", "m"):
+            if self.window % _UNITS[unit] == 0:
+                return f"{self.limit}/{int(self.window // _UNITS[unit])}{unit}"
+        return f"{self.limit}/{int(self.window)}s"
+
+
+@dataclass(frozen=True, slots=True)
+class CapUse:
+    """Attempts to one number, of one kind, that reached the provider in the window."""
+
+    count: int
+    oldest: float | None  # start of the oldest of them (unix seconds)
+
+
+def over_cap(
+    number: str, kind: Kind, cap: Cap, use: CapUse, now: float, *, block: bool
+) -> Decision | None:
+    """``None`` while under the cap; else held until the oldest counted attempt leaves
+    the window (or blocked, when so configured)."""
+    if use.count < cap.limit:
+        return None
+    detail = (
+        f"{number} already had {use.count} {kind} attempt(s) within {cap}, "
+        f"the per-recipient cap for {kind}"
+    )
+    if block:
+        return Decision(Status.BLOCKED, GuardReason.OVER_CAP, detail)
+    until = (use.oldest if use.oldest is not None else now) + cap.window
+    until = max(until, now + 1.0)
+    return Decision(
+        Status.HELD,
+        GuardReason.OVER_CAP,
+        f"{detail}; held until {_utc(until)}",
+        run_at=until,
+    )
+
+
+# -- quiet hours -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class QuietWindow:
+    """Local times between ``start`` and ``end`` (``21:00-08:00`` spans midnight)."""
+
+    start: time
+    end: time
+
+    @classmethod
+    def parse(cls, text: str) -> QuietWindow:
+        try:
+            a, b = (part.strip() for part in text.split("-"))
+            start, end = time.fromisoformat(a), time.fromisoformat(b)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a window like '21:00-08:00'") from None
+        if start == end:
+            raise ValueError(f"{text!r}: start and end are the same")
+        return cls(start, end)
+
+    def __str__(self) -> str:
+        return f"{self.start:%H:%M}-{self.end:%H:%M}"
+
+    def contains(self, local: time) -> bool:
+        if self.start < self.end:
+            return self.start <= local < self.end
+        return local >= self.start or local < self.end
+
+    def ends_after(self, local: datetime) -> datetime:
+        """The end of the quiet window ``local`` is in (a local, aware datetime)."""
+        day = local.date()
+        if self.start > self.end and local.timetz().replace(tzinfo=None) >= self.start:
+            day += timedelta(days=1)
+        return datetime.combine(day, self.end).replace(tzinfo=local.tzinfo)
+
+
+@functools.lru_cache(maxsize=65536)
+def zone_for(number: str, default: str) -> str:
+    """The IANA time zone of a number's region; ``default`` when it has no single one."""
+    try:
+        zones = pn_timezone.time_zones_for_number(phonenumbers.parse(number))
+    except phonenumbers.NumberParseException:
+        return default
+    if len(zones) == 1 and zones[0] != pn_timezone.UNKNOWN_TIMEZONE:
+        return str(zones[0])
+    return default
+
+
+@functools.lru_cache(maxsize=1024)
+def load_zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigurationError(
+            f"{name!r} is not an IANA time zone", field="default_timezone"
+        ) from None
+
+
+def quiet_hours(
+    number: str, kind: Kind, window: QuietWindow, now: float, default_zone: str
+) -> Decision | None:
+    """Held until the window ends if ``now`` is inside it in the recipient's local time."""
+    zone_name = zone_for(number, default_zone)
+    local = datetime.fromtimestamp(now, load_zone(zone_name))
+    if not window.contains(local.time()):
+        return None
+    until = window.ends_after(local).timestamp()
+    return Decision(
+        Status.HELD,
+        GuardReason.QUIET_HOURS,
+        f"it is {local:%H:%M} for {number} ({zone_name}), inside the quiet hours "
+        f"{window} for {kind}; held until {local.fromtimestamp(until, local.tzinfo):%H:%M} "
+        "local time",
+        run_at=until,
+    )
+
+
+# -- the anomaly breaker ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerPolicy:
+    """Trips when the sends of the last minute exceed ``factor`` × the trailing baseline
+    (the mean per minute over the ``baseline_minutes`` before it), provided they are at
+    least ``min_per_minute``; or exceed the absolute ``ceiling`` per minute."""
+
+    enabled: bool = True
+    factor: float = 10.0
+    ceiling: int | None = None
+    baseline_minutes: int = 15
+    min_per_minute: int = 60
+
+    def check(self, last_minute: int, baseline_total: int, *, ratio: bool = True) -> str | None:
+        """Why it trips (a sentence), or ``None``. Without ``ratio`` (for a while after a
+        person reset it, having accepted the current rate) only the ceiling applies."""
+        if not self.enabled:
+            return None
+        if self.ceiling is not None and last_minute > self.ceiling:
+            return (
+                f"{last_minute} sends in the last minute, above the ceiling of "
+                f"{self.ceiling} per minute"
+            )
+        baseline = baseline_total / self.baseline_minutes
+        if ratio and last_minute >= self.min_per_minute and last_minute > self.factor * baseline:
+            return (
+                f"{last_minute} sends in the last minute, more than {self.factor:g}× the "
+                f"trailing baseline of {baseline:.1f} per minute"
+            )
+        return None
+
+
+def breaker_open(detail: str | None) -> Decision:
+    """A claimed job put back in the queue, unsent, because the breaker is open."""
+    return Decision(
+        Status.QUEUED,
+        GuardReason.BREAKER_OPEN,
+        f"not sent: the breaker is open ({detail or 'tripped'}); it stays queued until a "
+        "person resets the breaker",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerState:
+    open: bool
+    reason: str | None = None
+    detail: str | None = None
+    changed_at: float | None = None
+    by: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "state": "open" if self.open else "closed",
+            "reason": self.reason,
+            "detail": self.detail,
+            "changed_at": _utc(self.changed_at) if self.changed_at is not None else None,
+            "by": self.by,
+        }
+
+
+# -- all together ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class GuardFacts:
+    """What the store knows about one job's number at one instant."""
+
+    allowlisted: bool = False  # on the stored allowlist (the configured one is separate)
+    suppressed: str | None = None  # why, when the number is suppressed for this kind
+    is_suppressed: bool = False
+    cap_use: CapUse = CapUse(0, None)
+    breaker: BreakerState = BreakerState(False)
+
+
+@dataclass(frozen=True, slots=True)
+class Guardrails:
+    """The configured rules; :meth:`at_submit` and :meth:`at_send` decide."""
+
+    environment: str = "development"
+    allowlist: Allowlist = Allowlist()
+    caps: Mapping[Kind, Cap] = field(default_factory=dict)
+    cap_blocks: bool = False
+    quiet: Mapping[Kind, QuietWindow] = field(default_factory=dict)
+    default_timezone: str = "UTC"
+    breaker: BreakerPolicy = BreakerPolicy()
+
+    @property
+    def allowlisting(self) -> bool:
+        return self.environment != "production"
+
+    def refusal(self, job: Job, facts: GuardFacts) -> Decision | None:
+        """Blocked (not allowlisted, suppressed) or ``None``: checked at submit and send."""
+        if job.to is None:
+            return None  # a provider request to no number (a Lookup by other means)
+        if self.allowlisting and not (facts.allowlisted or self.allowlist.allows(job.to)):
+            return not_allowlisted(job.to, self.environment)
+        if facts.is_suppressed:
+            return suppressed(job.to, job.kind, facts.suppressed)
+        return None
+
+    def at_send(self, job: Job, facts: GuardFacts, now: float) -> Decision | None:
+        """The last word before a request goes out (fail closed)."""
+        if facts.breaker.open:
+            return breaker_open(facts.breaker.detail)
+        refused = self.refusal(job, facts)
+        if refused is not None or job.to is None:
+            return refused
+        window = self.quiet.get(job.kind)
+        if window is not None:
+            held = quiet_hours(job.to, job.kind, window, now, self.default_timezone)
+            if held is not None:
+                return held
+        cap = self.caps.get(job.kind)
+        if cap is not None:
+            return over_cap(job.to, job.kind, cap, facts.cap_use, now, block=self.cap_blocks)
+        return None
+
+
+# -- against the store ------------------------------------------------------------------
+
+
+class Guard:
+    """The guardrails applied with the store's facts: at submit, at send time (fail
+    closed), the breaker's evaluation, and suppressions learnt from provider errors.
+    Its methods block on the store: async code calls them from its store offload."""
+
+    def __init__(self, rules: Guardrails, store: Store, redactor: Redactor | None = None) -> None:
+        self.rules = rules
+        self.store = store
+        self.redactor = redactor or Redactor()
+
+    def __repr__(self) -> str:
+        return f"Guard({self.rules.environment!r})"
+
+    def facts(self, job: Job, now: float) -> GuardFacts:
+        assert job.to is not None
+        cap = self.rules.caps.get(job.kind)
+        got = self.store.number_facts(job.to, str(job.kind), now - (cap.window if cap else 0))
+        return GuardFacts(
+            allowlisted=Allowlist(frozenset(got.allowlist)).allows(job.to),
+            suppressed=got.suppressed_why,
+            is_suppressed=got.suppressed,
+            cap_use=CapUse(got.sent, got.oldest),
+            breaker=self.breaker(),
+        )
+
+    def at_submit(self, job: Job, now: float) -> Decision | None:
+        if job.to is None:
+            return None
+        return self.rules.refusal(job, self.facts(job, now))
+
+    def at_send(self, job: Job, now: float) -> Decision | None:
+        if job.to is None:
+            state = self.breaker()
+            return breaker_open(state.detail) if state.open else None
+        return self.rules.at_send(job, self.facts(job, now), now)
+
+    def breaker(self) -> BreakerState:
+        return BreakerState(*self.store.breaker_state())
+
+    def evaluate_breaker(self, now: float) -> str | None:
+        """Trip the breaker if the send rate is anomalous; the reason if it tripped now."""
+        policy = self.rules.breaker
+        if not policy.enabled:
+            return None
+        state = self.breaker()
+        if state.open:
+            return None
+        # a person who reset it accepted the rate of the moment: the ratio applies again
+        # once a whole baseline has passed since (the ceiling applies throughout)
+        since_reset = now - state.changed_at if state.changed_at is not None else None
+        ratio = since_reset is None or since_reset >= 60 * policy.baseline_minutes
+        last, baseline = self.store.send_counts(now, policy.baseline_minutes)
+        why = policy.check(last, baseline, ratio=ratio)
+        if why is None:
+            return None
+        if not self.store.set_breaker(True, now, reason="anomaly", detail=why, actor="callgate"):
+            return None  # it was open already
+        log.error("breaker.tripped: %s; no new sends until a person resets it", why)
+        return why
+
+    def learn(self, job: Job, error_code: str | None, now: float) -> None:
+        """A permanent failure that means "stop sending this kind here" (STOP, landline)
+        puts the number on the suppression list."""
+        from callgate.providers.twilio_mapping import suppression_for
+
+        if job.to is None or error_code is None:
+            return
+        hint = suppression_for(error_code, job.kind)
+        if hint is not None and self.store.suppress(
+            job.to,
+            str(hint.kind),
+            hint.reason,
+            now,
+            source="error_rule",
+            detail=f"provider error {error_code} on job {job.id}",
+        ):
+            log.info(
+                "%s suppressed for %s (%s, error %s)", job.to, hint.kind, hint.reason, error_code
+            )
+
+    def file_audit(
+        self, job_id: int, attempt: int, exchanges: Sequence[Exchange], now: float
+    ) -> None:
+        """Store an attempt's provider exchanges, credentials redacted (and, with
+        ``audit.mask_pii``, numbers and content masked)."""
+        rows = []
+        for ex in map(self.redactor.exchange, exchanges):
+            rows.append(
+                (ex.method, ex.url, ex.status, ex.request, ex.response, ex.duration, ex.error)
+            )
+        self.store.add_audit(job_id, attempt, rows, now)
+
+
+#: the simulator's test numbers (docs/simulator.md), allowlisted in development
+SIMULATOR_NUMBERS = "+1500555????"
+
+
+def _utc(ts: float) -> str:
+    from callgate.domain import from_ts, iso
+
+    return iso(from_ts(ts)) or ""
+
+
+__all__ = [
+    "RELEASABLE",
+    "SIMULATOR_NUMBERS",
+    "Allowlist",
+    "BreakerPolicy",
+    "BreakerState",
+    "Cap",
+    "CapUse",
+    "Guard",
+    "GuardFacts",
+    "GuardReason",
+    "Guardrails",
+    "QuietWindow",
+    "breaker_open",
+    "over_cap",
+    "quiet_hours",
+    "zone_for",
+]

@@ -1,0 +1,266 @@
+"""The guardrails' tables in portable SQL: the stored allowlist, the suppression list,
+the anomaly breaker (with its history), the counts the caps and the breaker read, and
+the release of held jobs. Shared by both backends (see :mod:`callgate.store.sql`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+from callgate.domain import Decision, Status, from_ts, iso
+from callgate.store.base import AuditRow, NumberFacts
+from callgate.store.sql_tx import Conn, apply
+
+#: the held reasons that release themselves when ``run_at`` comes (quiet hours, caps)
+RELEASABLE_SQL = "('quiet_hours', 'over_cap')"
+#: a suppression of every kind
+ALL_KINDS = "*"
+
+
+class SQLGuardrails:
+    """Mixed into :class:`~callgate.store.sql.SQLStore`."""
+
+    def _write(self) -> AbstractContextManager[Conn]:
+        raise NotImplementedError
+
+    def _read(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
+        raise NotImplementedError
+
+    def _notify(self, c: Conn) -> None:
+        raise NotImplementedError
+
+    def _locking(self, *, of: str | None = None, skip: bool = False) -> str:
+        raise NotImplementedError
+
+    # -- the allowlist ------------------------------------------------------------------
+
+    def allowlist_add(self, entry: str, now: float, note: str | None = None) -> bool:
+        """Add a number or pattern; False if it was there already."""
+        with self._write() as c:
+            cur = c.execute(
+                "INSERT INTO allowlist (number, note, created_at) VALUES (?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
+                (entry, note, now),
+            )
+            return int(cur.rowcount) == 1
+
+    def allowlist_remove(self, entry: str) -> bool:
+        with self._write() as c:
+            return int(c.execute("DELETE FROM allowlist WHERE number = ?", (entry,)).rowcount) > 0
+
+    def allowlist(self) -> list[dict[str, Any]]:
+        rows = self._read("SELECT number, note, created_at FROM allowlist ORDER BY number")
+        return [{"number": r[0], "note": r[1], "created_at": iso(from_ts(r[2]))} for r in rows]
+
+    # -- suppressions -------------------------------------------------------------------
+
+    def suppress(
+        self,
+        number: str,
+        kind: str | None,
+        reason: str,
+        now: float,
+        *,
+        source: str = "manual",
+        detail: str | None = None,
+    ) -> bool:
+        """Suppress ``number`` for ``kind`` (``None``: every kind); False if it was."""
+        with self._write() as c:
+            cur = c.execute(
+                "INSERT INTO suppressions (number, kind, reason, source, detail, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (number, kind or ALL_KINDS, reason, source, detail, now),
+            )
+            return int(cur.rowcount) == 1
+
+    def unsuppress(self, number: str, kind: str | None = None) -> int:
+        """Lift the suppression of ``kind`` (``None``: every suppression of the number)."""
+        with self._write() as c:
+            if kind is None:
+                cur = c.execute("DELETE FROM suppressions WHERE number = ?", (number,))
+            else:
+                cur = c.execute(
+                    "DELETE FROM suppressions WHERE number = ? AND kind = ?", (number, kind)
+                )
+            return int(cur.rowcount)
+
+    def suppressions(self, number: str | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT number, kind, reason, source, detail, created_at FROM suppressions"
+        params: tuple[Any, ...] = ()
+        if number is not None:
+            sql, params = sql + " WHERE number = ?", (number,)
+        rows = self._read(sql + " ORDER BY number, kind", params)
+        return [
+            {
+                "number": r[0],
+                "kind": None if r[1] == ALL_KINDS else r[1],
+                "reason": r[2],
+                "source": r[3],
+                "detail": r[4],
+                "created_at": iso(from_ts(r[5])),
+            }
+            for r in rows
+        ]
+
+    # -- facts for one job ----------------------------------------------------------------
+
+    def number_facts(self, number: str, kind: str, since: float) -> NumberFacts:
+        """The stored allowlist, the number's suppression for ``kind``, and its attempts
+        of ``kind`` that reached the provider since ``since`` (for the caps)."""
+        allow = tuple(r[0] for r in self._read("SELECT number FROM allowlist"))
+        sup = self._read(
+            "SELECT reason, detail FROM suppressions WHERE number = ? AND kind IN (?, ?) "
+            "ORDER BY kind LIMIT 1",
+            (number, kind, ALL_KINDS),
+        )
+        sent = self._read(
+            "SELECT count(*), min(a.started_at) FROM attempts a JOIN jobs j ON j.id = a.job_id "
+            "WHERE j.to_number = ? AND j.kind = ? AND a.started_at >= ? AND a.counted = 1",
+            (number, kind, since),
+        )
+        why = None
+        if sup:
+            why = sup[0][0] if not sup[0][1] else f"{sup[0][0]}: {sup[0][1]}"
+        count, oldest = sent[0] if sent else (0, None)
+        return NumberFacts(
+            allow, bool(sup), why, int(count or 0), None if oldest is None else float(oldest)
+        )
+
+    # -- holding, refusing, releasing ----------------------------------------------------
+
+    def refuse(self, job_id: int, decision: Decision, now: float) -> bool:
+        """Move a queued job (just submitted) to ``decision`` (blocked); False if it is
+        not queued any more."""
+        with self._write() as c:
+            row = c.execute(
+                f"SELECT status FROM jobs WHERE id = ?{self._locking()}", (job_id,)
+            ).fetchone()
+            if row is None or row[0] != Status.QUEUED:
+                return False
+            apply(c, job_id, decision, now)
+            return True
+
+    def release_held(self, now: float) -> int:
+        """Held jobs whose hold (quiet hours, a cap) has run out go back to the queue."""
+        with self._write() as c:
+            rows = c.execute(
+                f"SELECT id FROM jobs WHERE status = 'held' AND reason IN {RELEASABLE_SQL} "
+                f"AND run_at <= ? ORDER BY group_key{self._locking(skip=True)}",
+                (now,),
+            ).fetchall()
+            for (job_id,) in rows:
+                apply(
+                    c,
+                    job_id,
+                    Decision(Status.QUEUED, "released", "the hold ended; queued again"),
+                    now,
+                )
+            if rows:
+                self._notify(c)
+        return len(rows)
+
+    # -- the breaker --------------------------------------------------------------------
+
+    def send_counts(self, now: float, minutes: int) -> tuple[int, int]:
+        """Attempts started in the last minute, and in the ``minutes`` before it."""
+        rows = self._read(
+            "SELECT coalesce(sum(CASE WHEN started_at > ? THEN 1 ELSE 0 END), 0), "
+            "coalesce(sum(CASE WHEN started_at <= ? THEN 1 ELSE 0 END), 0) "
+            "FROM attempts WHERE started_at > ?",
+            (now - 60, now - 60, now - 60 - 60 * minutes),
+        )
+        return int(rows[0][0]), int(rows[0][1])
+
+    def breaker_state(self) -> tuple[bool, str | None, str | None, float | None, str | None]:
+        """(open, reason, detail, changed_at, changed_by)."""
+        rows = self._read(
+            "SELECT open, reason, detail, changed_at, changed_by FROM breaker WHERE name = 'global'"
+        )
+        if not rows:
+            return (False, None, None, None, None)
+        r = rows[0]
+        return (bool(r[0]), r[1], r[2], r[3], r[4])
+
+    def set_breaker(
+        self, open_: bool, now: float, *, reason: str, detail: str | None, actor: str
+    ) -> bool:
+        """Trip (``open_``) or reset the breaker and log it; False if it already was."""
+        with self._write() as c:
+            c.execute(
+                "INSERT INTO breaker (name, open) VALUES ('global', 0) ON CONFLICT DO NOTHING"
+            )
+            row = c.execute(
+                f"SELECT open FROM breaker WHERE name = 'global'{self._locking()}"
+            ).fetchone()
+            if bool(row[0]) == open_:
+                return False
+            c.execute(
+                "UPDATE breaker SET open = ?, reason = ?, detail = ?, changed_at = ?, "
+                "changed_by = ? WHERE name = 'global'",
+                (int(open_), reason, detail, now, actor),
+            )
+            c.execute(
+                "INSERT INTO breaker_log (action, reason, detail, actor, at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                ("tripped" if open_ else "reset", reason, detail, actor, now),
+            )
+            if not open_:
+                self._notify(c)
+            return True
+
+    def breaker_log(self, limit: int = 50) -> list[dict[str, Any]]:
+        rows = self._read(
+            "SELECT action, reason, detail, actor, at FROM breaker_log ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        return [
+            {"action": r[0], "reason": r[1], "detail": r[2], "by": r[3], "at": iso(from_ts(r[4]))}
+            for r in rows
+        ]
+
+    # -- the audit log --------------------------------------------------------------------
+
+    def add_audit(
+        self, job_id: int, attempt: int | None, rows: Sequence[AuditRow], now: float
+    ) -> None:
+        """File provider exchanges (already redacted) under a job's attempt."""
+        if not rows:
+            return
+        with self._write() as c:
+            c.executemany(
+                "INSERT INTO audit_log (job_id, attempt, at, method, url, status, request, "
+                "response, duration, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(job_id, attempt, now, *row) for row in rows],
+            )
+
+    def audit(
+        self, job_id: int | None = None, *, since: float | None = None, after_id: int = 0,
+        limit: int = 1000,
+    ) -> list[dict[str, Any]]:  # fmt: skip
+        """Audit rows, oldest first: one job's, or every job's since ``since`` (export)."""
+        where: list[str] = ["id > ?"]
+        params: list[Any] = [after_id]
+        if job_id is not None:
+            where.append("job_id = ?")
+            params.append(job_id)
+        if since is not None:
+            where.append("at >= ?")
+            params.append(since)
+        rows = self._read(
+            "SELECT id, job_id, attempt, at, method, url, status, request, response, duration, "
+            f"error FROM audit_log WHERE {' AND '.join(where)} ORDER BY id LIMIT ?",
+            [*params, limit],
+        )
+        keys = ("id", "job_id", "attempt", "at", "method", "url", "status", "request",
+                "response", "duration", "error")  # fmt: skip
+        out = [dict(zip(keys, r, strict=True)) for r in rows]
+        for row in out:
+            row["at"] = iso(from_ts(row["at"]))
+        return out
+
+    def prune_audit(self, before: float) -> int:
+        """Delete audit rows older than ``before`` (the retention setting)."""
+        with self._write() as c:
+            return int(c.execute("DELETE FROM audit_log WHERE at < ?", (before,)).rowcount)
