@@ -22,7 +22,7 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from callgate.testing import ServeProcess
+from callgate.testing import GUARDRAILS_OFF_ENV, ServeProcess
 from callgate.webhooks.signing import generate_secret
 
 from .providers_support import Receiver, SimProcess, vendor_env
@@ -80,6 +80,7 @@ def test_every_kind_through_the_vendors_with_callbacks_and_webhooks(
     secret = generate_secret()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CALLGATE_")}
     env |= vendor_env(sim, ROUTES[routes])
+    env |= GUARDRAILS_OFF_ENV  # not about the guardrails (tests/integration/test_guardrails.py)
     env |= {
         "CALLGATE_DATABASE_URL": f"sqlite:///{tmp_path}/gw.db",
         "CALLGATE_RATE": "0",
@@ -132,6 +133,7 @@ def test_a_fax_in_doubt_after_a_crash_is_reconciled_through_the_vendor(
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CALLGATE_")}
     env |= vendor_env(sim, {"fax": "telnyx"})
+    env |= GUARDRAILS_OFF_ENV  # not about the guardrails (tests/integration/test_guardrails.py)
     env |= {
         "CALLGATE_DATABASE_URL": f"sqlite:///{tmp_path}/gw.db",
         "CALLGATE_RATE": "0",

@@ -33,6 +33,7 @@ import itertools
 import json
 import os
 import random
+import uuid
 from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -97,6 +98,9 @@ class Simulator:
         self._calls: dict[str, _Call] = {}
         self._history: deque[_Call] = deque(maxlen=HISTORY)
         self._born = clock.now()  # it knows nothing sent before (another process's calls)
+        # unique across processes, as a vendor's ids are: a reference recorded by a worker
+        # that died must never name another process's call
+        self._instance = uuid.uuid4().hex[:8]
         self._ids = itertools.count(1)
         self._listener: StatusListener | None = None
         self._log_fd = (
@@ -166,7 +170,8 @@ class Simulator:
             await asyncio.sleep(self.latency + self._rng.uniform(0.0, self.latency_jitter))
         self.sent += 1
         result = self.outcome_for(job)
-        ref = f"SM{next(self._ids):08d}" if job.kind is not Kind.FAX else f"FX{next(self._ids):08d}"
+        prefix = "SM" if job.kind is not Kind.FAX else "FX"
+        ref = f"{prefix}{self._instance}{next(self._ids):08d}"
         duration = self.fax_duration if job.kind is Kind.FAX else 0.0
         if result.outcome is not Outcome.DELIVERED:
             duration *= 0.25  # a busy line or an error is known sooner than a whole fax
