@@ -277,3 +277,32 @@ def test_fax_gateway_perm_fail_after_the_last_try(hook_settings) -> None:  # typ
     last = receiver.bodies()[-1]
     assert last["status"] == "perm_fail"
     assert last["message"] == "Failed to deliver fax after 3 tries. Last attempt status: busy"
+
+
+def test_a_breaker_trip_is_a_signed_webhook_to_the_default_endpoint(hook_settings) -> None:  # type: ignore[no-untyped-def]
+    failures = iter([httpx.Response(500), httpx.Response(204)])
+    receiver = Receiver(answer=lambda r, n: next(failures))
+
+    async def main(clock: LoopClock) -> Gateway:
+        receiver.clock = clock
+        gw = Gateway(hook_settings(webhook_url=HOOK), clock=clock, rng=random.Random(5))
+        sender = gw.webhook_sender(httpx.MockTransport(receiver.handler), poll=3600)
+        sending = asyncio.create_task(sender.run())
+        assert gw.trip_breaker("the kill switch, for a test", actor="ops")
+        sender.wake()
+        await wait_until(lambda: len(receiver.calls) == 2, step=1.0, timeout=10**5)
+        sender.stop()
+        await sending
+        return gw
+
+    gw = run_virtual(main, epoch=time.time())
+    first, second = (request for _, request in receiver.calls)
+    assert str(second.url) == HOOK
+    assert first.headers["webhook-id"] == second.headers["webhook-id"]  # the same event, again
+    assert second.headers["webhook-id"].startswith("sys_")
+    body = Webhook(SECRET).verify(second.content, dict(second.headers))
+    assert body["type"] == "breaker.tripped"
+    assert body["data"]["detail"] == "the kill switch, for a test"
+    assert body["data"]["by"] == "ops"
+    [row] = gw.store.system_webhooks()
+    assert (row["status"], row["attempts"], row["last_status_code"]) == ("delivered", 2, 204)

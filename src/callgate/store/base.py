@@ -385,6 +385,24 @@ class Store(Protocol):
 
     def prune_audit(self, before: float) -> int: ...
 
+    # -- webhook events that belong to no job (see store/sql_system_webhooks.py)
+    def claim_system_webhooks(self, now: float, limit: int, lease: float) -> list[Any]: ...
+
+    def next_system_webhook_at(self) -> float | None: ...
+
+    def system_webhook_done(self, webhook_id: int, now: float, status_code: int) -> None: ...
+
+    def system_webhook_failed(
+        self,
+        webhook_id: int,
+        now: float,
+        status_code: int | None,
+        error: str,
+        retry_at: float | None,
+    ) -> None: ...
+
+    def system_webhooks(self, limit: int = 100) -> list[dict[str, Any]]: ...
+
     # -- a person's side
     def cancel(self, job_id: int, now: float) -> Job: ...
 

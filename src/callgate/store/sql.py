@@ -45,6 +45,7 @@ from callgate.store.base import (
 )
 from callgate.store.sql_guardrails import SQLGuardrails
 from callgate.store.sql_reconcile import SQLReconcile
+from callgate.store.sql_system_webhooks import SQLSystemWebhooks
 from callgate.store.sql_tx import JOB_COLUMNS, Conn, SQLTx, apply, job_from_row, move
 from callgate.store.sql_webhooks import SQLWebhooks
 
@@ -112,7 +113,7 @@ def _marks(items: Sequence[Any]) -> str:
     return ",".join("?" * len(items))
 
 
-class SQLStore(SQLReconcile, SQLWebhooks, SQLGuardrails):
+class SQLStore(SQLReconcile, SQLWebhooks, SQLSystemWebhooks, SQLGuardrails):
     """The Store (see :class:`callgate.store.base.Store`) over a backend's connections."""
 
     # -- what a backend provides ----------------------------------------------------------

@@ -11,6 +11,7 @@ from typing import Any
 
 from callgate.domain import Decision, Status, from_ts, iso
 from callgate.store.base import AuditRow, NumberFacts
+from callgate.store.sql_system_webhooks import add_system_webhook
 from callgate.store.sql_tx import Conn, apply
 
 #: the held reasons that release themselves when ``run_at`` comes (quiet hours, caps)
@@ -206,6 +207,13 @@ class SQLGuardrails:
                 "VALUES (?, ?, ?, ?, ?)",
                 ("tripped" if open_ else "reset", reason, detail, actor, now),
             )
+            if open_:  # the webhook, in the same transaction as the trip
+                add_system_webhook(
+                    c,
+                    "breaker.tripped",
+                    {"reason": reason, "detail": detail, "by": actor, "at": iso(from_ts(now))},
+                    now,
+                )
             if not open_:
                 self._notify(c)
             return True

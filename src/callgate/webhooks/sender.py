@@ -14,17 +14,19 @@ import contextlib
 import json
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 import httpx
 
 from callgate.clock import Clock
 from callgate.config import Settings
-from callgate.domain import Delivery
+from callgate.domain import Delivery, from_ts, iso
 from callgate.exceptions import CallgateError, StoreError
 from callgate.store import Store
 from callgate.store.offload import StoreCalls
+from callgate.store.sql_system_webhooks import SystemWebhook
 from callgate.urls import check_url
 from callgate.webhooks.formats import fax_gateway_body, standard_body
 from callgate.webhooks.posting import AiohttpPoster, HttpxPoster, Poster, PostFailed
@@ -141,10 +143,52 @@ class WebhookSender:
         lease = self.settings.webhook_timeout + 5.0
         claimed = await self._db(self.store.claim_deliveries, now, room, lease)
         for delivery in claimed:
-            task = asyncio.create_task(self._deliver(client, delivery))
-            self._active.add(task)
-            task.add_done_callback(self._finished)
-        return len(claimed)
+            self._start(self._deliver(client, delivery))
+        started = len(claimed)
+        url = self.settings.webhook_url
+        if url is not None and room > started:
+            # events about callgate itself (breaker.tripped) go to the default endpoint
+            system = await self._db(self.store.claim_system_webhooks, now, room - started, lease)
+            for webhook in system:
+                self._start(self._deliver_system(client, url, webhook))
+            started += len(system)
+        return started
+
+    def _start(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._active.add(task)
+        task.add_done_callback(self._finished)
+
+    async def _deliver_system(self, client: Poster, url: str, webhook: SystemWebhook) -> None:
+        """A job-less event: ``{"type", "timestamp", "data"}``, id ``sys_<n>``, the same
+        signature and retry schedule as a job's."""
+        doc = {
+            "type": webhook.type,
+            "timestamp": iso(from_ts(webhook.created_at)),
+            "data": webhook.data,
+        }
+        body = json.dumps(doc, separators=(",", ":"), default=str)
+        headers = self.signer.headers(f"sys_{webhook.id}", self.clock.now(), body)
+        status: int | None = None
+        try:
+            response = await client.post(url, body, headers)
+        except PostFailed as exc:
+            error = str(exc)
+        else:
+            status = response.status
+            if 200 <= status < 300:
+                await self._db(self.store.system_webhook_done, webhook.id, self.clock.now(), status)
+                self.sent += 1
+                return
+            error = response.text
+        now = self.clock.now()
+        attempt = webhook.attempts + 1
+        retry_at = None
+        if attempt < len(SCHEDULE):
+            retry_at = now + SCHEDULE[attempt] * self._rng.uniform(1 - JITTER, 1 + JITTER)
+        else:
+            log.error("%s webhook %d dead-lettered: %s", webhook.type, webhook.id, error)
+        await self._db(self.store.system_webhook_failed, webhook.id, now, status, error, retry_at)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._active.discard(task)
@@ -155,6 +199,10 @@ class WebhookSender:
 
     def _idle_timeout(self) -> float:
         due = self.store.next_delivery_at()
+        if self.settings.webhook_url is not None:
+            system = self.store.next_system_webhook_at()
+            if system is not None:
+                due = system if due is None else min(due, system)
         if due is None:
             return self._poll
         return min(self._poll, max(0.0, due - self.clock.now()))

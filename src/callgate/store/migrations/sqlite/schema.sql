@@ -237,3 +237,17 @@ CREATE INDEX audit_log_at ON audit_log (at);
 
 CREATE INDEX attempts_started ON attempts (started_at);
 
+-- Webhook events that belong to no job (breaker.tripped), delivered to CALLGATE_WEBHOOK_URL.
+CREATE TABLE system_webhooks (
+    id                INTEGER PRIMARY KEY AUTOINCREMENT,
+    type              TEXT    NOT NULL,
+    data              TEXT    NOT NULL,             -- JSON
+    status            TEXT    NOT NULL DEFAULT 'pending',   -- pending | delivered | failed
+    attempts          INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at   REAL    NOT NULL,
+    last_status_code  INTEGER,
+    last_error        TEXT,
+    created_at        REAL    NOT NULL,
+    delivered_at      REAL
+);
+CREATE INDEX system_webhooks_due ON system_webhooks (next_attempt_at) WHERE status = 'pending';
