@@ -15,6 +15,7 @@ from callgate.batches.export import (
     csv_chunks,
     jsonl_chunks,
 )
+from callgate.batches.ingest import BatchRejected, ingest
 from callgate.batches.parse import FORMATS, RawRow, RowError, detect_format, read_rows
 from callgate.batches.rows import API_KINDS, TWILIO_ALIASES, RowMapper, ValidRow, validate_rows
 
@@ -24,6 +25,7 @@ __all__ = [
     "FORMATS",
     "RESULT_COLUMNS",
     "TWILIO_ALIASES",
+    "BatchRejected",
     "Deduper",
     "RawRow",
     "RowError",
@@ -31,6 +33,7 @@ __all__ = [
     "ValidRow",
     "csv_chunks",
     "detect_format",
+    "ingest",
     "jsonl_chunks",
     "read_rows",
     "validate_rows",

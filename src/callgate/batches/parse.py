@@ -19,6 +19,7 @@ from typing import IO, Any
 
 import ijson
 
+from callgate.domain import BatchRowError
 from callgate.exceptions import ValidationError
 
 #: the formats :func:`read_rows` reads
@@ -36,24 +37,8 @@ class RawRow:
     header: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class RowError:
-    """A row that is not queued, with where and why (``code`` is stable)."""
-
-    line: int
-    column: str | None
-    code: str
-    message: str
-    duplicate_of: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "line": self.line,
-            "column": self.column,
-            "code": self.code,
-            "message": self.message,
-            "duplicate_of": self.duplicate_of,
-        }
+#: a row that is not queued, with where and why (``code`` is stable)
+RowError = BatchRowError
 
 
 def detect_format(stream: IO[bytes], filename: str | None = None) -> str:
@@ -100,7 +85,15 @@ def _text(stream: IO[bytes]) -> io.TextIOWrapper:
 
 
 def _read_csv(stream: IO[bytes]) -> Iterator[RawRow | RowError]:
-    reader = csv.reader(_text(stream), strict=True)
+    text = _text(stream)
+    try:
+        yield from _read_csv_text(text)
+    finally:
+        text.detach()  # the caller's stream stays open (a strict batch reads it twice)
+
+
+def _read_csv_text(text: io.TextIOWrapper) -> Iterator[RawRow | RowError]:
+    reader = csv.reader(text, strict=True)
     try:
         header = next(reader, None)
     except (csv.Error, UnicodeDecodeError) as exc:

@@ -43,6 +43,7 @@ from callgate.store.base import (
     Write,
     chunks,
 )
+from callgate.store.sql_batches import SQLBatches
 from callgate.store.sql_reconcile import SQLReconcile
 from callgate.store.sql_tx import JOB_COLUMNS, Conn, SQLTx, apply, job_from_row, move
 from callgate.store.sql_webhooks import SQLWebhooks
@@ -111,7 +112,7 @@ def _marks(items: Sequence[Any]) -> str:
     return ",".join("?" * len(items))
 
 
-class SQLStore(SQLReconcile, SQLWebhooks):
+class SQLStore(SQLReconcile, SQLWebhooks, SQLBatches):
     """The Store (see :class:`callgate.store.base.Store`) over a backend's connections."""
 
     # -- what a backend provides ----------------------------------------------------------
