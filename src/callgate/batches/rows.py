@@ -9,7 +9,7 @@ names as they are (:data:`TWILIO_ALIASES`). An ``api`` column picks the kind per
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +58,7 @@ _FIELDS = frozenset(
         "params",
     }
 )
+_URL_FIELDS = ("media_url", "url", "callback_url")
 _TEXT_FIELDS = frozenset(_FIELDS - {"max_attempts", "strict_order", "metadata", "params"})
 
 
@@ -85,7 +86,13 @@ def field_for(column: str) -> str | None:
 class RowMapper:
     """Validates rows against the batch's default ``kind`` (used without an ``api`` column)."""
 
-    def __init__(self, kind: Kind | str | None = None, *, default_region: str | None = None):
+    def __init__(
+        self,
+        kind: Kind | str | None = None,
+        *,
+        default_region: str | None = None,
+        url_check: Callable[[str, str], str] | None = None,
+    ):
         try:
             self.kind = Kind(kind) if kind is not None else Kind.SMS
         except ValueError:
@@ -93,6 +100,8 @@ class RowMapper:
                 f"unknown kind {kind!r}; expected one of {', '.join(Kind)}", field="kind"
             ) from None
         self.default_region = default_region
+        #: ``(url, field) -> url``, raising ValidationError (the API's SSRF check)
+        self.url_check = url_check
 
     def map(self, row: RawRow) -> ValidRow | RowError:
         # job field -> the column the file called it
@@ -143,6 +152,9 @@ class RowMapper:
             fields["max_attempts"] = _integer(fields["max_attempts"], "max_attempts")
         if "strict_order" in fields:
             fields["strict_order"] = _boolean(fields["strict_order"], "strict_order")
+        for name in _URL_FIELDS:
+            if name in fields and self.url_check is not None:
+                fields[name] = self.url_check(fields[name], name)
         for name in ("metadata", "params"):
             if name in fields and not isinstance(fields[name], dict):
                 raise ValidationError(f"{name} must be an object", field=name)
