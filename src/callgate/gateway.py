@@ -214,6 +214,10 @@ class Gateway:
             log.warning("could not pass the %s status of %s on: %s", provider, ref, exc)
         return pushed
 
+    def wake(self) -> None:
+        """Tell this process's workers that something may have become claimable."""
+        self._changed()
+
     def _changed(self) -> None:
         for worker in self._workers:
             worker.wake()

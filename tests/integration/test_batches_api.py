@@ -156,3 +156,23 @@ def test_json_lines_body(make_api: MakeApi) -> None:
     )
     assert r.status_code == 202, r.text
     assert r.json()["kind"] == "fax"
+
+
+def test_pause_resume_cancel(api: Api) -> None:
+    data = b"to,body\n" + b"".join(b"+1500555%04d,hi\n" % n for n in range(6, 16))
+    batch = upload(api, data)
+    base = f"/v1/batches/{batch['id']}"
+    paused = api.post(f"{base}/pause").json()
+    assert paused["status"] == "paused"
+    assert paused["counts"] == {"held": 10}
+    assert {j.reason for j in api.gw.store.list_jobs()} == {"batch_paused"}
+    error(api.post(f"{base}/pause"), 409, "invalid_state")
+    resumed = api.post(f"{base}/resume").json()
+    assert (resumed["status"], resumed["counts"]) == ("running", {"queued": 10})
+    canceled = api.post(f"{base}/cancel").json()
+    assert (canceled["status"], canceled["counts"]) == ("canceled", {"canceled": 10})
+    error(api.post(f"{base}/resume"), 409, "invalid_state")
+    error(api.post("/v1/batches/99/cancel"), 404, "not_found")
+    rows = list(csv.DictReader(io.StringIO(api.get(f"{base}/results").text)))
+    assert len(rows) == 10
+    assert {r["status"] for r in rows} == {"canceled"}

@@ -254,3 +254,31 @@ def _pages(fetch: Any) -> Iterator[dict[str, Any]]:
         if len(page) < PAGE:
             return
         after = int(page[-1]["line"])
+
+
+STEER: dict[int | str, dict[str, Any]] = NOT_FOUND | {
+    409: {"description": "The batch's status does not allow this"}
+}
+
+
+@router.post("/batches/{batch_id}/pause", responses=STEER)
+def pause_batch(request: Request, batch_id: BatchId) -> dict[str, Any]:
+    """Hold the batch's queued jobs (``held``, reason ``batch_paused``); in-flight ones finish."""
+    gw = _gateway(request)
+    return batch_out(gw.store.pause_batch(batch_id, gw.clock.now()))
+
+
+@router.post("/batches/{batch_id}/resume", responses=STEER)
+def resume_batch(request: Request, batch_id: BatchId) -> dict[str, Any]:
+    """Queue the jobs a pause held again."""
+    gw = _gateway(request)
+    batch = gw.store.resume_batch(batch_id, gw.clock.now())
+    gw.wake()
+    return batch_out(batch)
+
+
+@router.post("/batches/{batch_id}/cancel", responses=STEER)
+def cancel_batch(request: Request, batch_id: BatchId) -> dict[str, Any]:
+    """Cancel every job of the batch not yet ended (queued rows become ``canceled``)."""
+    gw = _gateway(request)
+    return batch_out(gw.store.cancel_batch(batch_id, gw.clock.now()))

@@ -350,6 +350,16 @@ class Store(Protocol):
 
     def get_batch(self, batch_id: int) -> Batch: ...
 
+    def pause_batch(self, batch_id: int, now: float) -> Batch:
+        """Its queued jobs become ``held`` (reason ``batch_paused``) until resumed."""
+        ...
+
+    def resume_batch(self, batch_id: int, now: float) -> Batch: ...
+
+    def cancel_batch(self, batch_id: int, now: float) -> Batch:
+        """Its jobs not yet ended become ``canceled`` (in flight: after the attempt)."""
+        ...
+
     def batch_errors(
         self, batch_id: int, *, after_line: int = 0, limit: int = 1000
     ) -> list[BatchRowError]: ...

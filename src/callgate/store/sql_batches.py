@@ -11,16 +11,24 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from callgate.domain import (
+    CANCELABLE_NOW,
     Batch,
     BatchRowError,
     BatchStatus,
     JobSpec,
     Kind,
+    Reason,
+    Status,
     from_ts,
     to_datetime,
 )
-from callgate.exceptions import NotFound
-from callgate.store.sql_tx import Conn
+from callgate.exceptions import InvalidTransition, NotFound
+from callgate.store.sql_tx import Conn, move
+
+#: the reason on a job held because its batch is paused
+BATCH_PAUSED = "batch_paused"
+#: jobs moved per transaction when a batch is paused, resumed or canceled
+STEER_CHUNK = 1000
 
 BATCH_COLUMNS = (
     "id, name, kind, status, rate, strict, total_rows, queued_rows, invalid_rows, "
@@ -180,6 +188,76 @@ class SQLBatches:
             ).fetchall()
             known.update({k: (int(j), f) for k, j, f in rows})
         return known
+
+    def _locking(self, *, of: str | None = None, skip: bool = False) -> str:
+        raise NotImplementedError  # provided by SQLStore
+
+    def pause_batch(self, batch_id: int, now: float) -> Batch:
+        """Hold the batch's queued jobs (``held``, reason ``batch_paused``) until resumed;
+        jobs in flight finish their attempt."""
+        self._set_batch_status(batch_id, {BatchStatus.RUNNING}, BatchStatus.PAUSED, now)
+        self._steer(batch_id, "status IN ('queued', 'retrying')", now, Status.HELD, BATCH_PAUSED)
+        return self.get_batch(batch_id)
+
+    def resume_batch(self, batch_id: int, now: float) -> Batch:
+        """Queue the jobs a pause held again (a retry delay still counts: run_at is kept)."""
+        self._set_batch_status(batch_id, {BatchStatus.PAUSED}, BatchStatus.RUNNING, now)
+        self._steer(
+            batch_id, f"status = 'held' AND reason = '{BATCH_PAUSED}'", now, Status.QUEUED, None
+        )
+        return self.get_batch(batch_id)
+
+    def cancel_batch(self, batch_id: int, now: float) -> Batch:
+        """Cancel every job of the batch not yet ended (one in flight: after its attempt)."""
+        self._set_batch_status(
+            batch_id, {BatchStatus.RUNNING, BatchStatus.PAUSED}, BatchStatus.CANCELED, now
+        )
+        cancelable = ", ".join(f"'{s}'" for s in sorted(CANCELABLE_NOW))
+        self._steer(batch_id, f"status IN ({cancelable})", now, Status.CANCELED, Reason.CANCELED)
+        with self._write() as c:
+            c.execute(
+                "UPDATE jobs SET cancel_requested = 1 WHERE batch_id = ? AND status = 'in_flight'",
+                (batch_id,),
+            )
+        return self.get_batch(batch_id)
+
+    def _set_batch_status(
+        self, batch_id: int, allowed: set[BatchStatus], status: BatchStatus, now: float
+    ) -> None:
+        with self._write() as c:
+            row = c.execute(
+                f"SELECT status FROM batches WHERE id = ?{self._locking()}", (batch_id,)
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"no batch {batch_id}", field="id")
+            if BatchStatus(row[0]) not in allowed:
+                raise InvalidTransition(f"batch {batch_id} is {row[0]}; it cannot be {status}")
+            c.execute(
+                "UPDATE batches SET status = ?, updated_at = ? WHERE id = ?",
+                (str(status), now, batch_id),
+            )
+
+    def _steer(
+        self, batch_id: int, where: str, now: float, status: Status, reason: str | None
+    ) -> None:
+        """Move the batch's jobs matching ``where`` to ``status``, a chunk per transaction
+        (in group order, the lock order of every writer), each with its event."""
+        detail = {
+            Status.HELD: "the batch is paused",
+            Status.QUEUED: "the batch was resumed",
+            Status.CANCELED: "the batch was canceled",
+        }[status]
+        while True:
+            with self._write() as c:
+                ids = c.execute(
+                    f"SELECT id FROM jobs WHERE batch_id = ? AND {where} "
+                    f"ORDER BY group_key, id LIMIT {STEER_CHUNK}{self._locking()}",
+                    (batch_id,),
+                ).fetchall()
+                for (job_id,) in ids:
+                    move(c, int(job_id), status, now, reason=reason, detail=detail)
+            if len(ids) < STEER_CHUNK:
+                return
 
     def get_batch(self, batch_id: int) -> Batch:
         rows = self._read(f"SELECT {BATCH_COLUMNS} FROM batches WHERE id = ?", (batch_id,))
