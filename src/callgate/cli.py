@@ -617,5 +617,10 @@ def simulator(
 # -- end of the simulator block ----------------------------------------------------------
 
 
+from callgate.cli_batch import batch_app  # noqa: E402 (it uses the helpers above)
+
+app.add_typer(batch_app, name="batch")
+
+
 def main() -> None:
     app()
