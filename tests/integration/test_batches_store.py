@@ -142,3 +142,14 @@ def test_json_batch_with_api_column(store: Store) -> None:
     jobs = sorted(store.list_jobs(), key=lambda j: j.id)
     assert [j.kind for j in jobs] == [Kind.FAX, Kind.REQUEST]
     assert jobs[0].metadata == {"voter": 7}
+
+
+def test_rows_arriving_after_pause_or_cancel_follow_the_batch(store: Store) -> None:
+    batch = store.create_batch(kind=Kind.SMS, now=NOW)
+    spec = make_spec(Kind.SMS, to="+15005550006", body="a")
+    store.pause_batch(batch.id, NOW)
+    store.add_batch_rows(batch.id, [(2, spec)], [], NOW)
+    assert store.get_batch(batch.id).counts == {"held": 1}
+    store.cancel_batch(batch.id, NOW)
+    store.add_batch_rows(batch.id, [(3, make_spec(Kind.SMS, to="+15005550006", body="b"))], [], NOW)
+    assert store.get_batch(batch.id).counts == {"canceled": 2}

@@ -148,12 +148,16 @@ class SQLBatches:
                             f"idempotency key was used for job {seen[0]} with a different request",
                         )
                     )
+            status = c.execute(
+                f"SELECT status FROM batches WHERE id = ?{self._locking()}", (batch_id,)
+            ).fetchone()[0]
             ids = self._insert(c, [s for _, s in new], now, scope)
             if ids:
                 c.executemany(
                     "UPDATE jobs SET batch_id = ?, line_no = ? WHERE id = ?",
                     [(batch_id, line, i) for (line, _), i in zip(new, ids, strict=True)],
                 )
+                self._follow_batch(c, BatchStatus(status), sorted(ids), now)
                 self._notify(c)
             if report:
                 c.executemany(
@@ -172,6 +176,23 @@ class SQLBatches:
                 (len(rows) + len(errors), len(ids), len(report) - dups, dups, now, batch_id),
             )
         return len(ids)
+
+    @staticmethod
+    def _follow_batch(c: Conn, status: BatchStatus, ids: list[int], now: float) -> None:
+        """Rows that arrive while their batch is paused are held; canceled, canceled."""
+        if status is BatchStatus.PAUSED:
+            for job_id in ids:
+                move(c, job_id, Status.HELD, now, reason=BATCH_PAUSED, detail="the batch is paused")
+        elif status is BatchStatus.CANCELED:
+            for job_id in ids:
+                move(
+                    c,
+                    job_id,
+                    Status.CANCELED,
+                    now,
+                    reason=Reason.CANCELED,
+                    detail="the batch was canceled",
+                )
 
     @staticmethod
     def _batch_known_keys(
