@@ -237,3 +237,9 @@ def test_exports_have_one_row_per_input_row() -> None:
     assert lines[1]["job_id"] is None
     errors = "".join(csv_chunks([RowError(3, "To", "x", "y").to_dict()], ERROR_COLUMNS))
     assert errors.splitlines() == ["line,column,code,message,duplicate_of", "3,To,x,y,"]
+
+
+def test_nul_characters_are_reported() -> None:
+    items = run(b"to,body\n+15005550006,a\x00b\n")
+    assert isinstance(items[0], RowError)
+    assert (items[0].column, items[0].code) == ("body", "invalid_request")

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from callgate.api.models import BatchId
+from callgate.api.models import BatchId, ErrorOut
 from callgate.batches import ERROR_COLUMNS, RESULT_COLUMNS, BatchRejected, csv_chunks, jsonl_chunks
 from callgate.domain import Batch
 from callgate.exceptions import ValidationError
@@ -109,6 +109,8 @@ def _options(values: dict[str, Any]) -> dict[str, Any]:
     if strict not in ("true", "false"):
         raise ValidationError("strict must be true or false", field="strict")
     out["strict"] = strict == "true"
+    if out.get("name") is not None and "\x00" in out["name"]:
+        raise ValidationError("name contains a NUL character", field="name")
     if out.get("name") is not None and len(out["name"]) > 200:
         raise ValidationError("name must be at most 200 characters", field="name")
     return out
@@ -132,7 +134,11 @@ def _options(values: dict[str, Any]) -> dict[str, Any]:
     },
     responses={
         202: {"description": "Accepted: the valid rows are queued"},
-        400: {"description": "Not a batch file, or a strict batch with an invalid row"},
+        400: {
+            "model": ErrorOut,
+            "description": "Not a batch file, or a strict batch with an invalid row "
+            "(then also invalid_rows and the first errors beside error)",
+        },
     },
 )
 async def submit_batch(request: Request) -> JSONResponse:

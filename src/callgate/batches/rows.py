@@ -131,6 +131,8 @@ class RowMapper:
                 continue
             if name in _TEXT_FIELDS and not isinstance(value, str):
                 raise ValidationError(f"{column} must be text", field=column)
+            if isinstance(value, str) and "\x00" in value:
+                raise ValidationError(f"{column} contains a NUL character", field=column)
             fields[name] = value
         return fields
 

@@ -52,6 +52,11 @@ ORDER BY e.line LIMIT ?
 """
 
 
+def _text(value: str | None) -> str | None:
+    """Text as PostgreSQL can store it (a file may name a column with a NUL in it)."""
+    return None if value is None else value.replace("\x00", "\ufffd")
+
+
 def _batch(row: Sequence[Any], counts: dict[str, int]) -> Batch:
     return Batch(
         id=int(row[0]),
@@ -164,7 +169,15 @@ class SQLBatches:
                     "INSERT INTO batch_errors (batch_id, line, column_name, code, message, "
                     "duplicate_of, job_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [
-                        (batch_id, e.line, e.column, e.code, e.message, e.duplicate_of, e.job_id)
+                        (
+                            batch_id,
+                            e.line,
+                            _text(e.column),
+                            e.code,
+                            _text(e.message),
+                            e.duplicate_of,
+                            e.job_id,
+                        )
                         for e in report
                     ],
                 )
