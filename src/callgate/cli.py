@@ -634,6 +634,11 @@ def simulator(
 # -- end of the simulator block ----------------------------------------------------------
 
 
+from callgate.cli_batch import batch_app  # noqa: E402 (it uses the helpers above)
+
+app.add_typer(batch_app, name="batch")
+
+
 def main() -> None:
     import callgate.cli_guardrails  # noqa: F401  (adds allowlist, suppress, breaker)
 

@@ -22,6 +22,7 @@ a request that cannot reach the API raises
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import (
     AsyncIterator,
@@ -34,7 +35,7 @@ from collections.abc import (
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Literal, TypedDict, Unpack
+from typing import IO, Any, Literal, TypedDict, Unpack
 
 import httpx
 
@@ -616,6 +617,90 @@ class Client:
         """Resume sending; the reason is recorded."""
         doc: dict[str, Any] = _doc(self._send(_guard_call("reset", reason)))
         return doc
+
+    # batches
+
+    def submit_batch(
+        self,
+        file: str | os.PathLike[str] | IO[bytes],
+        *,
+        kind: str | None = None,
+        rate: float | None = None,
+        name: str | None = None,
+        strict: bool = False,
+        filename: str | None = None,
+    ) -> dict[str, Any]:
+        """Upload a batch file (CSV, JSON or JSON Lines); return the batch as accepted.
+
+        A strict batch with an invalid row raises ``ValidationError`` (``batch_rejected``).
+        """
+        form = {"strict": "true" if strict else "false"}
+        form |= {k: str(v) for k, v in (("kind", kind), ("rate", rate), ("name", name)) if v}
+        if isinstance(file, str | os.PathLike):
+            with open(file, "rb") as stream:
+                return self._upload(stream, filename or os.path.basename(file), form)
+        return self._upload(file, filename or "batch", form)
+
+    def _upload(self, stream: IO[bytes], filename: str, form: dict[str, str]) -> dict[str, Any]:
+        try:  # no read timeout: a large file takes a while to be accepted
+            response = self._http.post(
+                "/v1/batches",
+                files={"file": (filename, stream)},
+                data=form,
+                timeout=httpx.Timeout(10.0, read=None, write=None),
+            )
+        except httpx.HTTPError as exc:
+            raise _unreachable(self._http.base_url, exc) from exc
+        if response.is_error:
+            raise _error_for(response)
+        body: dict[str, Any] = _json(response)
+        return body
+
+    def get_batch(self, batch_id: int) -> dict[str, Any]:
+        """A batch with its counts per status."""
+        body: dict[str, Any] = _json(self._send(_Call("GET", f"/v1/batches/{int(batch_id)}")))
+        return body
+
+    def pause_batch(self, batch_id: int) -> dict[str, Any]:
+        return self._steer_batch(batch_id, "pause")
+
+    def resume_batch(self, batch_id: int) -> dict[str, Any]:
+        return self._steer_batch(batch_id, "resume")
+
+    def cancel_batch(self, batch_id: int) -> dict[str, Any]:
+        return self._steer_batch(batch_id, "cancel")
+
+    def _steer_batch(self, batch_id: int, action: str) -> dict[str, Any]:
+        path = f"/v1/batches/{int(batch_id)}/{action}"
+        body: dict[str, Any] = _json(self._send(_Call("POST", path)))
+        return body
+
+    def batch_errors(self, batch_id: int) -> Iterator[dict[str, Any]]:
+        """The batch's rows that were not queued, page by page."""
+        params: dict[str, str | int] = {}
+        while True:
+            page = _json(
+                self._send(_Call("GET", f"/v1/batches/{int(batch_id)}/errors", params=params))
+            )
+            yield from page["data"]
+            if page["next_cursor"] is None:
+                return
+            params = {"cursor": page["next_cursor"]}
+
+    def batch_results(self, batch_id: int, out: IO[bytes], *, format: str = "csv") -> int:
+        """Write the results export (``csv`` or ``jsonl``) to ``out``; return its bytes."""
+        path = f"/v1/batches/{int(batch_id)}/results"
+        written = 0
+        try:
+            with self._http.stream("GET", path, params={"format": format}) as response:
+                if response.is_error:
+                    response.read()
+                    raise _error_for(response)
+                for chunk in response.iter_bytes():
+                    written += out.write(chunk)
+        except httpx.HTTPError as exc:
+            raise _unreachable(self._http.base_url, exc) from exc
+        return written
 
     def wait_for(
         self,

@@ -152,6 +152,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     max_body_bytes: int = Field(1_000_000, ge=1024, description="larger requests → 413")
+    max_batch_bytes: int = Field(
+        1_000_000_000, ge=1024, description="larger batch uploads (POST /v1/batches) → 413"
+    )
     url_allowlist: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="hosts exempt from the SSRF check, comma-separated"
     )

@@ -505,3 +505,75 @@ EXPIRED = Decision(
 )
 #: a claimed job handed back unsent because its worker stopped
 RELEASED = Decision(Status.QUEUED, "released", "the worker stopped before sending it")
+
+
+class BatchStatus(StrEnum):
+    RUNNING = "running"
+    PAUSED = "paused"
+    CANCELED = "canceled"
+    COMPLETED = "completed"
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Many jobs submitted together from one file, metered at their own ``rate``."""
+
+    id: int
+    name: str | None
+    kind: Kind
+    status: BatchStatus
+    rate: float | None
+    strict: bool
+    total_rows: int
+    queued_rows: int
+    invalid_rows: int
+    duplicate_rows: int
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None = None
+    #: the batch's jobs per status (only statuses with jobs appear)
+    counts: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def done(self) -> bool:
+        """Every job of the batch is terminal."""
+        return all(Status(s).terminal for s, n in self.counts.items() if n)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "kind": str(self.kind),
+            "status": str(self.status),
+            "rate": self.rate,
+            "strict": self.strict,
+            "total_rows": self.total_rows,
+            "queued_rows": self.queued_rows,
+            "invalid_rows": self.invalid_rows,
+            "duplicate_rows": self.duplicate_rows,
+            "counts": dict(self.counts),
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
+            "completed_at": iso(self.completed_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRowError:
+    """An input row of a batch that is not a job of its own (invalid, or a duplicate)."""
+
+    line: int
+    column: str | None
+    code: str
+    message: str
+    duplicate_of: int | None = None  # the earlier line it repeats
+    job_id: int | None = None  # the job submitted before that it repeats (same key)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "line": self.line,
+            "column": self.column,
+            "code": self.code,
+            "message": self.message,
+            "duplicate_of": self.duplicate_of,
+        }

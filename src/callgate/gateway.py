@@ -10,13 +10,13 @@ import asyncio
 import logging
 import random
 from collections.abc import Coroutine, Sequence
-from typing import Any
+from typing import IO, Any
 
 import httpx
 
 from callgate.clock import Clock, SystemClock
 from callgate.config import Settings, load_settings
-from callgate.domain import AttemptResult, Job, JobSpec, Kind, make_spec
+from callgate.domain import AttemptResult, Batch, Job, JobSpec, Kind, make_spec
 from callgate.engine.audit import Redactor
 from callgate.engine.guardrails import (
     SIMULATOR_NUMBERS,
@@ -169,6 +169,61 @@ class Gateway:
     def send(self, kind: Kind | str, **fields: Any) -> SubmitResult:
         return self.submit(self.spec(kind, **fields))
 
+    def submit_batch(
+        self,
+        stream: IO[bytes],
+        *,
+        kind: Kind | str | None = None,
+        fmt: str | None = None,
+        filename: str | None = None,
+        name: str | None = None,
+        rate: float | None = None,
+        strict: bool = False,
+        scope: str = "",
+    ) -> Batch:
+        """Accept a batch file (seekable bytes: CSV, JSON or JSON Lines); see
+        :func:`callgate.batches.ingest`. URLs get the same SSRF check as the API's."""
+        from callgate.batches import RowMapper, ingest
+        from callgate.urls import check_url, resolve
+
+        known: dict[str, list[str] | OSError] = {}
+
+        def cached(host: str) -> list[str]:  # hosts repeat across a batch's rows
+            if host not in known:
+                try:
+                    known[host] = resolve(host)
+                except OSError as exc:
+                    known[host] = exc
+            found = known[host]
+            if isinstance(found, OSError):
+                raise found
+            return found
+
+        def url_check(url: str, field: str) -> str:
+            return check_url(
+                url,
+                field=field,
+                environment=self.settings.environment,
+                allowlist=self.settings.url_allowlist,
+                resolver=cached,
+            )
+
+        mapper = RowMapper(kind, default_region=self.settings.default_region, url_check=url_check)
+        batch = ingest(
+            self.store,
+            stream,
+            self.clock.now(),
+            fmt=fmt,
+            filename=filename,
+            mapper=mapper,
+            name=name,
+            rate=rate,
+            strict=strict,
+            scope=scope,
+        )
+        self._changed()
+        return batch
+
     # -- reading and steering -----------------------------------------------------------
 
     def job(self, job_id: int) -> Job:
@@ -228,6 +283,10 @@ class Gateway:
         )
         self._changed()
         return done
+
+    def wake(self) -> None:
+        """Tell this process's workers that something may have become claimable."""
+        self._changed()
 
     def _changed(self) -> None:
         for worker in self._workers:

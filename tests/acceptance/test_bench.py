@@ -63,3 +63,10 @@ def test_fax_line_bench() -> None:
     # one fax at a time: the line cannot be busier than the faxes on it
     assert line["line_seconds"] >= line["fax_seconds"]
     assert {"ratio", "idle_gap_max_s", "submit_to_done_s"} <= line.keys()
+
+
+@pytest.mark.slow
+def test_batch_ingest_bench() -> None:
+    doc = run_bench("batch_ingest.py", "--rows", "2000", "--numbers", "100")
+    assert (doc["rows"], doc["queued_rows"], doc["invalid_rows"]) == (2000, 2000, 0)
+    assert {"accept_s", "peak_rss_mb", "rows_per_s"} <= doc.keys()

@@ -72,16 +72,19 @@ def _status(exc: CallgateError) -> int:
 class BodyLimit:
     """Refuse request bodies over ``limit`` bytes (413), counting what actually arrives."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app, self.limit = app, limit
+    def __init__(self, app: ASGIApp, limit: int, batch_limit: int | None = None) -> None:
+        self.app, self.default, self.batch_limit = app, limit, batch_limit or limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        # a batch upload is a file (spooled to disk as it arrives), not a request body
+        upload = scope.get("path") == "/v1/batches" and scope.get("method") == "POST"
+        limit = self.batch_limit if upload else self.default
         declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await self._too_large(scope, receive, send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._too_large(scope, receive, send, limit)
             return
         seen = 0
 
@@ -89,14 +92,14 @@ class BodyLimit:
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise StarletteHTTPException(413, f"the body exceeds {self.limit} bytes")
+            if seen > limit:
+                raise StarletteHTTPException(413, f"the body exceeds {limit} bytes")
             return message
 
         await self.app(scope, counted, send)
 
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = error_response(413, "payload_too_large", f"the body exceeds {self.limit} bytes")
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        response = error_response(413, "payload_too_large", f"the body exceeds {limit} bytes")
         await response(scope, receive, send)
 
 
@@ -132,14 +135,21 @@ def create_app(gateway: Gateway) -> FastAPI:
     app.include_router(
         compat_router, prefix="/compat/fax-gateway", dependencies=secured, responses=ERRORS
     )
+    from callgate.api.batches import router as batches_router
     from callgate.webhooks.routes import router as webhook_router
+
+    app.include_router(batches_router, prefix="/v1", dependencies=secured, responses=ERRORS)
 
     app.include_router(webhook_router, prefix="/v1", dependencies=secured, responses=ERRORS)
     # providers (issue 5): vendor status callbacks, authenticated by their signatures
     from callgate.api.providers import router as provider_router
 
     app.include_router(provider_router)
-    app.add_middleware(BodyLimit, limit=gateway.settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimit,
+        limit=gateway.settings.max_body_bytes,
+        batch_limit=gateway.settings.max_batch_bytes,
+    )
     return app
 
 

@@ -25,6 +25,7 @@ IsoTime = Annotated[datetime, BeforeValidator(_iso_only)]
 #: ids are SQLite integers: anything past this cannot exist
 ID_MAX = 2**63 - 1
 JobId = Annotated[int, Path(ge=1, le=ID_MAX, description="The job's id")]
+BatchId = Annotated[int, Path(ge=1, le=ID_MAX, description="The batch's id")]
 DeliveryId = Annotated[int, Path(ge=1, le=ID_MAX, description="The delivery's id")]
 Cursor = Annotated[
     str | None,

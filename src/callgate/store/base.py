@@ -15,11 +15,14 @@ from callgate.domain import (
     ApiKey,
     Attempt,
     AttemptResult,
+    Batch,
+    BatchRowError,
     Decision,
     Delivery,
     Event,
     Job,
     JobSpec,
+    Kind,
     Status,
 )
 
@@ -407,6 +410,52 @@ class Store(Protocol):
     def cancel(self, job_id: int, now: float) -> Job: ...
 
     def retry(self, job_id: int, now: float) -> Job: ...
+
+    # -- batches (see callgate.batches)
+    def create_batch(
+        self,
+        *,
+        kind: Kind,
+        now: float,
+        name: str | None = None,
+        rate: float | None = None,
+        strict: bool = False,
+        scope: str = "",
+    ) -> Batch: ...
+
+    def add_batch_rows(
+        self,
+        batch_id: int,
+        rows: Sequence[tuple[int, JobSpec]],
+        errors: Sequence[BatchRowError],
+        now: float,
+        *,
+        scope: str = "",
+    ) -> int:
+        """Queue a chunk of a batch's valid rows and keep its invalid/duplicate ones."""
+        ...
+
+    def get_batch(self, batch_id: int) -> Batch: ...
+
+    def pause_batch(self, batch_id: int, now: float) -> Batch:
+        """Its queued jobs become ``held`` (reason ``batch_paused``) until resumed."""
+        ...
+
+    def resume_batch(self, batch_id: int, now: float) -> Batch: ...
+
+    def cancel_batch(self, batch_id: int, now: float) -> Batch:
+        """Its jobs not yet ended become ``canceled`` (in flight: after the attempt)."""
+        ...
+
+    def batch_errors(
+        self, batch_id: int, *, after_line: int = 0, limit: int = 1000
+    ) -> list[BatchRowError]: ...
+
+    def batch_results(
+        self, batch_id: int, *, after_line: int = 0, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        """One result per input row, by line (see :mod:`callgate.batches.export`)."""
+        ...
 
 
 def chunks(items: Sequence[int], size: int = 500) -> Iterator[Sequence[int]]:

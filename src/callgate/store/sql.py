@@ -43,6 +43,7 @@ from callgate.store.base import (
     Write,
     chunks,
 )
+from callgate.store.sql_batches import SQLBatches
 from callgate.store.sql_guardrails import SQLGuardrails
 from callgate.store.sql_reconcile import SQLReconcile
 from callgate.store.sql_system_webhooks import SQLSystemWebhooks
@@ -113,7 +114,7 @@ def _marks(items: Sequence[Any]) -> str:
     return ",".join("?" * len(items))
 
 
-class SQLStore(SQLReconcile, SQLWebhooks, SQLSystemWebhooks, SQLGuardrails):
+class SQLStore(SQLReconcile, SQLWebhooks, SQLSystemWebhooks, SQLGuardrails, SQLBatches):
     """The Store (see :class:`callgate.store.base.Store`) over a backend's connections."""
 
     # -- what a backend provides ----------------------------------------------------------

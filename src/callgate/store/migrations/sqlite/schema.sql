@@ -25,7 +25,9 @@ CREATE TABLE jobs (
     provider_ref      TEXT,
     created_at        REAL    NOT NULL,
     updated_at        REAL    NOT NULL,
-    api_key_id        TEXT
+    api_key_id        TEXT,
+    batch_id          INTEGER,                            -- batches.id, for a batch's row
+    line_no           INTEGER                            -- its line in the batch file
 );
 
 -- Invariant 2: at most one job of a group in flight, enforced by the database itself.
@@ -251,3 +253,37 @@ CREATE TABLE system_webhooks (
     delivered_at      REAL
 );
 CREATE INDEX system_webhooks_due ON system_webhooks (next_attempt_at) WHERE status = 'pending';
+-- Batches (see the batches migration).
+CREATE TABLE batches (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    name            TEXT,
+    kind            TEXT    NOT NULL,              -- the default kind of rows without an api column
+    status          TEXT    NOT NULL,              -- running | paused | canceled | completed
+    rate            REAL,                          -- calls per second on top of the global meter
+    tat             REAL,                          -- the batch's GCRA state, like the meter row
+    strict          INTEGER NOT NULL DEFAULT 0,
+    total_rows      INTEGER NOT NULL DEFAULT 0,    -- input rows read
+    queued_rows     INTEGER NOT NULL DEFAULT 0,    -- rows that became (or are) a job
+    invalid_rows    INTEGER NOT NULL DEFAULT 0,
+    duplicate_rows  INTEGER NOT NULL DEFAULT 0,
+    created_at      REAL NOT NULL,
+    updated_at      REAL NOT NULL,
+    completed_at    REAL,
+    api_key_id      TEXT
+);
+CREATE INDEX batches_running ON batches (id) WHERE status = 'running';
+
+-- Input rows that are not a job of their own: invalid, or a duplicate of an earlier row
+-- (duplicate_of) or of a job submitted before (job_id).
+CREATE TABLE batch_errors (
+    batch_id      INTEGER NOT NULL REFERENCES batches (id),
+    line          INTEGER NOT NULL,
+    column_name   TEXT,
+    code          TEXT    NOT NULL,
+    message       TEXT    NOT NULL,
+    duplicate_of  INTEGER,
+    job_id        INTEGER,
+    PRIMARY KEY (batch_id, line)
+);
+
+CREATE INDEX jobs_batch ON jobs (batch_id, line_no) WHERE batch_id IS NOT NULL;

@@ -1,0 +1,223 @@
+"""``callgate batch ...``: submit a CSV/JSON file with a live progress bar, show, pause,
+resume and cancel a batch, and export its errors and results."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Annotated, Any
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from callgate.batches import ERROR_COLUMNS, RESULT_COLUMNS, BatchRejected, csv_chunks, jsonl_chunks
+from callgate.cli import JsonFlag, err, friendly, gateway, out, print_json
+from callgate.domain import TERMINAL, Batch
+from callgate.store.base import Store
+
+batch_app = typer.Typer(help="Submit, watch, steer and export batches.", no_args_is_help=True)
+#: seconds between two looks at a running batch's counts
+POLL = 0.5
+
+
+@batch_app.command("submit")
+@friendly
+def batch_submit(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    kind: Annotated[
+        str | None, typer.Option(help="sms|call|fax|request, for rows without an api column.")
+    ] = None,
+    rate: Annotated[float | None, typer.Option(min=0.001, help="Calls per second.")] = None,
+    name: Annotated[str | None, typer.Option(help="A name to know the batch by.")] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="One invalid row rejects the whole batch.")
+    ] = False,
+    detach: Annotated[
+        bool, typer.Option("--detach", help="Print the batch id and exit at once.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Queue every valid row of FILE (CSV with a header, JSON or JSON Lines); report the
+    invalid ones; then show progress until every job has ended (unless --detach)."""
+    with gateway() as gw, file.open("rb") as stream:
+        try:
+            batch = gw.submit_batch(
+                stream, kind=kind, filename=file.name, name=name, rate=rate, strict=strict
+            )
+        except BatchRejected as exc:
+            for e in exc.errors:
+                col = f" column {e.column}" if e.column else ""
+                err.print(f"line {e.line}{col}: [{e.code}] {e.message}", markup=False)
+            raise
+        _report_invalid(gw.store, batch)
+        if detach:
+            if as_json:
+                print_json(batch.to_dict())
+            else:
+                out.print(batch.id)
+            return
+        batch = _watch(gw.store, batch, quiet=as_json)
+    if as_json:
+        print_json(batch.to_dict())
+    else:
+        out.print(_summary(batch))
+
+
+def _report_invalid(store: Store, batch: Batch) -> None:
+    skipped = batch.invalid_rows + batch.duplicate_rows
+    if skipped:
+        err.print(
+            f"batch {batch.id}: {batch.invalid_rows} invalid and {batch.duplicate_rows} "
+            f"duplicate row(s) not queued; see `callgate batch errors {batch.id}`",
+            markup=False,
+        )
+
+
+def _counts(batch: Batch) -> tuple[int, int, int, int]:
+    """(ended, delivered, failed, not yet ended) jobs of the batch."""
+    ended = sum(n for s, n in batch.counts.items() if s in TERMINAL)
+    delivered = batch.counts.get("delivered", 0)
+    failed = ended - delivered
+    return ended, delivered, failed, sum(batch.counts.values()) - ended
+
+
+def _watch(store: Store, batch: Batch, *, quiet: bool) -> Batch:
+    total = sum(batch.counts.values())
+    columns = (
+        TextColumn("batch {task.fields[id]}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("queued {task.fields[waiting]}  delivered {task.fields[delivered]}"),
+        TextColumn(
+            "failed {task.fields[failed]}  {task.fields[rate]:.1f}/s  ETA {task.fields[eta]}"
+        ),
+        TimeElapsedColumn(),
+    )
+    start, first = time.monotonic(), _counts(batch)[0]
+    with Progress(*columns, console=err, disable=quiet, transient=False) as bar:
+        task = bar.add_task(
+            "", total=total, id=batch.id, waiting=total, delivered=0, failed=0, rate=0.0, eta="-"
+        )
+        while True:
+            ended, delivered, failed, waiting = _counts(batch)
+            elapsed = max(time.monotonic() - start, 1e-9)
+            rate = (ended - first) / elapsed
+            eta = f"{waiting / rate:.0f}s" if rate > 0 and waiting else "-"
+            bar.update(
+                task,
+                completed=ended,
+                waiting=waiting,
+                delivered=delivered,
+                failed=failed,
+                rate=rate,
+                eta=eta,
+            )
+            if batch.done:
+                return batch
+            time.sleep(POLL)  # a person watches a bar; the workers run elsewhere
+            batch = store.get_batch(batch.id)
+
+
+def _summary(batch: Batch) -> str:
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(batch.counts.items())) or "no jobs"
+    return f"batch {batch.id} is {batch.status}: {counts}"
+
+
+@batch_app.command("show")
+@friendly
+def batch_show(batch_id: Annotated[int, typer.Argument()], as_json: JsonFlag = False) -> None:
+    """A batch's rows and its jobs' counts per status."""
+    with gateway() as gw:
+        batch = gw.store.get_batch(batch_id)
+    print_json(batch.to_dict()) if as_json else out.print(_summary(batch))
+
+
+def _steer(batch_id: int, action: str, as_json: bool) -> None:
+    with gateway() as gw:
+        batch = getattr(gw.store, f"{action}_batch")(batch_id, gw.clock.now())
+        gw.wake()
+    print_json(batch.to_dict()) if as_json else out.print(_summary(batch))
+
+
+@batch_app.command("pause")
+@friendly
+def batch_pause(batch_id: Annotated[int, typer.Argument()], as_json: JsonFlag = False) -> None:
+    """Hold the batch's queued jobs until it is resumed."""
+    _steer(batch_id, "pause", as_json)
+
+
+@batch_app.command("resume")
+@friendly
+def batch_resume(batch_id: Annotated[int, typer.Argument()], as_json: JsonFlag = False) -> None:
+    """Queue the jobs a pause held again."""
+    _steer(batch_id, "resume", as_json)
+
+
+@batch_app.command("cancel")
+@friendly
+def batch_cancel(batch_id: Annotated[int, typer.Argument()], as_json: JsonFlag = False) -> None:
+    """Cancel every job of the batch not yet ended."""
+    _steer(batch_id, "cancel", as_json)
+
+
+Output = Annotated[
+    Path | None, typer.Option("-o", "--output", help="Write here (default: standard output).")
+]
+
+
+def _write(chunks: Iterator[str], output: Path | None) -> None:
+    stream: IO[str]
+    with output.open("w", newline="") if output else _stdout() as stream:
+        for chunk in chunks:
+            stream.write(chunk)
+
+
+class _stdout:
+    def __enter__(self) -> IO[str]:
+        return sys.stdout
+
+    def __exit__(self, *exc: object) -> None:
+        sys.stdout.flush()
+
+
+def _pages(fetch: Any) -> Iterator[dict[str, Any]]:
+    after = 0
+    while True:
+        page: list[dict[str, Any]] = fetch(after)
+        yield from page
+        if len(page) < 1000:
+            return
+        after = int(page[-1]["line"])
+
+
+@batch_app.command("results")
+@friendly
+def batch_results(
+    batch_id: Annotated[int, typer.Argument()],
+    output: Output = None,
+    format: Annotated[str, typer.Option(help="csv or jsonl")] = "csv",
+) -> None:
+    """One row per input row: line, job id, final status, provider SID, error, attempts."""
+    if format not in ("csv", "jsonl"):
+        raise typer.BadParameter("csv or jsonl", param_hint="--format")
+    with gateway() as gw:
+        store = gw.store
+        store.get_batch(batch_id)
+        rows = _pages(lambda after: store.batch_results(batch_id, after_line=after, limit=1000))
+        writer = csv_chunks if format == "csv" else jsonl_chunks
+        _write(writer(rows, RESULT_COLUMNS), output)
+
+
+@batch_app.command("errors")
+@friendly
+def batch_errors(batch_id: Annotated[int, typer.Argument()], output: Output = None) -> None:
+    """The rows that were not queued, as CSV: line, column, code, message, duplicate_of."""
+    with gateway() as gw:
+        store = gw.store
+        store.get_batch(batch_id)
+        rows = _pages(
+            lambda after: [e.to_dict() for e in store.batch_errors(batch_id, after_line=after)]
+        )
+        _write(csv_chunks(rows, ERROR_COLUMNS), output)

@@ -1,0 +1,344 @@
+"""Batches in the SQL stores: the batch row, its rows queued chunk by chunk through the
+set-based submit, the report of rows that are not jobs, and the results by input line.
+
+Mixed into :class:`~callgate.store.sql.SQLStore`; portable SQL for SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+from callgate.domain import (
+    CANCELABLE_NOW,
+    Batch,
+    BatchRowError,
+    BatchStatus,
+    JobSpec,
+    Kind,
+    Reason,
+    Status,
+    from_ts,
+    to_datetime,
+)
+from callgate.exceptions import InvalidTransition, NotFound
+from callgate.store.sql_tx import Conn, move
+
+#: the reason on a job held because its batch is paused
+BATCH_PAUSED = "batch_paused"
+#: jobs moved per transaction when a batch is paused, resumed or canceled
+STEER_CHUNK = 1000
+
+BATCH_COLUMNS = (
+    "id, name, kind, status, rate, strict, total_rows, queued_rows, invalid_rows, "
+    "duplicate_rows, created_at, updated_at, completed_at"
+)
+RESULTS_SQL = """
+SELECT j.line_no, j.id, j.status, j.provider_ref, a.error_code, a.error_message, j.attempts
+FROM jobs j
+LEFT JOIN attempts a ON a.job_id = j.id AND a.number = j.attempt_no
+WHERE j.batch_id = ? AND j.line_no > ?
+ORDER BY j.line_no LIMIT ?
+"""
+ERRORS_SQL = """
+SELECT e.line, e.column_name, e.code, e.message, e.duplicate_of,
+       COALESCE(e.job_id, d.id, f.job_id)
+FROM batch_errors e
+LEFT JOIN jobs d ON d.batch_id = e.batch_id AND d.line_no = e.duplicate_of
+LEFT JOIN batch_errors f ON f.batch_id = e.batch_id AND f.line = e.duplicate_of
+WHERE e.batch_id = ? AND e.line > ?
+ORDER BY e.line LIMIT ?
+"""
+
+
+def _text(value: str | None) -> str | None:
+    """Text as PostgreSQL can store it (a file may name a column with a NUL in it)."""
+    return None if value is None else value.replace("\x00", "\ufffd")
+
+
+def _batch(row: Sequence[Any], counts: dict[str, int]) -> Batch:
+    return Batch(
+        id=int(row[0]),
+        name=row[1],
+        kind=Kind(row[2]),
+        status=BatchStatus(row[3]),
+        rate=None if row[4] is None else float(row[4]),
+        strict=bool(row[5]),
+        total_rows=int(row[6]),
+        queued_rows=int(row[7]),
+        invalid_rows=int(row[8]),
+        duplicate_rows=int(row[9]),
+        created_at=from_ts(row[10]),
+        updated_at=from_ts(row[11]),
+        completed_at=to_datetime(row[12]),
+        counts=counts,
+    )
+
+
+class SQLBatches:
+    """Mixed into :class:`~callgate.store.sql.SQLStore`."""
+
+    def _write(self) -> AbstractContextManager[Conn]:
+        raise NotImplementedError  # provided by SQLStore
+
+    def _read(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
+        raise NotImplementedError  # provided by SQLStore
+
+    def _insert(self, c: Conn, specs: Sequence[JobSpec], now: float, scope: str) -> list[int]:
+        raise NotImplementedError  # provided by SQLStore
+
+    def _notify(self, c: Conn) -> None:
+        raise NotImplementedError  # provided by SQLStore
+
+    def create_batch(
+        self,
+        *,
+        kind: Kind,
+        now: float,
+        name: str | None = None,
+        rate: float | None = None,
+        strict: bool = False,
+        scope: str = "",
+    ) -> Batch:
+        """A new, empty batch, ``running`` (rows are added with :meth:`add_batch_rows`)."""
+        with self._write() as c:
+            row = c.execute(
+                "INSERT INTO batches (name, kind, status, rate, strict, created_at, updated_at, "
+                f"api_key_id) VALUES (?, ?, 'running', ?, ?, ?, ?, ?) RETURNING {BATCH_COLUMNS}",
+                (name, str(kind), rate, int(strict), now, now, scope or None),
+            ).fetchone()
+        return _batch(row, {})
+
+    def add_batch_rows(
+        self,
+        batch_id: int,
+        rows: Sequence[tuple[int, JobSpec]],
+        errors: Sequence[BatchRowError],
+        now: float,
+        *,
+        scope: str = "",
+    ) -> int:
+        """Queue one chunk of valid ``(line, spec)`` rows as the batch's jobs and keep
+        ``errors``, in one transaction; return how many rows became new jobs.
+
+        A row whose idempotency key was used before (outside this batch) is not queued
+        again: it is reported as a duplicate of that job (or, if the key was used for
+        another request, as ``idempotency_conflict``).
+        """
+        report = list(errors)
+        with self._write() as c:
+            known = self._batch_known_keys(c, [s for _, s in rows], scope)
+            new: list[tuple[int, JobSpec]] = []
+            for line, spec in rows:
+                seen = known.get(spec.idempotency_key or "")
+                if seen is None:
+                    new.append((line, spec))
+                elif seen[1] == spec.fingerprint():
+                    report.append(
+                        BatchRowError(
+                            line,
+                            "idempotency_key",
+                            "duplicate",
+                            f"idempotency key already used for job {seen[0]}",
+                            job_id=seen[0],
+                        )
+                    )
+                else:
+                    report.append(
+                        BatchRowError(
+                            line,
+                            "idempotency_key",
+                            "idempotency_conflict",
+                            f"idempotency key was used for job {seen[0]} with a different request",
+                        )
+                    )
+            status = c.execute(
+                f"SELECT status FROM batches WHERE id = ?{self._locking()}", (batch_id,)
+            ).fetchone()[0]
+            ids = self._insert(c, [s for _, s in new], now, scope)
+            if ids:
+                c.executemany(
+                    "UPDATE jobs SET batch_id = ?, line_no = ? WHERE id = ?",
+                    [(batch_id, line, i) for (line, _), i in zip(new, ids, strict=True)],
+                )
+                self._follow_batch(c, BatchStatus(status), sorted(ids), now)
+                self._notify(c)
+            if report:
+                c.executemany(
+                    "INSERT INTO batch_errors (batch_id, line, column_name, code, message, "
+                    "duplicate_of, job_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (
+                            batch_id,
+                            e.line,
+                            _text(e.column),
+                            e.code,
+                            _text(e.message),
+                            e.duplicate_of,
+                            e.job_id,
+                        )
+                        for e in report
+                    ],
+                )
+            dups = sum(1 for e in report if e.code == "duplicate")
+            c.execute(
+                "UPDATE batches SET total_rows = total_rows + ?, queued_rows = queued_rows + ?, "
+                "invalid_rows = invalid_rows + ?, duplicate_rows = duplicate_rows + ?, "
+                "updated_at = ? WHERE id = ?",
+                (len(rows) + len(errors), len(ids), len(report) - dups, dups, now, batch_id),
+            )
+        return len(ids)
+
+    @staticmethod
+    def _follow_batch(c: Conn, status: BatchStatus, ids: list[int], now: float) -> None:
+        """Rows that arrive while their batch is paused are held; canceled, canceled."""
+        if status is BatchStatus.PAUSED:
+            for job_id in ids:
+                move(c, job_id, Status.HELD, now, reason=BATCH_PAUSED, detail="the batch is paused")
+        elif status is BatchStatus.CANCELED:
+            for job_id in ids:
+                move(
+                    c,
+                    job_id,
+                    Status.CANCELED,
+                    now,
+                    reason=Reason.CANCELED,
+                    detail="the batch was canceled",
+                )
+
+    @staticmethod
+    def _batch_known_keys(
+        c: Conn, specs: Sequence[JobSpec], scope: str
+    ) -> dict[str, tuple[int, str]]:
+        keys = [s.idempotency_key for s in specs if s.idempotency_key is not None]
+        known: dict[str, tuple[int, str]] = {}
+        for i in range(0, len(keys), 500):
+            part = keys[i : i + 500]
+            rows = c.execute(
+                "SELECT key, job_id, fingerprint FROM idempotency_keys "
+                f"WHERE scope = ? AND key IN ({','.join('?' * len(part))})",
+                (scope, *part),
+            ).fetchall()
+            known.update({k: (int(j), f) for k, j, f in rows})
+        return known
+
+    def _locking(self, *, of: str | None = None, skip: bool = False) -> str:
+        raise NotImplementedError  # provided by SQLStore
+
+    def pause_batch(self, batch_id: int, now: float) -> Batch:
+        """Hold the batch's queued jobs (``held``, reason ``batch_paused``) until resumed;
+        jobs in flight finish their attempt."""
+        self._set_batch_status(batch_id, {BatchStatus.RUNNING}, BatchStatus.PAUSED, now)
+        self._steer(batch_id, "status IN ('queued', 'retrying')", now, Status.HELD, BATCH_PAUSED)
+        return self.get_batch(batch_id)
+
+    def resume_batch(self, batch_id: int, now: float) -> Batch:
+        """Queue the jobs a pause held again (a retry delay still counts: run_at is kept)."""
+        self._set_batch_status(batch_id, {BatchStatus.PAUSED}, BatchStatus.RUNNING, now)
+        self._steer(
+            batch_id, f"status = 'held' AND reason = '{BATCH_PAUSED}'", now, Status.QUEUED, None
+        )
+        return self.get_batch(batch_id)
+
+    def cancel_batch(self, batch_id: int, now: float) -> Batch:
+        """Cancel every job of the batch not yet ended (one in flight: after its attempt)."""
+        self._set_batch_status(
+            batch_id, {BatchStatus.RUNNING, BatchStatus.PAUSED}, BatchStatus.CANCELED, now
+        )
+        cancelable = ", ".join(f"'{s}'" for s in sorted(CANCELABLE_NOW))
+        self._steer(batch_id, f"status IN ({cancelable})", now, Status.CANCELED, Reason.CANCELED)
+        with self._write() as c:
+            c.execute(
+                "UPDATE jobs SET cancel_requested = 1 WHERE batch_id = ? AND status = 'in_flight'",
+                (batch_id,),
+            )
+        return self.get_batch(batch_id)
+
+    def _set_batch_status(
+        self, batch_id: int, allowed: set[BatchStatus], status: BatchStatus, now: float
+    ) -> None:
+        with self._write() as c:
+            row = c.execute(
+                f"SELECT status FROM batches WHERE id = ?{self._locking()}", (batch_id,)
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"no batch {batch_id}", field="id")
+            if BatchStatus(row[0]) not in allowed:
+                raise InvalidTransition(f"batch {batch_id} is {row[0]}; it cannot be {status}")
+            c.execute(
+                "UPDATE batches SET status = ?, updated_at = ? WHERE id = ?",
+                (str(status), now, batch_id),
+            )
+
+    def _steer(
+        self, batch_id: int, where: str, now: float, status: Status, reason: str | None
+    ) -> None:
+        """Move the batch's jobs matching ``where`` to ``status``, a chunk per transaction
+        (in group order, the lock order of every writer), each with its event."""
+        detail = {
+            Status.HELD: "the batch is paused",
+            Status.QUEUED: "the batch was resumed",
+            Status.CANCELED: "the batch was canceled",
+        }[status]
+        while True:
+            with self._write() as c:
+                ids = c.execute(
+                    f"SELECT id FROM jobs WHERE batch_id = ? AND {where} "
+                    f"ORDER BY group_key, id LIMIT {STEER_CHUNK}{self._locking()}",
+                    (batch_id,),
+                ).fetchall()
+                for (job_id,) in ids:
+                    move(c, int(job_id), status, now, reason=reason, detail=detail)
+            if len(ids) < STEER_CHUNK:
+                return
+
+    def get_batch(self, batch_id: int) -> Batch:
+        rows = self._read(f"SELECT {BATCH_COLUMNS} FROM batches WHERE id = ?", (batch_id,))
+        if not rows:
+            raise NotFound(f"no batch {batch_id}", field="id")
+        counts = self._read(
+            "SELECT status, COUNT(*) FROM jobs WHERE batch_id = ? GROUP BY status", (batch_id,)
+        )
+        return _batch(rows[0], {str(s): int(n) for s, n in counts})
+
+    def batch_errors(
+        self, batch_id: int, *, after_line: int = 0, limit: int = 1000
+    ) -> list[BatchRowError]:
+        """The batch's rows that are not jobs of their own, by line."""
+        rows = self._read(ERRORS_SQL, (batch_id, after_line, limit))
+        return [
+            BatchRowError(int(r[0]), r[1], r[2], r[3], r[4], None if r[5] is None else int(r[5]))
+            for r in rows
+        ]
+
+    def batch_results(
+        self, batch_id: int, *, after_line: int = 0, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        """One result per input row from ``after_line`` on, by line: the job's final (or
+        current) status, or ``invalid``/``duplicate`` for a row that is not a job of its own."""
+        jobs = [
+            {
+                "line": int(r[0]),
+                "job_id": int(r[1]),
+                "status": r[2],
+                "provider_sid": r[3],
+                "error_code": r[4],
+                "error_message": r[5],
+                "attempts": int(r[6]),
+            }
+            for r in self._read(RESULTS_SQL, (batch_id, after_line, limit))
+        ]
+        skipped = [
+            {
+                "line": e.line,
+                "job_id": e.job_id,
+                "status": "duplicate" if e.code == "duplicate" else "invalid",
+                "provider_sid": None,
+                "error_code": e.code,
+                "error_message": e.message,
+                "attempts": None,
+            }
+            for e in self.batch_errors(batch_id, after_line=after_line, limit=limit)
+        ]
+        return sorted(jobs + skipped, key=lambda r: int(r["line"]))[:limit]
