@@ -7,7 +7,6 @@ Mixed into :class:`~callgate.store.sql.SQLStore`; portable SQL for SQLite and Po
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from typing import Any
 
 from callgate.domain import (
@@ -23,7 +22,7 @@ from callgate.domain import (
     to_datetime,
 )
 from callgate.exceptions import InvalidTransition, NotFound
-from callgate.store.sql_tx import Conn, move
+from callgate.store.sql_tx import Conn, SQLParts, move
 
 #: the reason on a job held because its batch is paused
 BATCH_PAUSED = "batch_paused"
@@ -76,19 +75,10 @@ def _batch(row: Sequence[Any], counts: dict[str, int]) -> Batch:
     )
 
 
-class SQLBatches:
+class SQLBatches(SQLParts):
     """Mixed into :class:`~callgate.store.sql.SQLStore`."""
 
-    def _write(self) -> AbstractContextManager[Conn]:
-        raise NotImplementedError  # provided by SQLStore
-
-    def _read(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
-        raise NotImplementedError  # provided by SQLStore
-
     def _insert(self, c: Conn, specs: Sequence[JobSpec], now: float, scope: str) -> list[int]:
-        raise NotImplementedError  # provided by SQLStore
-
-    def _notify(self, c: Conn) -> None:
         raise NotImplementedError  # provided by SQLStore
 
     def create_batch(
@@ -222,9 +212,6 @@ class SQLBatches:
             ).fetchall()
             known.update({k: (int(j), f) for k, j, f in rows})
         return known
-
-    def _locking(self, *, of: str | None = None, skip: bool = False) -> str:
-        raise NotImplementedError  # provided by SQLStore
 
     def pause_batch(self, batch_id: int, now: float) -> Batch:
         """Hold the batch's queued jobs (``held``, reason ``batch_paused``) until resumed;

@@ -6,13 +6,12 @@ the release of held jobs. Shared by both backends (see :mod:`callgate.store.sql`
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from typing import Any
 
 from callgate.domain import Decision, Status, from_ts, iso
 from callgate.store.base import AuditRow, NumberFacts
 from callgate.store.sql_system_webhooks import add_system_webhook
-from callgate.store.sql_tx import Conn, apply
+from callgate.store.sql_tx import SQLParts, apply
 
 #: the held reasons that release themselves when ``run_at`` comes (quiet hours, caps)
 RELEASABLE_SQL = "('quiet_hours', 'over_cap')"
@@ -20,20 +19,8 @@ RELEASABLE_SQL = "('quiet_hours', 'over_cap')"
 ALL_KINDS = "*"
 
 
-class SQLGuardrails:
+class SQLGuardrails(SQLParts):
     """Mixed into :class:`~callgate.store.sql.SQLStore`."""
-
-    def _write(self) -> AbstractContextManager[Conn]:
-        raise NotImplementedError
-
-    def _read(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
-        raise NotImplementedError
-
-    def _notify(self, c: Conn) -> None:
-        raise NotImplementedError
-
-    def _locking(self, *, of: str | None = None, skip: bool = False) -> str:
-        raise NotImplementedError
 
     # -- the allowlist ------------------------------------------------------------------
 

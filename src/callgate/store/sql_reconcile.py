@@ -14,27 +14,16 @@ accepts an ``uncertain`` job whose attempt number still matches.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
-from typing import Any
 
 from callgate.domain import Decision, Job, Status
 from callgate.store.base import Uncertain
-from callgate.store.sql_tx import JOB_COLUMNS, Conn, job_from_row, move
+from callgate.store.sql_tx import JOB_COLUMNS, SQLParts, job_from_row, move
 
 _COLUMNS = ", ".join(f"j.{c.strip()}" for c in JOB_COLUMNS.split(","))
 
 
-class SQLReconcile:
+class SQLReconcile(SQLParts):
     """The reconciler's side of the store (mixed into :class:`~callgate.store.sql.SQLStore`)."""
-
-    def _write(self) -> AbstractContextManager[Conn]:
-        raise NotImplementedError
-
-    def _read(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
-        raise NotImplementedError
-
-    def _locking(self, *, of: str | None = None, skip: bool = False) -> str:
-        raise NotImplementedError
 
     def uncertain_due(self, now: float) -> int:
         """How many ``uncertain`` jobs are due for a look-up and not claimed."""
@@ -160,6 +149,3 @@ class SQLReconcile:
             if decision.status in (Status.QUEUED, Status.RETRYING):
                 self._notify(c)
             return True
-
-    def _notify(self, c: Conn) -> None:
-        raise NotImplementedError

@@ -12,12 +12,11 @@ only if that change committed) and delivered to the default endpoint
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from callgate.store.sql_tx import Conn
+from callgate.store.sql_tx import Conn, SQLParts
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,17 +36,8 @@ def add_system_webhook(c: Conn, type_: str, data: Mapping[str, Any], now: float)
     )
 
 
-class SQLSystemWebhooks:
+class SQLSystemWebhooks(SQLParts):
     """Claiming and settling job-less webhook events (mixed into the SQL store)."""
-
-    def _write(self) -> AbstractContextManager[Conn]:
-        raise NotImplementedError
-
-    def _read(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
-        raise NotImplementedError
-
-    def _locking(self, *, of: str | None = None, skip: bool = False) -> str:
-        raise NotImplementedError
 
     def claim_system_webhooks(self, now: float, limit: int, lease: float) -> list[SystemWebhook]:
         with self._write() as c:

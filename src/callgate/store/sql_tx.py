@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from callgate.domain import (
@@ -50,6 +51,28 @@ class Conn(Protocol):
     def execute(self, sql: str, params: Any = ..., /) -> Cursor: ...
 
     def executemany(self, sql: str, params: Iterable[Any], /) -> Cursor: ...
+
+
+class SQLParts:
+    """What the store's parts (the webhook outbox, reconciliation, guardrails, batches:
+    mixins of :class:`~callgate.store.sql.SQLStore`) use of the store; the store and its
+    backends provide it."""
+
+    def _write(self) -> AbstractContextManager[Conn]:
+        """One write transaction."""
+        raise NotImplementedError
+
+    def _read(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
+        """Rows of one read-only statement."""
+        raise NotImplementedError
+
+    def _locking(self, *, of: str | None = None, skip: bool = False) -> str:
+        """The clause that locks the rows a SELECT reads (empty without row locks)."""
+        raise NotImplementedError
+
+    def _notify(self, c: Conn) -> None:
+        """Tell idle workers elsewhere that something became claimable (on commit)."""
+        raise NotImplementedError
 
 
 JOB_COLUMNS = (

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from typing import Any
 
 from callgate.domain import Delivery, from_ts, to_datetime
-from callgate.store.sql_tx import Conn
+from callgate.store.sql_tx import Conn, SQLParts
 
 DELIVERY_COLUMNS = (
     "id, event_id, job_id, url, format, status, attempts, next_attempt_at, last_status_code, "
@@ -82,18 +81,12 @@ def delivery_from_row(r: Sequence[Any]) -> Delivery:
     )
 
 
-class SQLWebhooks:
+class SQLWebhooks(SQLParts):
     """Mixed into :class:`~callgate.store.sql.SQLStore`."""
 
     #: SQLite: planner hints; PostgreSQL: row locks so two senders never share a delivery
     INDEXED_BY = False
     SKIP_LOCKED = False
-
-    def _write(self) -> AbstractContextManager[Conn]:
-        raise NotImplementedError  # provided by SQLStore
-
-    def _read(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
-        raise NotImplementedError  # provided by SQLStore
 
     def _fanout_lock(self, c: Conn) -> bool:
         """Serialise fan-outs (so deliveries are made in event order); False: another

@@ -182,11 +182,8 @@ class WebhookSender:
                 return
             error = response.text
         now = self.clock.now()
-        attempt = webhook.attempts + 1
-        retry_at = None
-        if attempt < len(SCHEDULE):
-            retry_at = now + SCHEDULE[attempt] * self._rng.uniform(1 - JITTER, 1 + JITTER)
-        else:
+        retry_at = self._retry_at(webhook.attempts + 1, now, None)
+        if retry_at is None:
             log.error("%s webhook %d dead-lettered: %s", webhook.type, webhook.id, error)
         await self._db(self.store.system_webhook_failed, webhook.id, now, status, error, retry_at)
 
@@ -245,8 +242,8 @@ class WebhookSender:
     ) -> None:
         now = self.clock.now()
         attempt = delivery.attempts + 1  # the one that just failed
-        if attempt >= len(SCHEDULE):
-            retry_at = None
+        retry_at = self._retry_at(attempt, now, wait)
+        if retry_at is None:
             log.error(
                 "webhook %d to %s dead-lettered after %d attempts: %s",
                 delivery.id,
@@ -254,12 +251,16 @@ class WebhookSender:
                 attempt,
                 error,
             )
-        elif wait is not None:
-            retry_at = now + wait
-        else:
-            delay = SCHEDULE[attempt] * self._rng.uniform(1 - JITTER, 1 + JITTER)
-            retry_at = now + delay
         await self._db(self.store.delivery_failed, delivery.id, now, status, error, retry_at)
+
+    def _retry_at(self, attempt: int, now: float, wait: float | None) -> float | None:
+        """When to try again after failed attempt number ``attempt`` (``wait``: what the
+        endpoint asked for); None: the schedule is spent, dead-letter it."""
+        if attempt >= len(SCHEDULE):
+            return None
+        if wait is not None:
+            return now + wait
+        return now + SCHEDULE[attempt] * self._rng.uniform(1 - JITTER, 1 + JITTER)
 
     def _body(self, delivery: Delivery) -> str:
         [event] = self.store.events(after_id=delivery.event_id - 1, limit=1)
