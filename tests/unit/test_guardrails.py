@@ -185,3 +185,20 @@ def test_redactor_masks_numbers_and_content_with_mask_pii() -> None:
     assert "Your ballot" not in body
     assert "12125550123" not in body
     assert '"id": 7' in body
+
+
+def test_the_simulators_numbers_keep_no_quiet_hours_in_development() -> None:
+    from tests.factories import in_flight_job
+
+    night = datetime(2026, 12, 2, 3, 0, tzinfo=UTC).timestamp()  # 03:00 UTC, 22:00 in New York
+    window = {Kind.SMS: QuietWindow.parse("21:00-08:00")}
+    dev = Guardrails(environment="development", quiet=window, default_timezone="UTC")
+    staging = Guardrails(environment="staging", quiet=window, default_timezone="UTC")
+    facts = GuardFacts(breaker=BreakerState(False), allowlisted=True)
+    job = in_flight_job("+15005550006", Kind.SMS)
+    assert dev.at_send(job, facts, night) is None  # fictional: nobody's night to protect
+    held = staging.at_send(job, facts, night)
+    assert held is not None
+    assert held.reason == "quiet_hours"
+    # a real number in development still keeps its quiet hours
+    assert dev.at_send(in_flight_job("+12125550100", Kind.SMS), facts, night) is not None
