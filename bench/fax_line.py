@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,17 +38,11 @@ import itertools
 
 from _common import emit
 
-from callgate.testing import GUARDRAILS_OFF_ENV, ServeProcess
+from callgate.testing import GUARDRAILS_OFF_ENV, ServeProcess, free_port
 
 LINE = "+12125550190"
 FROM = "+15005550006"
 PDF = "https://example.org/ballot.pdf"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def clean_env() -> dict[str, str]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,7 @@ from _common import emit, peak_rss_mb
 
 from callgate.config import Settings
 from callgate.gateway import Gateway
-from callgate.testing import GUARDRAILS_OFF
+from callgate.testing import GUARDRAILS_OFF, free_port
 
 RECEIVER = textwrap.dedent(
     """
@@ -55,12 +54,6 @@ RECEIVER = textwrap.dedent(
     asyncio.run(main())
     """
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def main() -> None:

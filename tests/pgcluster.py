@@ -12,13 +12,14 @@ import contextlib
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
 
 import psycopg
 import pytest
+
+from callgate.testing import free_port
 
 
 def _bindir() -> Path | None:
@@ -29,12 +30,6 @@ def _bindir() -> Path | None:
     return None if initdb is None else Path(initdb).parent
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Cluster:
     def __init__(self) -> None:
         bindir = _bindir()
@@ -43,7 +38,7 @@ class Cluster:
                 pytest.fail("initdb is not installed (Debian: postgresql)")
             pytest.skip("initdb is not installed: no PostgreSQL server of our own")
         self.bindir = bindir
-        self.port = _free_port()
+        self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="callgate-pg-", dir="/tmp"))
         self.data = self.dir / "data"
         self._as_postgres = os.geteuid() == 0

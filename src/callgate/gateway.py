@@ -249,7 +249,8 @@ class Gateway:
         worker in this process took it."""
         if result.outcome is None:
             return False
-        pushed = any(worker.push_status(provider, ref, result) for worker in self._workers[:1])
+        # the workers of a gateway share its provider: one push reaches the tracker
+        pushed = bool(self._workers) and self._workers[0].push_status(provider, ref, result)
         try:
             if self.store.offload:
                 await asyncio.to_thread(self.store.publish_status, provider, ref, result)

@@ -14,6 +14,7 @@ import asyncio
 import re
 import selectors
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -138,12 +139,21 @@ __all__ = [
     "PipeLines",
     "ServeProcess",
     "VirtualTimeLoop",
+    "free_port",
     "run_virtual",
     "wait_until",
 ]
 
 
 # -- a real ``callgate serve`` in a subprocess ----------------------------------------------
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (for a server whose URL
+    must be known before it starts, e.g. ``CALLGATE_PUBLIC_URL``)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 class PipeLines:

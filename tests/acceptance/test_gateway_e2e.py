@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,21 +21,16 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from callgate.testing import GUARDRAILS_OFF_ENV, ServeProcess
+from callgate.testing import GUARDRAILS_OFF_ENV, ServeProcess, free_port
 from callgate.webhooks.signing import generate_secret
 
 from .providers_support import Receiver, SimProcess, vendor_env
+from .support import wait_for
 
 pytestmark = pytest.mark.slow
 
 PDF = "https://example.org/ballot.pdf"
 LINE = "+12125550170"  # a fax line: three faxes in a row
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -153,25 +147,27 @@ def test_a_fax_in_doubt_after_a_crash_is_reconciled_through_the_vendor(
         with httpx.Client(base_url=server.url, headers=auth, timeout=10) as client:
             r = client.post("/v1/faxes", json={"to": "+12125550180", "media_url": PDF})
             job_id = r.json()["id"]
-            deadline = time.monotonic() + 30
-            while client.get(f"/v1/jobs/{job_id}").json()["provider_ref"] is None:
-                assert time.monotonic() < deadline, "the fax was never accepted"
-                time.sleep(0.02)
+            wait_for(
+                lambda: client.get(f"/v1/jobs/{job_id}").json()["provider_ref"] is not None,
+                30,
+                "Telnyx to accept the fax",
+            )
         server.proc.kill()  # mid-fax: the attempt is under way at Telnyx
         server.proc.wait()
     again = ServeProcess.start(cwd=tmp_path, env=env, port=port, new_database=False)
     with again:
         auth = {"Authorization": f"Bearer {server.key}"}
         with httpx.Client(base_url=again.url, headers=auth, timeout=10) as client:
-            deadline = time.monotonic() + 60
-            while (job := client.get(f"/v1/jobs/{job_id}").json())["status"] != "delivered":
-                assert time.monotonic() < deadline, (job["status"], job["detail"])
-                time.sleep(0.05)
-            events = client.get(f"/v1/jobs/{job_id}").json()
+            wait_for(
+                lambda: client.get(f"/v1/jobs/{job_id}").json()["status"] == "delivered",
+                60,
+                "the restarted serve to reconcile the fax",
+            )
+            job = client.get(f"/v1/jobs/{job_id}").json()
         assert again.stop() == 0
     assert "Traceback" not in again.stderr.text, again.stderr.text
     assert job["attempts"] == 1
-    [attempt] = events["attempt_log"]
+    [attempt] = job["attempt_log"]
     assert attempt["outcome"] == "delivered"
     assert attempt["provider_ref"] == job["provider_ref"]
     faxes = [c for c in sim.log_lines() if c["to"] == "+12125550180"]

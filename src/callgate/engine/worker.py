@@ -352,10 +352,10 @@ class Worker:
         while True:
             try:
                 now = self.clock.now()
-                settled = await self._db(self.store.expire_leases, now)
-                settled += await self._db(self.store.release_held, now)
-                if settled and self.reconciler is not None:
+                expired = await self._db(self.store.expire_leases, now)
+                if expired and self.reconciler is not None:
                     self.reconciler.kick()  # some may be uncertain now
+                settled = expired + await self._db(self.store.release_held, now)
                 if settled + await self._db(self.store.expire_overdue, now):
                     self.wake()
                 if self.guard is not None:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from callgate.domain import Decision, Job, Status
 from callgate.store.base import Uncertain
-from callgate.store.sql_tx import JOB_COLUMNS, SQLParts, job_from_row, move
+from callgate.store.sql_tx import JOB_COLUMNS, SQLParts, apply, job_from_row
 
 _COLUMNS = ", ".join(f"j.{c.strip()}" for c in JOB_COLUMNS.split(","))
 
@@ -137,15 +137,7 @@ class SQLReconcile(SQLParts):
                     (job_id, number),
                 )
                 c.execute("UPDATE jobs SET attempts = attempts - 1 WHERE id = ?", (job_id,))
-            move(
-                c,
-                job_id,
-                decision.status,
-                now,
-                reason=decision.reason,
-                detail=decision.detail,
-                run_at=decision.run_at,
-            )
+            apply(c, job_id, decision, now)
             if decision.status in (Status.QUEUED, Status.RETRYING):
                 self._notify(c)
             return True
