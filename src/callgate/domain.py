@@ -145,6 +145,7 @@ class Job:
     cancel_requested: bool = False
     provider_ref: str | None = None
     detail: str | None = None  # the reason, as a sentence for a person
+    batch_id: int | None = None  # the batch it came in, if any
 
     def expired(self, now: float) -> bool:
         """Its validity window has passed at ``now`` (unix seconds): it must not be sent."""
@@ -173,6 +174,7 @@ class Job:
             "max_attempts": self.max_attempts,
             "cancel_requested": self.cancel_requested,
             "provider_ref": self.provider_ref,
+            "batch_id": self.batch_id,
         }
 
 

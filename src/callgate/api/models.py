@@ -139,6 +139,7 @@ class JobOut(BaseModel):
     max_attempts: int | None
     cancel_requested: bool
     provider_ref: str | None
+    batch_id: int | None = Field(None, description="the batch it came in (POST /v1/batches)")
     links: Links
 
 

@@ -71,6 +71,22 @@ class GCRA:
         slots = [start + i * step for i in range(n)]
         return slots, replace(state, tat=start + n * step)
 
+    def take_at(self, state: MeterState, now: float, at: float) -> tuple[float, MeterState]:
+        """One slot, not before ``at`` (another meter's slot): the later of the two."""
+        if self.rate is None:
+            return max(now, at), state
+        slot = max(state.tat, now + self.lead, at)
+        return slot, replace(state, tat=slot + self.interval(state, now))
+
+    def horizon(self, now: float) -> float:
+        """The latest slot a claim at ``now`` may hand out."""
+        return math.inf if self.rate is None else now + self.lead + self.burst
+
+    def for_rate(self, rate: float | None) -> GCRA:
+        """The same meter at another rate (a batch's): a rate lowered after 429s stays
+        lowered (no recovery), the worker's lead is kept."""
+        return replace(self, rate=rate, increase=0.0)
+
     def next_allowed(self, state: MeterState, now: float) -> float:
         if self.rate is None:
             return now

@@ -39,7 +39,7 @@ class Pacer:
         retry: float = 0.5,
     ) -> None:
         self._clock = clock
-        self._max_lateness = max_lateness
+        self.max_lateness = max_lateness
         self._reserve = reserve
         self._retry = retry
         self._slots: list[float] = []  # a heap: the earliest first
@@ -95,7 +95,7 @@ class Pacer:
     def _release(self, now: float) -> float:
         """Let slots too old to use lapse; give each slot that has come to the first job
         waiting."""
-        while self._slots and now - self._slots[0] > self._max_lateness:
+        while self._slots and now - self._slots[0] > self.max_lateness:
             heapq.heappop(self._slots)
             self.lapsed += 1
         while self._waiting and self._slots and self._slots[0] <= now:

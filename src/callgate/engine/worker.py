@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -124,7 +125,9 @@ class Worker:
         self.clock = clock
         self.meter = meter
         self._lead = Lead(meter.lead)
-        self._pacer: Pacer | None = None
+        #: one pacer per lane: the global meter's slots (key None), and each batch's
+        #: with a rate of its own (key: its id), whose slots are the global meter's too
+        self._pacers: dict[int | None, Pacer] = {}
         self.retry = retry
         self.config = config or WorkerConfig()
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
@@ -155,8 +158,8 @@ class Worker:
         """Stop claiming; in-flight jobs finish (or are released) within the grace period."""
         if self._stopping is not None:
             self._stopping.set()
-        if self._pacer is not None:
-            self._pacer.stop()
+        for pacer in self._pacers.values():
+            pacer.stop()
         self.wake()
 
     async def run(self, *, drain: bool = False) -> None:
@@ -168,8 +171,6 @@ class Worker:
             # switch interval would let them delay the loop past a meter slot's few
             # milliseconds of lateness budget
             sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
-        if self.meter.rate is not None:
-            self._pacer = Pacer(self.clock, self.meter.max_lateness, self._reserve_slots)
         self.provider.set_listener(self._hub.notify)
         self.store.prepare_worker()
         self._db = StoreCalls(self.store.offload)
@@ -197,8 +198,8 @@ class Worker:
         finally:
             stop_listening()
             await self._shutdown()
-            if self._pacer is not None:
-                await self._pacer.close()
+            for pacer in self._pacers.values():
+                await pacer.close()
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
@@ -279,12 +280,36 @@ class Worker:
         if self.guard is not None and (await self._db(self.guard.breaker)).open:
             return 0  # no new claims while the breaker is open; queued jobs stay queued
         claimed = await self._db(self._claim, min(room, self.config.claim_batch))
-        if self._pacer is not None:
-            self._pacer.add(item.slot for item in claimed)
+        for item in claimed:
+            pacer = self._pacer(item)
+            if pacer is not None:
+                pacer.add([item.slot])
         for item in claimed:
             self._active[item.job.id] = asyncio.create_task(self._run_job(item))
         self.stats.claimed += len(claimed)
         return len(claimed)
+
+    def _pacer(self, claimed: Claimed) -> Pacer | None:
+        """The pacer of the claimed job's lane (None: nothing meters it)."""
+        lane = claimed.job.batch_id if claimed.lane_rate is not None else None
+        pacer = self._pacers.get(lane)
+        if lane is None and pacer is None and self.meter.rate is not None:
+            pacer = Pacer(self.clock, self.meter.max_lateness, self._reserve_slots)
+        elif lane is not None:
+            # within both meters' lateness budgets (a lowered batch rate widens its own)
+            lateness = min(
+                self.meter.max_lateness, self.meter.for_rate(claimed.lane_rate).max_lateness
+            )
+            if pacer is None:
+                pacer = Pacer(
+                    self.clock, lateness, functools.partial(self._reserve_slots, batch_id=lane)
+                )
+            pacer.max_lateness = lateness
+        if pacer is not None:
+            self._pacers[lane] = pacer
+            if self._stopping is not None and self._stopping.is_set():
+                pacer.stop()
+        return pacer
 
     def _meter(self) -> GCRA:
         """The meter, with slots handed out far enough ahead for the attempt row to be
@@ -420,7 +445,7 @@ class Worker:
     async def _run_job(self, claimed: Claimed) -> None:
         job = claimed.job
         try:
-            await self._attempt(job, claimed.slot)
+            await self._attempt(job, claimed.slot, self._pacer(claimed))
         except asyncio.CancelledError:
             raise
         except StoreError as exc:
@@ -433,7 +458,7 @@ class Worker:
             self._active.pop(job.id, None)
             self.wake()
 
-    async def _attempt(self, job: Job, slot: float) -> None:
+    async def _attempt(self, job: Job, slot: float, pacer: Pacer | None) -> None:
         if not await self._wait_for(slot - self._lead.value):
             await self._write(SettleUnsent(job.id, RELEASED, self.clock.now()))
             return
@@ -450,7 +475,7 @@ class Worker:
         self._lead.observe(self.clock.now() - now, self.clock.now())
         if number is None:
             return  # canceled meanwhile, or no longer ours: fail closed
-        on_time = self._pacer is None or await self._pacer.acquire()
+        on_time = pacer is None or await pacer.acquire()
         if not on_time or job.expired(self.clock.now()):
             why = EXPIRED if on_time else RELEASED
             await self._write(Abandon(job.id, number, why, self.clock.now()))
@@ -463,8 +488,10 @@ class Worker:
             result = await self._track(job, ref, number)
         await self._record(job, number, result)
 
-    async def _reserve_slots(self, n: int) -> list[float]:
-        slots = await self._db(self.store.reserve_slots, self.clock.now(), self._meter(), n)
+    async def _reserve_slots(self, n: int, batch_id: int | None = None) -> list[float]:
+        slots = await self._db(
+            self.store.reserve_slots, self.clock.now(), self._meter(), n, batch_id
+        )
         self.stats.reslotted += len(slots)
         return slots
 

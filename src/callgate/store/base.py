@@ -37,6 +37,9 @@ class SubmitResult:
 class Claimed:
     job: Job
     slot: float  # the meter's time slot: send at or just after this instant
+    #: the rate of the job's batch, when the batch has one of its own: the job then sends
+    #: in its batch's slots (which are the global meter's too), else in the global ones
+    lane_rate: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +59,15 @@ class MeterPolicy(Protocol):
     def next_allowed(self, state: MeterState, now: float) -> float: ...
 
     def lowered(self, state: MeterState, now: float) -> MeterState: ...
+
+    def take_at(self, state: MeterState, now: float, at: float) -> tuple[float, MeterState]: ...
+
+    def horizon(self, now: float) -> float: ...
+
+    def for_rate(self, rate: float | None) -> MeterPolicy: ...
+
+    @property
+    def rate(self) -> float | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,9 +237,11 @@ class Store(Protocol):
         """The earliest time a claim could find something (``None``: nothing waits)."""
         ...
 
-    def reserve_slots(self, now: float, meter: MeterPolicy, n: int) -> list[float]:
+    def reserve_slots(
+        self, now: float, meter: MeterPolicy, n: int, batch_id: int | None = None
+    ) -> list[float]:
         """``n`` more meter slots (for jobs whose own slot went by before they were
-        ready to send)."""
+        ready to send); with ``batch_id``, slots of that batch's meter and the global one."""
         ...
 
     def lower_rate(self, now: float, meter: MeterPolicy) -> float | None: ...

@@ -46,16 +46,19 @@ INSERT_JOBS_SQL = """
 WITH made AS (
     INSERT INTO jobs (id, kind, to_number, group_key, status, payload, max_attempts, run_at,
                       not_before, expires_at, strict_order, idempotency_key, callback_url,
-                      metadata, created_at, updated_at, api_key_id)
+                      metadata, created_at, updated_at, api_key_id, batch_id, line_no)
     SELECT r.id, r.kind, r.to_number, r.group_key, 'queued', r.payload, r.max_attempts,
            r.run_at, r.not_before, r.expires_at, r.strict_order, r.idempotency_key,
-           r.callback_url, r.metadata, r.created_at, r.updated_at, r.api_key_id
+           r.callback_url, r.metadata, r.created_at, r.updated_at, r.api_key_id, r.batch_id,
+           r.line_no
     FROM unnest(:c0::bigint[], :c1::text[], :c2::text[], :c3::text[], :c4::text[], :c5::int[],
                 :c6::float8[], :c7::float8[], :c8::float8[], :c9::int[], :c10::text[],
-                :c11::text[], :c12::text[], :c13::float8[], :c14::float8[], :c15::text[])
+                :c11::text[], :c12::text[], :c13::float8[], :c14::float8[], :c15::text[],
+                :c16::bigint[], :c17::int[])
         WITH ORDINALITY AS r(id, kind, to_number, group_key, payload, max_attempts, run_at,
                              not_before, expires_at, strict_order, idempotency_key,
-                             callback_url, metadata, created_at, updated_at, api_key_id, n)
+                             callback_url, metadata, created_at, updated_at, api_key_id,
+                             batch_id, line_no, n)
     ORDER BY r.n
     RETURNING id
 )

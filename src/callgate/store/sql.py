@@ -45,49 +45,20 @@ from callgate.store.base import (
 )
 from callgate.store.sql_batches import SQLBatches
 from callgate.store.sql_guardrails import SQLGuardrails
+from callgate.store.sql_lanes import RUNNING_SQL, SQLLanes
 from callgate.store.sql_reconcile import SQLReconcile
 from callgate.store.sql_system_webhooks import SQLSystemWebhooks
 from callgate.store.sql_tx import JOB_COLUMNS, Conn, SQLTx, apply, job_from_row, move
 from callgate.store.sql_webhooks import SQLWebhooks
 
 log = logging.getLogger("callgate.store")
-CLAIMABLE_SQL = "('queued', 'retrying')"
 ACTIVE_SQL = "('queued', 'in_flight', 'retrying', 'held', 'uncertain')"
-
-# The oldest claimable job of each free, awake group, oldest groups first; and whether a
-# strict-order job waiting ahead of that head blocks the group.
-HEADS_SQL = f"""
-SELECT gk, head,
-       head IS NOT NULL AND EXISTS (
-           SELECT 1 FROM jobs s
-           WHERE s.group_key = gk AND s.strict_order = 1 AND s.status IN {CLAIMABLE_SQL}
-             AND s.run_at > :now AND s.id < head)
-FROM (
-    SELECT g.group_key AS gk,
-           (SELECT j.id FROM jobs j
-            WHERE j.group_key = g.group_key AND j.status IN {CLAIMABLE_SQL}
-              AND j.run_at <= :now
-            ORDER BY j.id LIMIT 1) AS head
-    FROM groups g
-    WHERE g.pending > 0 AND g.busy = 0 AND g.wake_at <= :now
-    ORDER BY g.seq
-    LIMIT :scan OFFSET :skip
-) heads
-"""
-
-SNOOZE_SQL = f"""
-UPDATE groups SET wake_at = coalesce(
-    (SELECT min(run_at) FROM jobs
-     WHERE group_key = :gk AND status IN {CLAIMABLE_SQL} AND run_at > :now),
-    :now + 1.0)
-WHERE group_key = :gk
-"""
 
 INSERT_JOB_SQL = (
     "INSERT INTO jobs (id, kind, to_number, group_key, status, payload, max_attempts, "
     "run_at, not_before, expires_at, strict_order, idempotency_key, callback_url, "
-    "metadata, created_at, updated_at, api_key_id) "
-    "VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "metadata, created_at, updated_at, api_key_id, batch_id, line_no) "
+    "VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 INSERT_QUEUED_EVENT_SQL = (
     "INSERT INTO events (job_id, type, status, created_at, fanout, attempts) "
@@ -114,7 +85,7 @@ def _marks(items: Sequence[Any]) -> str:
     return ",".join("?" * len(items))
 
 
-class SQLStore(SQLReconcile, SQLWebhooks, SQLSystemWebhooks, SQLGuardrails, SQLBatches):
+class SQLStore(SQLReconcile, SQLWebhooks, SQLSystemWebhooks, SQLGuardrails, SQLBatches, SQLLanes):
     """The Store (see :class:`callgate.store.base.Store`) over a backend's connections."""
 
     # -- what a backend provides ----------------------------------------------------------
@@ -265,12 +236,22 @@ class SQLStore(SQLReconcile, SQLWebhooks, SQLSystemWebhooks, SQLGuardrails, SQLB
                 )
         return known
 
-    def _insert(self, c: Conn, specs: Sequence[JobSpec], now: float, scope: str) -> list[int]:
+    def _insert(
+        self,
+        c: Conn,
+        specs: Sequence[JobSpec],
+        now: float,
+        scope: str,
+        batch: tuple[int, Sequence[int]] | None = None,
+    ) -> list[int]:
+        """Insert ``specs`` as new queued jobs (with ``batch``: that batch's, one input
+        line each); return their ids, in order."""
         if not specs:
             return []
         ids = self._next_ids(c, len(specs))
+        batch_id, lines = batch if batch is not None else (None, [None] * len(specs))
         rows = []
-        for job_id, spec in zip(ids, specs, strict=True):
+        for job_id, spec, line in zip(ids, specs, lines, strict=True):
             not_before = _ts(spec.not_before)
             rows.append(
                 (
@@ -290,6 +271,8 @@ class SQLStore(SQLReconcile, SQLWebhooks, SQLSystemWebhooks, SQLGuardrails, SQLB
                     now,
                     now,
                     scope or None,
+                    batch_id,
+                    line,
                 )
             )
         rows.sort(key=lambda r: str(r[3]))  # group order: the lock order of every writer
@@ -456,9 +439,15 @@ class SQLStore(SQLReconcile, SQLWebhooks, SQLSystemWebhooks, SQLGuardrails, SQLB
             (state.tat, state.rate, state.changed_at),
         )
 
-    def reserve_slots(self, now: float, meter: MeterPolicy, n: int) -> list[float]:
+    def reserve_slots(
+        self, now: float, meter: MeterPolicy, n: int, batch_id: int | None = None
+    ) -> list[float]:
         with self._write() as c:
-            slots, state = meter.take(self._meter(c), now, n)
+            state = self._meter(c)
+            if batch_id is None:
+                slots, state = meter.take(state, now, n)
+            else:
+                slots, state = self._reserve_lane_slots(c, now, meter, state, n, batch_id)
             self._save_meter(c, state)
         return slots
 
@@ -480,48 +469,42 @@ class SQLStore(SQLReconcile, SQLWebhooks, SQLSystemWebhooks, SQLGuardrails, SQLB
         max_concurrency: int,
         meter: MeterPolicy,
     ) -> list[Claimed]:
+        """See :mod:`callgate.store.sql_lanes`: the API's jobs first, then the running
+        batches round-robin, each batch job in a slot of its batch's meter and the global
+        one."""
         with self._write() as c:
             state, in_flight = self._meter_and_load(c)
             want = min(limit, max_concurrency - in_flight)
             want = meter.allowance(state, now, want) if want > 0 else 0
             if want <= 0:
                 return []
-            jobs = self._take_claimable(c, self._heads(c, now, want), now)
-            jobs.sort(key=lambda j: j.id)
+            direct = self._lane_heads(c, now, want, 0)
+            lanes = self._lanes(c) if len(direct) < want else []
+            picked = self._batch_heads(c, now, want - len(direct), lanes, meter) if lanes else {}
+            ids = direct + [i for found in picked.values() for i in found]
+            jobs = self._take_claimable(c, ids, now)
             live = [j for j in jobs if not j.expired(now)]
-            for job in jobs:
+            for job in sorted(jobs, key=lambda j: j.id):
                 if job.expired(now):
                     apply(c, job.id, EXPIRED, now)
-            if not live:
+            firsts = sorted((j for j in live if j.batch_id is None), key=lambda j: j.id)
+            slots, state = meter.take(state, now, len(firsts))
+            claimed = [Claimed(j, slot) for j, slot in zip(firsts, slots, strict=True)]
+            later, state, served = self._lane_slots(
+                [j for j in live if j.batch_id is not None], lanes, now, meter, state
+            )
+            claimed += later
+            if not claimed:
                 return []
-            slots, state = meter.take(state, now, len(live))
             self._save_meter(c, state)
-            self._mark_in_flight(c, live, worker_id, now, lease)
-        return [Claimed(j, slot) for j, slot in zip(live, slots, strict=True)]
-
-    @staticmethod
-    def _heads(c: Conn, now: float, want: int) -> list[int]:
-        """Ids of the oldest eligible job of up to ``want`` free groups."""
-        found: list[int] = []
-        scan = max(2 * want, 32)
-        while True:
-            rows = c.execute(HEADS_SQL, {"now": now, "scan": scan, "skip": len(found)}).fetchall()
-            snooze = sorted(gk for gk, head, blocked in rows if head is None or blocked)
-            found.extend(head for _, head, blocked in rows if head is not None and not blocked)
-            if snooze:  # nothing due in these groups yet: skip them until something is
-                c.executemany(SNOOZE_SQL, [{"gk": gk, "now": now} for gk in snooze])
-            if len(found) >= want or len(rows) < scan:
-                return found[:want]
+            self._save_lanes(c, served)
+            self._mark_in_flight(c, [x.job for x in claimed], worker_id, now, lease)
+        return claimed
 
     def next_wakeup(self, now: float, meter: MeterPolicy) -> float | None:
-        rows = self._read(
-            "SELECT (SELECT min(wake_at) FROM groups WHERE pending > 0 AND busy = 0), "
-            "tat, rate, changed_at FROM meter WHERE name = 'global'"
-        )
-        if not rows or rows[0][0] is None:
-            return None
-        wake, *state = rows[0]
-        return max(float(wake), meter.next_allowed(MeterState(*state), now))
+        rows = self._read("SELECT tat, rate, changed_at FROM meter WHERE name = 'global'")
+        lanes = self._lanes(rows=self._read(RUNNING_SQL))
+        return self._lane_wakeup(now, meter, MeterState(*rows[0]), lanes)
 
     # -- worker writes ------------------------------------------------------------------
 

@@ -78,7 +78,14 @@ def _batch(row: Sequence[Any], counts: dict[str, int]) -> Batch:
 class SQLBatches(SQLParts):
     """Mixed into :class:`~callgate.store.sql.SQLStore`."""
 
-    def _insert(self, c: Conn, specs: Sequence[JobSpec], now: float, scope: str) -> list[int]:
+    def _insert(
+        self,
+        c: Conn,
+        specs: Sequence[JobSpec],
+        now: float,
+        scope: str,
+        batch: tuple[int, Sequence[int]] | None = None,
+    ) -> list[int]:
         raise NotImplementedError  # provided by SQLStore
 
     def create_batch(
@@ -98,6 +105,7 @@ class SQLBatches(SQLParts):
                 f"api_key_id) VALUES (?, ?, 'running', ?, ?, ?, ?, ?) RETURNING {BATCH_COLUMNS}",
                 (name, str(kind), rate, int(strict), now, now, scope or None),
             ).fetchone()
+            c.execute("INSERT INTO batch_meters (batch_id) VALUES (?)", (row[0],))
         return _batch(row, {})
 
     def add_batch_rows(
@@ -146,12 +154,10 @@ class SQLBatches(SQLParts):
             status = c.execute(
                 f"SELECT status FROM batches WHERE id = ?{self._locking()}", (batch_id,)
             ).fetchone()[0]
-            ids = self._insert(c, [s for _, s in new], now, scope)
+            ids = self._insert(
+                c, [s for _, s in new], now, scope, batch=(batch_id, [line for line, _ in new])
+            )
             if ids:
-                c.executemany(
-                    "UPDATE jobs SET batch_id = ?, line_no = ? WHERE id = ?",
-                    [(batch_id, line, i) for (line, _), i in zip(new, ids, strict=True)],
-                )
                 self._follow_batch(c, BatchStatus(status), sorted(ids), now)
                 self._notify(c)
             if report:

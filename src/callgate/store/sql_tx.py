@@ -78,7 +78,7 @@ class SQLParts:
 JOB_COLUMNS = (
     "id, kind, to_number, group_key, status, payload, attempts, reason, created_at, "
     "updated_at, run_at, not_before, expires_at, strict_order, idempotency_key, "
-    "callback_url, metadata, max_attempts, cancel_requested, provider_ref, detail"
+    "callback_url, metadata, max_attempts, cancel_requested, provider_ref, detail, batch_id"
 )
 
 
@@ -105,6 +105,7 @@ def job_from_row(row: Sequence[Any], status: Status | None = None) -> Job:
         cancel_requested=bool(row[18]),
         provider_ref=row[19],
         detail=row[20],
+        batch_id=None if row[21] is None else int(row[21]),
     )
 
 

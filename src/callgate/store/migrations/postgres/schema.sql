@@ -32,7 +32,7 @@ CREATE TABLE jobs (
 
 -- Invariant 2: at most one job of a group in flight, enforced by the database itself.
 CREATE UNIQUE INDEX jobs_one_in_flight_per_group ON jobs (group_key) WHERE status = 'in_flight';
-CREATE INDEX jobs_claimable ON jobs (group_key, id, run_at) WHERE status IN ('queued', 'retrying');
+CREATE INDEX jobs_claimable ON jobs (group_key, batch_id, id, run_at) WHERE status IN ('queued', 'retrying');
 CREATE INDEX jobs_strict ON jobs (group_key, id) WHERE strict_order = 1 AND status IN ('queued', 'retrying');
 CREATE INDEX jobs_lease ON jobs (lease_expires_at) WHERE status = 'in_flight';
 CREATE INDEX jobs_active ON jobs (status, id) WHERE status IN ('queued', 'in_flight', 'retrying', 'held', 'uncertain');
@@ -45,24 +45,26 @@ CREATE TABLE groups (
     pending    INTEGER NOT NULL DEFAULT 0,
     busy       INTEGER NOT NULL DEFAULT 0,
     wake_at    DOUBLE PRECISION,
-    seq        BIGINT  NOT NULL DEFAULT 0
+    seq        BIGINT  NOT NULL DEFAULT 0,
+    lane       BIGINT  NOT NULL DEFAULT 0
 );
-CREATE INDEX groups_ready ON groups (seq) WHERE pending > 0 AND busy = 0;
-CREATE INDEX groups_wake ON groups (wake_at) WHERE pending > 0 AND busy = 0;
+CREATE INDEX groups_ready ON groups (lane, seq) WHERE pending > 0 AND busy = 0;
+CREATE INDEX groups_wake ON groups (lane, wake_at) WHERE pending > 0 AND busy = 0;
 
 -- Statement-level triggers with transition tables: a claim or a group commit that moves
 -- 500 jobs updates their groups in one statement, not 500 trigger calls. Each group's
 -- rows are locked in group order (ORDER BY), the lock order every writer keeps.
 CREATE FUNCTION callgate_groups_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO groups AS g (group_key, pending, busy, wake_at, seq)
-    SELECT group_key, count(*), 0, min(run_at), min(id)
+    INSERT INTO groups AS g (group_key, pending, busy, wake_at, seq, lane)
+    SELECT group_key, count(*), 0, min(run_at), min(id), min(coalesce(batch_id, 0))
     FROM new_jobs WHERE status IN ('queued', 'retrying')
     GROUP BY group_key ORDER BY group_key
     ON CONFLICT (group_key) DO UPDATE SET
         seq = CASE WHEN g.pending = 0 THEN excluded.seq ELSE g.seq END,
         wake_at = CASE WHEN g.pending = 0 OR g.wake_at IS NULL OR excluded.wake_at < g.wake_at
                        THEN excluded.wake_at ELSE g.wake_at END,
+        lane = CASE WHEN g.pending = 0 OR excluded.lane = 0 THEN excluded.lane ELSE g.lane END,
         pending = g.pending + excluded.pending;
     RETURN NULL;
 END $$;
@@ -80,7 +82,9 @@ BEGIN
                bool_or(n.status = 'in_flight') AS taken,
                bool_or(o.status = 'in_flight') AS freed,
                min(n.run_at) FILTER (WHERE n.status IN ('queued', 'retrying')) AS run_at,
-               min(n.id) FILTER (WHERE n.status IN ('queued', 'retrying')) AS head
+               min(n.id) FILTER (WHERE n.status IN ('queued', 'retrying')) AS head,
+               min(coalesce(n.batch_id, 0)) FILTER (WHERE n.status IN ('queued', 'retrying'))
+                   AS lane
         FROM new_jobs n JOIN old_jobs o ON o.id = n.id
         WHERE n.status IS DISTINCT FROM o.status
         GROUP BY n.group_key
@@ -94,6 +98,10 @@ BEGIN
                        WHEN g.pending = 0 OR g.wake_at IS NULL OR m.run_at < g.wake_at
                        THEN m.run_at
                        ELSE g.wake_at END,
+        lane = CASE WHEN m.taken THEN 0
+                    WHEN m.lane IS NULL THEN g.lane
+                    WHEN g.pending = 0 OR m.lane = 0 THEN m.lane
+                    ELSE g.lane END,
         busy = CASE WHEN m.taken THEN 1 WHEN m.freed THEN 0 ELSE g.busy END,
         pending = g.pending + m.pending
     FROM moved m JOIN locked l ON l.group_key = m.group_key
@@ -288,7 +296,8 @@ CREATE TABLE batches (
     created_at      DOUBLE PRECISION NOT NULL,
     updated_at      DOUBLE PRECISION NOT NULL,
     completed_at    DOUBLE PRECISION,
-    api_key_id      TEXT
+    api_key_id      TEXT,
+    ingested_at     DOUBLE PRECISION
 );
 CREATE INDEX batches_running ON batches (id) WHERE status = 'running';
 
@@ -306,3 +315,14 @@ CREATE TABLE batch_errors (
 );
 
 CREATE INDEX jobs_batch ON jobs (batch_id, line_no) WHERE batch_id IS NOT NULL;
+CREATE INDEX jobs_batch_active ON jobs (batch_id) WHERE batch_id IS NOT NULL AND status IN ('queued', 'in_flight', 'retrying', 'held', 'uncertain');
+
+CREATE TABLE batch_meters (
+    batch_id      BIGINT  PRIMARY KEY REFERENCES batches (id),
+    tat           DOUBLE PRECISION NOT NULL DEFAULT 0,
+    rate          DOUBLE PRECISION,
+    changed_at    DOUBLE PRECISION NOT NULL DEFAULT 0,
+    served        BIGINT  NOT NULL DEFAULT 0,
+    throttled     INTEGER NOT NULL DEFAULT 0,
+    throttled_at  DOUBLE PRECISION
+);

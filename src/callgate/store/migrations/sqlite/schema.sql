@@ -33,7 +33,7 @@ CREATE TABLE jobs (
 -- Invariant 2: at most one job of a group in flight, enforced by the database itself.
 CREATE UNIQUE INDEX jobs_one_in_flight_per_group ON jobs (group_key) WHERE status = 'in_flight';
 -- The head of each group: claimable jobs in submit order.
-CREATE INDEX jobs_claimable ON jobs (group_key, id, run_at) WHERE status IN ('queued', 'retrying');
+CREATE INDEX jobs_claimable ON jobs (group_key, batch_id, id, run_at) WHERE status IN ('queued', 'retrying');
 -- Strict-order jobs that may block their group while they wait.
 CREATE INDEX jobs_strict ON jobs (group_key, id) WHERE strict_order = 1 AND status IN ('queued', 'retrying');
 CREATE INDEX jobs_lease ON jobs (lease_expires_at) WHERE status = 'in_flight';
@@ -48,38 +48,46 @@ CREATE TABLE groups (
     pending    INTEGER NOT NULL DEFAULT 0,  -- jobs queued or retrying
     busy       INTEGER NOT NULL DEFAULT 0,  -- 1 while a job is in flight
     wake_at    REAL,                        -- nothing is claimable before this (lower bound)
-    seq        INTEGER NOT NULL DEFAULT 0   -- about the id of its head: FIFO across groups
+    seq        INTEGER NOT NULL DEFAULT 0,  -- about the id of its head: FIFO across groups
+    lane       INTEGER NOT NULL DEFAULT 0   -- where a claim looks for it: 0 API jobs (or to
+                                            -- sort out), else its head's batch
 ) WITHOUT ROWID;
-CREATE INDEX groups_ready ON groups (seq) WHERE pending > 0 AND busy = 0;
-CREATE INDEX groups_wake ON groups (wake_at) WHERE pending > 0 AND busy = 0;
+CREATE INDEX groups_ready ON groups (lane, seq) WHERE pending > 0 AND busy = 0;
+CREATE INDEX groups_wake ON groups (lane, wake_at) WHERE pending > 0 AND busy = 0;
 
 CREATE TRIGGER jobs_group_insert AFTER INSERT ON jobs
 WHEN new.status IN ('queued', 'retrying')
 BEGIN
-    INSERT INTO groups (group_key, pending, busy, wake_at, seq)
-    VALUES (new.group_key, 1, 0, new.run_at, new.id)
+    INSERT INTO groups (group_key, pending, busy, wake_at, seq, lane)
+    VALUES (new.group_key, 1, 0, new.run_at, new.id, coalesce(new.batch_id, 0))
     ON CONFLICT (group_key) DO UPDATE SET
         seq = CASE WHEN pending = 0 THEN excluded.seq ELSE seq END,
         wake_at = CASE WHEN pending = 0 OR wake_at IS NULL OR excluded.wake_at < wake_at
                        THEN excluded.wake_at ELSE wake_at END,
+        lane = CASE WHEN pending = 0 OR excluded.lane = 0 THEN excluded.lane ELSE lane END,
         pending = pending + 1;
 END;
 
 CREATE TRIGGER jobs_group_status AFTER UPDATE OF status ON jobs
 WHEN old.status IS NOT new.status
 BEGIN
-    INSERT INTO groups (group_key, pending, busy, wake_at, seq)
+    INSERT INTO groups (group_key, pending, busy, wake_at, seq, lane)
     VALUES (new.group_key,
             new.status IN ('queued', 'retrying'),
             new.status = 'in_flight',
             new.run_at,
-            new.id)
+            new.id,
+            coalesce(new.batch_id, 0))
     ON CONFLICT (group_key) DO UPDATE SET
         seq = CASE WHEN pending = 0 AND new.status IN ('queued', 'retrying') THEN excluded.seq
                    ELSE seq END,
         wake_at = CASE WHEN new.status NOT IN ('queued', 'retrying') THEN wake_at
                        WHEN pending = 0 OR wake_at IS NULL OR new.run_at < wake_at THEN new.run_at
                        ELSE wake_at END,
+        lane = CASE WHEN new.status = 'in_flight' THEN 0
+                    WHEN new.status NOT IN ('queued', 'retrying') THEN lane
+                    WHEN pending = 0 OR excluded.lane = 0 THEN excluded.lane
+                    ELSE lane END,
         busy = CASE WHEN new.status = 'in_flight' THEN 1
                     WHEN old.status = 'in_flight' THEN 0
                     ELSE busy END,
@@ -269,7 +277,8 @@ CREATE TABLE batches (
     created_at      REAL NOT NULL,
     updated_at      REAL NOT NULL,
     completed_at    REAL,
-    api_key_id      TEXT
+    api_key_id      TEXT,
+    ingested_at     REAL                           -- when the last row was read
 );
 CREATE INDEX batches_running ON batches (id) WHERE status = 'running';
 
@@ -287,3 +296,15 @@ CREATE TABLE batch_errors (
 );
 
 CREATE INDEX jobs_batch ON jobs (batch_id, line_no) WHERE batch_id IS NOT NULL;
+CREATE INDEX jobs_batch_active ON jobs (batch_id) WHERE batch_id IS NOT NULL AND status IN ('queued', 'in_flight', 'retrying', 'held', 'uncertain');
+
+-- Each batch's meter (GCRA, like the meter row), round-robin turn and 429 count.
+CREATE TABLE batch_meters (
+    batch_id      INTEGER PRIMARY KEY REFERENCES batches (id),
+    tat           REAL    NOT NULL DEFAULT 0,
+    rate          REAL,
+    changed_at    REAL    NOT NULL DEFAULT 0,
+    served        INTEGER NOT NULL DEFAULT 0,
+    throttled     INTEGER NOT NULL DEFAULT 0,
+    throttled_at  REAL
+);
