@@ -224,6 +224,7 @@ class SQLBatches(SQLParts):
         jobs in flight finish their attempt."""
         self._set_batch_status(batch_id, {BatchStatus.RUNNING}, BatchStatus.PAUSED, now)
         self._steer(batch_id, "status IN ('queued', 'retrying')", now, Status.HELD, BATCH_PAUSED)
+        self._unlane(batch_id)
         return self.get_batch(batch_id)
 
     def resume_batch(self, batch_id: int, now: float) -> Batch:
@@ -246,7 +247,18 @@ class SQLBatches(SQLParts):
                 "UPDATE jobs SET cancel_requested = 1 WHERE batch_id = ? AND status = 'in_flight'",
                 (batch_id,),
             )
+        self._unlane(batch_id)
         return self.get_batch(batch_id)
+
+    def _unlane(self, batch_id: int) -> None:
+        """Groups still waiting in a batch's lane that no claim will look in any more (the
+        batch paused or ended) go back to lane 0, where a claim sorts each out (their
+        jobs from other batches or the API must not wait for this one)."""
+        with self._write() as c:
+            c.execute(
+                "UPDATE groups SET lane = 0 WHERE lane = ? AND pending > 0 AND busy = 0",
+                (batch_id,),
+            )
 
     def _set_batch_status(
         self, batch_id: int, allowed: set[BatchStatus], status: BatchStatus, now: float

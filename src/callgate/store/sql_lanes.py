@@ -178,7 +178,6 @@ class SQLLanes(SQLParts):
         for job in sorted(jobs, key=lambda j: j.id):
             assert job.batch_id is not None
             queues.setdefault(job.batch_id, deque()).append(job)
-        rank = {lane.batch_id: i for i, lane in enumerate(lanes)}
         turn = max((lane.served for lane in lanes), default=0) + 1
         policies = {b: meter.for_rate(by_id[b].current_rate) for b in queues}
         served: dict[int, Lane] = {}
@@ -187,7 +186,11 @@ class SQLLanes(SQLParts):
         while queues:
             b = min(
                 queues,
-                key=lambda b: (policies[b].take_at(by_id[b].state, now, -math.inf)[0], rank[b]),
+                key=lambda b: (
+                    policies[b].take_at(by_id[b].state, now, -math.inf)[0],
+                    by_id[b].served,
+                    b,
+                ),
             )
             lane, policy = by_id[b], policies[b]
             first, _ = policy.take_at(lane.state, now, -math.inf)
