@@ -95,34 +95,38 @@ def _watch(store: Store, batch: Batch, *, quiet: bool) -> Batch:
         ),
         TimeElapsedColumn(),
     )
-    start, first = time.monotonic(), _counts(batch)[0]
     with Progress(*columns, console=err, disable=quiet, transient=False) as bar:
         task = bar.add_task(
             "", total=total, id=batch.id, waiting=total, delivered=0, failed=0, rate=0.0, eta="-"
         )
         while True:
             ended, delivered, failed, waiting = _counts(batch)
-            elapsed = max(time.monotonic() - start, 1e-9)
-            rate = (ended - first) / elapsed
-            eta = f"{waiting / rate:.0f}s" if rate > 0 and waiting else "-"
+            eta = batch.eta_seconds
             bar.update(
                 task,
                 completed=ended,
                 waiting=waiting,
                 delivered=delivered,
                 failed=failed,
-                rate=rate,
-                eta=eta,
+                rate=batch.achieved_rate or 0.0,
+                eta=f"{eta:.0f}s" if eta is not None and waiting else "-",
             )
             if batch.done:
                 return batch
             time.sleep(POLL)  # a person watches a bar; the workers run elsewhere
-            batch = store.get_batch(batch.id)
+            batch = store.get_batch(batch.id, time.time())
 
 
 def _summary(batch: Batch) -> str:
     counts = ", ".join(f"{n} {s}" for s, n in sorted(batch.counts.items())) or "no jobs"
-    return f"batch {batch.id} is {batch.status}: {counts}"
+    pace = ""
+    if batch.achieved_rate is not None and batch.status == "running":
+        pace = f"; {batch.achieved_rate:.1f}/s"
+        if batch.current_rate is not None:
+            pace += f" of {batch.current_rate:g}/s"
+        if batch.eta_seconds is not None:
+            pace += f", ETA {batch.eta_seconds:.0f} s"
+    return f"batch {batch.id} is {batch.status}: {counts}{pace}"
 
 
 @batch_app.command("show")
@@ -130,7 +134,7 @@ def _summary(batch: Batch) -> str:
 def batch_show(batch_id: Annotated[int, typer.Argument()], as_json: JsonFlag = False) -> None:
     """A batch's rows and its jobs' counts per status."""
     with gateway() as gw:
-        batch = gw.store.get_batch(batch_id)
+        batch = gw.store.get_batch(batch_id, gw.clock.now())
     print_json(batch.to_dict()) if as_json else out.print(_summary(batch))
 
 

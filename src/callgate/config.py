@@ -121,6 +121,20 @@ class AuditSettings(BaseModel):
     retention_days: float = Field(90.0, gt=0, description="callgate audit prune deletes older")
 
 
+class BatchRulesSettings(BaseModel):
+    """Error rules for batches (``CALLGATE_BATCH_RULES__THROTTLE_AFTER``,
+    ``batch_rules.throttle_after``, ...); see docs/batches.md."""
+
+    model_config = ConfigDict(extra="forbid")
+    lower_rate_on_429: bool = Field(True, description="repeated 429s lower the batch's rate")
+    throttle_after: int = Field(3, ge=1, description="this many 429s within the window")
+    throttle_window: float = Field(60.0, gt=0, description="seconds")
+    throttle_factor: float = Field(0.5, gt=0, lt=1, description="the batch's rate × this")
+    block_suppressed: bool = Field(
+        True, description="rows to a suppressed number are blocked as they are read"
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CALLGATE_", extra="forbid", env_nested_delimiter="__"
@@ -147,6 +161,7 @@ class Settings(BaseSettings):
     quiet_hours: QuietHoursSettings = Field(default_factory=QuietHoursSettings)
     breaker: BreakerSettings = Field(default_factory=BreakerSettings)  # type: ignore[arg-type]
     audit: AuditSettings = Field(default_factory=AuditSettings)  # type: ignore[arg-type]
+    batch_rules: BatchRulesSettings = Field(default_factory=BatchRulesSettings)  # type: ignore[arg-type]
 
     # the HTTP API and webhooks
     host: str = "127.0.0.1"

@@ -535,6 +535,17 @@ class Batch:
     completed_at: datetime | None = None
     #: the batch's jobs per status (only statuses with jobs appear)
     counts: Mapping[str, int] = field(default_factory=dict)
+    #: the rate it runs at now: ``rate``, or lower after repeated 429 answers
+    current_rate: float | None = None
+    ingested_at: datetime | None = None  # when its last row was read
+    #: calls per second over the last ten seconds (None: not asked at a given time)
+    achieved_rate: float | None = None
+    eta_seconds: float | None = None  # until its last job is sent, at the achieved rate
+
+    @property
+    def remaining(self) -> int:
+        """Jobs not yet sent for the last time (queued, retrying or in flight)."""
+        return sum(self.counts.get(s, 0) for s in ("queued", "retrying", "in_flight"))
 
     @property
     def done(self) -> bool:
@@ -554,8 +565,12 @@ class Batch:
             "invalid_rows": self.invalid_rows,
             "duplicate_rows": self.duplicate_rows,
             "counts": dict(self.counts),
+            "current_rate": self.current_rate,
+            "achieved_rate": self.achieved_rate,
+            "eta_seconds": self.eta_seconds,
             "created_at": iso(self.created_at),
             "updated_at": iso(self.updated_at),
+            "ingested_at": iso(self.ingested_at),
             "completed_at": iso(self.completed_at),
         }
 

@@ -30,7 +30,7 @@ from callgate.engine.guardrails import (
 from callgate.engine.meter import GCRA
 from callgate.engine.reconcile import ReconcileConfig
 from callgate.engine.retry import RetryPolicy
-from callgate.engine.worker import Worker, WorkerConfig
+from callgate.engine.worker import BatchThrottle, Worker, WorkerConfig
 from callgate.exceptions import ConfigurationError, StoreError
 from callgate.providers.base import Provider
 from callgate.store import Store, SubmitResult, open_store
@@ -100,6 +100,13 @@ def worker_config(settings: Settings) -> WorkerConfig:
             give_up_after=settings.reconcile_give_up,
         )
         if settings.reconcile_interval > 0
+        else None,
+        batch_throttle=BatchThrottle(
+            after=settings.batch_rules.throttle_after,
+            window=settings.batch_rules.throttle_window,
+            factor=settings.batch_rules.throttle_factor,
+        )
+        if settings.batch_rules.lower_rate_on_429
         else None,
     )
 
@@ -220,6 +227,7 @@ class Gateway:
             rate=rate,
             strict=strict,
             scope=scope,
+            block_suppressed=self.settings.batch_rules.block_suppressed,
         )
         self._changed()
         return batch

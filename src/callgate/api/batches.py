@@ -206,7 +206,8 @@ async def _accept(
 @router.get("/batches/{batch_id}", responses=NOT_FOUND)
 def get_batch(request: Request, batch_id: BatchId) -> dict[str, Any]:
     """A batch: its rows, the counts of its jobs per status."""
-    return batch_out(_gateway(request).store.get_batch(batch_id))
+    gw = _gateway(request)
+    return batch_out(gw.store.get_batch(batch_id, gw.clock.now()))
 
 
 @router.get("/batches/{batch_id}/errors", responses=ERRORS_OK)

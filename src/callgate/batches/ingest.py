@@ -51,6 +51,7 @@ def ingest(
     strict: bool = False,
     scope: str = "",
     chunk: int = CHUNK,
+    block_suppressed: bool = True,
 ) -> Batch:
     """Store a batch from ``stream`` (seekable bytes) and return it.
 
@@ -81,10 +82,15 @@ def ingest(
         else:
             errors.append(item)
         if len(rows) + len(errors) >= chunk:
-            store.add_batch_rows(batch.id, rows, errors, now, scope=scope)
+            store.add_batch_rows(
+                batch.id, rows, errors, now, scope=scope, block_suppressed=block_suppressed
+            )
             rows, errors = [], []
     if rows or errors:
-        store.add_batch_rows(batch.id, rows, errors, now, scope=scope)
+        store.add_batch_rows(
+            batch.id, rows, errors, now, scope=scope, block_suppressed=block_suppressed
+        )
+    store.finish_batch_ingest(batch.id, now)
     return store.get_batch(batch.id)
 
 

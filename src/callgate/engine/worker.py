@@ -63,6 +63,17 @@ class WorkerConfig:
     track_timeout: float = 3600.0
     #: reconciliation of uncertain jobs beside the claim loop (None: not in this worker)
     reconcile: ReconcileConfig | None = field(default_factory=ReconcileConfig)
+    #: repeated 429s lower a batch's rate (None: they only slow the global meter)
+    batch_throttle: BatchThrottle | None = field(default_factory=lambda: BatchThrottle())
+
+
+@dataclass(frozen=True, slots=True)
+class BatchThrottle:
+    """The ``after``-th 429 for one batch within ``window`` s: its rate × ``factor``."""
+
+    after: int = 3
+    window: float = 60.0
+    factor: float = 0.5
 
 
 @dataclass
@@ -247,6 +258,7 @@ class Worker:
                 if drain and not self._active and await self._drained():
                     if await self._reconcile_due():
                         continue  # reconciled jobs may be queued again
+                    await self._db(self.store.complete_batches, self.clock.now())
                     return
                 timeout = await self._idle_timeout()
                 backoff.reset()
@@ -385,6 +397,9 @@ class Worker:
                     self.wake()
                 if self.guard is not None:
                     await self._db(self.guard.evaluate_breaker, now)
+                if await self._db(self.store.complete_batches, now):
+                    for callback in self.on_commit:  # a batch.completed event to send
+                        callback()
             except StoreError as exc:
                 log.warning("sweep failed: %s", exc)
             await asyncio.sleep(self.config.sweep_interval)
@@ -569,6 +584,7 @@ class Worker:
             else:
                 if rate is not None:
                     log.warning("provider answered 429; meter rate lowered to %.2f/s", rate)
+            await self._throttle_batch(job, now)
         decision = self.retry.decide(job, job.attempts + 1, result, now)
         await self._write_until_done(job, Finish(job.id, number, result, decision, now))
         self.stats.finished += 1
@@ -577,6 +593,28 @@ class Worker:
                 await self._db(self.guard.learn, job, result.error_code, now)
             except StoreError as exc:
                 log.warning("job %s: could not record the suppression: %s", job.id, exc)
+
+    async def _throttle_batch(self, job: Job, now: float) -> None:
+        """The batch rule: repeated 429s for a batch's jobs lower that batch's rate."""
+        rule = self.config.batch_throttle
+        if rule is None or job.batch_id is None:
+            return
+        try:
+            rate = await self._db(
+                self.store.batch_throttled,
+                job.batch_id,
+                now,
+                after=rule.after,
+                window=rule.window,
+                factor=rule.factor,
+            )
+        except StoreError as exc:
+            log.warning("could not count the 429 against batch %s: %s", job.batch_id, exc)
+            return
+        if rate is not None:
+            log.warning(
+                "batch %s: repeated 429 answers; its rate is lowered to %.2f/s", job.batch_id, rate
+            )
 
     async def _write_until_done(self, job: Job, write: Write) -> Any:
         """A write after the request went out must not be lost: while the store is down,

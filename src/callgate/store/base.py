@@ -445,11 +445,34 @@ class Store(Protocol):
         now: float,
         *,
         scope: str = "",
+        block_suppressed: bool = True,
     ) -> int:
-        """Queue a chunk of a batch's valid rows and keep its invalid/duplicate ones."""
+        """Queue a chunk of a batch's valid rows and keep its invalid/duplicate ones; rows
+        to a suppressed number are blocked at once (``block_suppressed``)."""
         ...
 
-    def get_batch(self, batch_id: int) -> Batch: ...
+    def get_batch(self, batch_id: int, now: float | None = None) -> Batch:
+        """With ``now``: also the achieved rate (last ten seconds) and the ETA."""
+        ...
+
+    def finish_batch_ingest(self, batch_id: int, now: float) -> None: ...
+
+    def complete_batches(self, now: float) -> list[int]:
+        """Complete every batch whose rows are in and jobs ended (``batch.completed``)."""
+        ...
+
+    def batch_throttled(
+        self,
+        batch_id: int,
+        now: float,
+        *,
+        after: int,
+        window: float,
+        factor: float,
+        min_rate: float = 0.1,
+    ) -> float | None:
+        """A 429 for a batch job; the new batch rate if this one lowered it."""
+        ...
 
     def pause_batch(self, batch_id: int, now: float) -> Batch:
         """Its queued jobs become ``held`` (reason ``batch_paused``) until resumed."""

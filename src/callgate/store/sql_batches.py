@@ -7,6 +7,7 @@ Mixed into :class:`~callgate.store.sql.SQLStore`; portable SQL for SQLite and Po
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from callgate.domain import (
@@ -19,20 +20,27 @@ from callgate.domain import (
     Reason,
     Status,
     from_ts,
+    iso,
     to_datetime,
 )
 from callgate.exceptions import InvalidTransition, NotFound
+from callgate.store.sql_system_webhooks import add_system_webhook
 from callgate.store.sql_tx import Conn, SQLParts, move
 
 #: the reason on a job held because its batch is paused
 BATCH_PAUSED = "batch_paused"
+#: the reason on a job blocked because its number is suppressed (as the guardrails say)
+SUPPRESSED = "suppressed"
 #: jobs moved per transaction when a batch is paused, resumed or canceled
 STEER_CHUNK = 1000
 
 BATCH_COLUMNS = (
     "id, name, kind, status, rate, strict, total_rows, queued_rows, invalid_rows, "
-    "duplicate_rows, created_at, updated_at, completed_at"
+    "duplicate_rows, created_at, updated_at, completed_at, ingested_at"
 )
+#: the achieved rate is measured over this many seconds
+RATE_WINDOW = 10.0
+ACTIVE_SQL = "('queued', 'in_flight', 'retrying', 'held', 'uncertain')"
 RESULTS_SQL = """
 SELECT j.line_no, j.id, j.status, j.provider_ref, a.error_code, a.error_message, j.attempts
 FROM jobs j
@@ -71,8 +79,25 @@ def _batch(row: Sequence[Any], counts: dict[str, int]) -> Batch:
         created_at=from_ts(row[10]),
         updated_at=from_ts(row[11]),
         completed_at=to_datetime(row[12]),
+        ingested_at=to_datetime(row[13]),
         counts=counts,
     )
+
+
+def _completed_event(batch: Batch) -> dict[str, Any]:
+    """The ``data`` of a ``batch.completed`` event."""
+    return {
+        "batch_id": batch.id,
+        "name": batch.name,
+        "status": str(batch.status),
+        "total_rows": batch.total_rows,
+        "queued_rows": batch.queued_rows,
+        "invalid_rows": batch.invalid_rows,
+        "duplicate_rows": batch.duplicate_rows,
+        "counts": dict(batch.counts),
+        "created_at": iso(batch.created_at),
+        "completed_at": iso(batch.completed_at),
+    }
 
 
 class SQLBatches(SQLParts):
@@ -116,9 +141,13 @@ class SQLBatches(SQLParts):
         now: float,
         *,
         scope: str = "",
+        block_suppressed: bool = True,
     ) -> int:
         """Queue one chunk of valid ``(line, spec)`` rows as the batch's jobs and keep
         ``errors``, in one transaction; return how many rows became new jobs.
+
+        With ``block_suppressed``, a row to a number on the suppression list for its kind
+        (say after a 21610 answer to an earlier row) is ``blocked`` at once.
 
         A row whose idempotency key was used before (outside this batch) is not queued
         again: it is reported as a duplicate of that job (or, if the key was used for
@@ -158,7 +187,11 @@ class SQLBatches(SQLParts):
                 c, [s for _, s in new], now, scope, batch=(batch_id, [line for line, _ in new])
             )
             if ids:
-                self._follow_batch(c, BatchStatus(status), sorted(ids), now)
+                blocked = (
+                    self._block_suppressed(c, batch_id, ids, now) if block_suppressed else set()
+                )
+                rest = sorted(set(ids) - blocked)
+                self._follow_batch(c, BatchStatus(status), rest, now)
                 self._notify(c)
             if report:
                 c.executemany(
@@ -185,6 +218,27 @@ class SQLBatches(SQLParts):
                 (len(rows) + len(errors), len(ids), len(report) - dups, dups, now, batch_id),
             )
         return len(ids)
+
+    @staticmethod
+    def _block_suppressed(c: Conn, batch_id: int, ids: list[int], now: float) -> set[int]:
+        """Block the new jobs (ids) whose number is suppressed for their kind."""
+        rows = c.execute(
+            "SELECT j.id, j.to_number, j.kind, min(s.reason) FROM jobs j "
+            "JOIN suppressions s ON s.number = j.to_number AND s.kind IN (j.kind, '*') "
+            "WHERE j.batch_id = ? AND j.id BETWEEN ? AND ? GROUP BY j.id, j.to_number, j.kind "
+            "ORDER BY j.group_key",
+            (batch_id, min(ids), max(ids)),
+        ).fetchall()
+        for job_id, number, kind, why in rows:
+            move(
+                c,
+                int(job_id),
+                Status.BLOCKED,
+                now,
+                reason=SUPPRESSED,
+                detail=f"{number} is on the suppression list for {kind} ({why})",
+            )
+        return {int(r[0]) for r in rows}
 
     @staticmethod
     def _follow_batch(c: Conn, status: BatchStatus, ids: list[int], now: float) -> None:
@@ -298,14 +352,123 @@ class SQLBatches(SQLParts):
             if len(ids) < STEER_CHUNK:
                 return
 
-    def get_batch(self, batch_id: int) -> Batch:
-        rows = self._read(f"SELECT {BATCH_COLUMNS} FROM batches WHERE id = ?", (batch_id,))
+    def get_batch(self, batch_id: int, now: float | None = None) -> Batch:
+        """The batch with its jobs per status and its rate now; given ``now``, also the
+        rate achieved over the last ten seconds and the time left at that rate."""
+        rows = self._read(
+            f"SELECT {', '.join('b.' + c.strip() for c in BATCH_COLUMNS.split(','))}, m.rate "
+            "FROM batches b LEFT JOIN batch_meters m ON m.batch_id = b.id WHERE b.id = ?",
+            (batch_id,),
+        )
         if not rows:
             raise NotFound(f"no batch {batch_id}", field="id")
         counts = self._read(
             "SELECT status, COUNT(*) FROM jobs WHERE batch_id = ? GROUP BY status", (batch_id,)
         )
-        return _batch(rows[0], {str(s): int(n) for s, n in counts})
+        batch = _batch(rows[0], {str(s): int(n) for s, n in counts})
+        lowered = rows[0][len(BATCH_COLUMNS.split(","))]
+        current = batch.rate if lowered is None or batch.rate is None else min(batch.rate, lowered)
+        batch = replace(batch, current_rate=current)
+        if now is None:
+            return batch
+        since = max(now - RATE_WINDOW, batch.created_at.timestamp())
+        [(sent,)] = self._read(
+            "SELECT count(*) FROM attempts a JOIN jobs j ON j.id = a.job_id "
+            "WHERE a.started_at >= ? AND a.started_at <= ? AND j.batch_id = ?",
+            (since, now, batch_id),
+        )
+        achieved = int(sent) / max(now - since, 1.0)
+        pace = achieved or current
+        left = batch.remaining
+        eta = None
+        if batch.status is BatchStatus.RUNNING and left == 0:
+            eta = 0.0
+        elif batch.status is BatchStatus.RUNNING and pace:
+            eta = round(left / pace, 1)
+        return replace(batch, achieved_rate=round(achieved, 3), eta_seconds=eta)
+
+    def finish_batch_ingest(self, batch_id: int, now: float) -> None:
+        """Every row of the batch is in: from now on it completes when its jobs end."""
+        with self._write() as c:
+            c.execute("UPDATE batches SET ingested_at = ? WHERE id = ?", (now, batch_id))
+        self.complete_batches(now)
+
+    def complete_batches(self, now: float) -> list[int]:
+        """Complete the batches whose rows are all in and whose jobs have all ended:
+        a running one becomes ``completed``, a canceled one stays ``canceled``; either
+        way ``completed_at`` is set and a ``batch.completed`` webhook event is queued
+        in the same transaction. Returns their ids."""
+        done: list[int] = []
+        candidates = self._read(
+            "SELECT id FROM batches WHERE status IN ('running', 'canceled') "
+            "AND ingested_at IS NOT NULL AND completed_at IS NULL ORDER BY id"
+        )
+        for (batch_id,) in candidates:
+            with self._write() as c:
+                busy = c.execute(
+                    f"SELECT 1 FROM jobs WHERE batch_id = ? AND status IN {ACTIVE_SQL} LIMIT 1",
+                    (batch_id,),
+                ).fetchone()
+                if busy is not None:
+                    continue
+                row = c.execute(
+                    "UPDATE batches SET completed_at = ?, updated_at = ?, status = CASE "
+                    "WHEN status = 'running' THEN 'completed' ELSE status END "
+                    "WHERE id = ? AND completed_at IS NULL AND status IN ('running', 'canceled') "
+                    "RETURNING id",
+                    (now, now, batch_id),
+                ).fetchone()
+                if row is None:  # another worker completed it meanwhile
+                    continue
+                counts = c.execute(
+                    "SELECT status, COUNT(*) FROM jobs WHERE batch_id = ? GROUP BY status",
+                    (batch_id,),
+                ).fetchall()
+                info = c.execute(
+                    f"SELECT {BATCH_COLUMNS} FROM batches WHERE id = ?", (batch_id,)
+                ).fetchone()
+                batch = _batch(info, {str(s): int(n) for s, n in counts})
+                add_system_webhook(c, "batch.completed", _completed_event(batch), now)
+            done.append(int(batch_id))
+        return done
+
+    def batch_throttled(
+        self,
+        batch_id: int,
+        now: float,
+        *,
+        after: int,
+        window: float,
+        factor: float,
+        min_rate: float = 0.1,
+    ) -> float | None:
+        """A 429 answer to one of the batch's jobs; the ``after``-th within ``window``
+        seconds lowers the batch's rate by ``factor`` (for the rest of the batch). Returns
+        the new rate when it was lowered."""
+        with self._write() as c:
+            row = c.execute(
+                "SELECT b.rate, m.rate, m.throttled, m.throttled_at FROM batches b "
+                f"JOIN batch_meters m ON m.batch_id = b.id WHERE b.id = ?{self._locking(of='m')}",
+                (batch_id,),
+            ).fetchone()
+            if row is None or row[0] is None:
+                return None  # no rate of its own: the global meter's AIMD covers it
+            rate, lowered, hits, since = row
+            if since is None or now - float(since) > window:
+                hits, since = 0, now
+            hits = int(hits) + 1
+            new_rate = None
+            if hits >= after:
+                current = float(rate) if lowered is None else min(float(rate), float(lowered))
+                new_rate = max(min_rate, current * factor)
+                hits, since = 0, None
+            c.execute(
+                "UPDATE batch_meters SET throttled = ?, throttled_at = ?, "
+                "rate = coalesce(?, rate), changed_at = coalesce(?, changed_at) "
+                "WHERE batch_id = ?",
+                (hits, since, new_rate, now if new_rate is not None else None, batch_id),
+            )
+        return new_rate
 
     def batch_errors(
         self, batch_id: int, *, after_line: int = 0, limit: int = 1000
