@@ -4,6 +4,7 @@ jobs, running batches round-robin, each batch at its own rate inside the global 
 from __future__ import annotations
 
 import io
+import itertools
 import math
 from collections import Counter
 
@@ -73,7 +74,8 @@ def test_an_api_job_goes_before_a_running_batch(store: Store) -> None:
     batch = _batch(store, _numbers(0, 200))
     meter = GCRA(rate=10.0)
     first = _claim(store, NOW, meter)
-    assert first and all(c.job.batch_id == batch for c in first)  # the meter's burst
+    assert first
+    assert all(c.job.batch_id == batch for c in first)
     [fax] = store.submit([make_spec(Kind.FAX, to="+15005550999", media_url="https://x/a.pdf")], NOW)
     # the next claim the meter allows takes the fax first: the batch rows claimed before
     # it came keep their slots, and the fax gets the very next one
@@ -110,7 +112,7 @@ def test_a_batch_never_goes_above_its_own_rate(store: Store) -> None:
     assert _max_in_window(slots) == 5
     assert 99 <= sum(s < NOW + 20 for s in slots) <= 101  # 5/s over 20 s
     assert all(c.lane_rate == 5.0 for c in claimed)
-    assert all(b - a >= 1 / 5.0 - 1e-9 for a, b in zip(slots, slots[1:], strict=False))
+    assert all(b - a >= 1 / 5.0 - 1e-9 for a, b in itertools.pairwise(slots))
 
 
 def test_batches_share_the_global_meter_round_robin(store: Store) -> None:
@@ -187,7 +189,8 @@ def test_next_wakeup_waits_for_the_batch_meter(store: Store) -> None:
     assert len(got) == 1
     assert _claim(store, NOW + 0.1, meter) == []
     wake = store.next_wakeup(NOW + 0.1, meter)
-    assert wake is not None and wake > NOW + 0.5  # not now: that would spin
+    assert wake is not None
+    assert wake > NOW + 0.5
     assert _claim(store, wake + 0.01, meter)
 
 

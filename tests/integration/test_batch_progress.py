@@ -82,10 +82,12 @@ def test_a_batch_completes_when_its_last_job_ends_and_says_so(store: Store) -> N
     assert store.complete_batches(NOW + 3) == [batch.id]
     assert store.complete_batches(NOW + 4) == []  # once
     done = store.get_batch(batch.id)
-    assert done.status == "completed" and done.completed_at is not None
+    assert done.status == "completed"
+    assert done.completed_at is not None
     [(kind, data)] = _events(store)
     assert kind == "batch.completed"
-    assert data["batch_id"] == batch.id and data["name"] == "spring"
+    assert data["batch_id"] == batch.id
+    assert data["name"] == "spring"
     assert data["status"] == "completed"
     assert data["counts"] == {"delivered": 1, "failed": 1}
     assert (data["total_rows"], data["invalid_rows"]) == (3, 1)
@@ -148,7 +150,8 @@ def test_rows_to_a_suppressed_number_are_blocked_as_they_are_read(store: Store) 
     rows = store.batch_results(batch.id)
     assert [r["status"] for r in rows] == ["blocked", "blocked", "queued"]
     job = store.get_job(rows[0]["job_id"])
-    assert job.reason == "suppressed" and "unsubscribed" in (job.detail or "")
+    assert job.reason == "suppressed"
+    assert "unsubscribed" in (job.detail or "")
     keep = ingest(
         store, _csv("+15005550100"), NOW, block_suppressed=False
     )  # the rule is off: the guardrails still refuse it at send time
