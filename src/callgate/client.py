@@ -447,6 +447,26 @@ def _unreachable(base_url: httpx.URL, exc: httpx.HTTPError) -> ApiUnavailable:
 # -- the clients -------------------------------------------------------------------------
 
 
+#: uploads have no read timeout: a large file takes a while to be accepted
+UPLOAD = httpx.Timeout(10.0, read=None, write=None)
+
+
+def _batch_form(
+    kind: str | None, rate: float | None, name: str | None, strict: bool
+) -> dict[str, str]:
+    form = {"strict": "true" if strict else "false"}
+    return form | {k: str(v) for k, v in (("kind", kind), ("rate", rate), ("name", name)) if v}
+
+
+def _batch_call(
+    batch_id: int, action: str = "", params: dict[str, str | int] | None = None
+) -> _Call:
+    """GET the batch (or its ``errors`` page), or POST ``pause``/``resume``/``cancel``."""
+    path = f"/v1/batches/{int(batch_id)}" + (f"/{action}" if action else "")
+    method = "GET" if action in ("", "errors") else "POST"
+    return _Call(method, path, params=params)
+
+
 class Client:
     """The callgate HTTP API, synchronously.
 
@@ -634,8 +654,7 @@ class Client:
 
         A strict batch with an invalid row raises ``ValidationError`` (``batch_rejected``).
         """
-        form = {"strict": "true" if strict else "false"}
-        form |= {k: str(v) for k, v in (("kind", kind), ("rate", rate), ("name", name)) if v}
+        form = _batch_form(kind, rate, name, strict)
         if isinstance(file, str | os.PathLike):
             with open(file, "rb") as stream:
                 return self._upload(stream, filename or os.path.basename(file), form)
@@ -644,10 +663,7 @@ class Client:
     def _upload(self, stream: IO[bytes], filename: str, form: dict[str, str]) -> dict[str, Any]:
         try:  # no read timeout: a large file takes a while to be accepted
             response = self._http.post(
-                "/v1/batches",
-                files={"file": (filename, stream)},
-                data=form,
-                timeout=httpx.Timeout(10.0, read=None, write=None),
+                "/v1/batches", files={"file": (filename, stream)}, data=form, timeout=UPLOAD
             )
         except httpx.HTTPError as exc:
             raise _unreachable(self._http.base_url, exc) from exc
@@ -657,8 +673,8 @@ class Client:
         return body
 
     def get_batch(self, batch_id: int) -> dict[str, Any]:
-        """A batch with its counts per status."""
-        body: dict[str, Any] = _json(self._send(_Call("GET", f"/v1/batches/{int(batch_id)}")))
+        """A batch with its counts per status, achieved rate and ETA."""
+        body: dict[str, Any] = _json(self._send(_batch_call(batch_id)))
         return body
 
     def pause_batch(self, batch_id: int) -> dict[str, Any]:
@@ -671,17 +687,14 @@ class Client:
         return self._steer_batch(batch_id, "cancel")
 
     def _steer_batch(self, batch_id: int, action: str) -> dict[str, Any]:
-        path = f"/v1/batches/{int(batch_id)}/{action}"
-        body: dict[str, Any] = _json(self._send(_Call("POST", path)))
+        body: dict[str, Any] = _json(self._send(_batch_call(batch_id, action)))
         return body
 
     def batch_errors(self, batch_id: int) -> Iterator[dict[str, Any]]:
         """The batch's rows that were not queued, page by page."""
         params: dict[str, str | int] = {}
         while True:
-            page = _json(
-                self._send(_Call("GET", f"/v1/batches/{int(batch_id)}/errors", params=params))
-            )
+            page = _json(self._send(_batch_call(batch_id, "errors", params)))
             yield from page["data"]
             if page["next_cursor"] is None:
                 return
@@ -897,6 +910,83 @@ class AsyncClient:
         """Resume sending; the reason is recorded."""
         doc: dict[str, Any] = _doc(await self._send(_guard_call("reset", reason)))
         return doc
+
+    # batches
+
+    async def submit_batch(
+        self,
+        file: str | os.PathLike[str] | IO[bytes],
+        *,
+        kind: str | None = None,
+        rate: float | None = None,
+        name: str | None = None,
+        strict: bool = False,
+        filename: str | None = None,
+    ) -> dict[str, Any]:
+        """Upload a batch file (see :meth:`Client.submit_batch`)."""
+        form = _batch_form(kind, rate, name, strict)
+        if isinstance(file, str | os.PathLike):
+            with open(file, "rb") as stream:
+                return await self._upload(stream, filename or os.path.basename(file), form)
+        return await self._upload(file, filename or "batch", form)
+
+    async def _upload(
+        self, stream: IO[bytes], filename: str, form: dict[str, str]
+    ) -> dict[str, Any]:
+        try:
+            response = await self._http.post(
+                "/v1/batches", files={"file": (filename, stream)}, data=form, timeout=UPLOAD
+            )
+        except httpx.HTTPError as exc:
+            raise _unreachable(self._http.base_url, exc) from exc
+        if response.is_error:
+            raise _error_for(response)
+        body: dict[str, Any] = _json(response)
+        return body
+
+    async def get_batch(self, batch_id: int) -> dict[str, Any]:
+        """A batch with its counts per status, achieved rate and ETA."""
+        body: dict[str, Any] = _json(await self._send(_batch_call(batch_id)))
+        return body
+
+    async def pause_batch(self, batch_id: int) -> dict[str, Any]:
+        return await self._steer_batch(batch_id, "pause")
+
+    async def resume_batch(self, batch_id: int) -> dict[str, Any]:
+        return await self._steer_batch(batch_id, "resume")
+
+    async def cancel_batch(self, batch_id: int) -> dict[str, Any]:
+        return await self._steer_batch(batch_id, "cancel")
+
+    async def _steer_batch(self, batch_id: int, action: str) -> dict[str, Any]:
+        body: dict[str, Any] = _json(await self._send(_batch_call(batch_id, action)))
+        return body
+
+    async def batch_errors(self, batch_id: int) -> AsyncIterator[dict[str, Any]]:
+        """The batch's rows that were not queued, page by page."""
+        params: dict[str, str | int] = {}
+        while True:
+            page = _json(await self._send(_batch_call(batch_id, "errors", params)))
+            for row in page["data"]:
+                yield row
+            if page["next_cursor"] is None:
+                return
+            params = {"cursor": page["next_cursor"]}
+
+    async def batch_results(self, batch_id: int, out: IO[bytes], *, format: str = "csv") -> int:
+        """Write the results export (``csv`` or ``jsonl``) to ``out``; return its bytes."""
+        path = f"/v1/batches/{int(batch_id)}/results"
+        written = 0
+        try:
+            async with self._http.stream("GET", path, params={"format": format}) as response:
+                if response.is_error:
+                    await response.aread()
+                    raise _error_for(response)
+                async for chunk in response.aiter_bytes():
+                    written += out.write(chunk)
+        except httpx.HTTPError as exc:
+            raise _unreachable(self._http.base_url, exc) from exc
+        return written
 
     async def wait_for(
         self,

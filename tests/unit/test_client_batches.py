@@ -3,13 +3,14 @@ error report, streaming the results export, errors mapped to exceptions."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 
 import httpx
 import pytest
 
-from callgate.client import Client
+from callgate.client import AsyncClient, Client
 from callgate.exceptions import NotFound, ValidationError
 
 
@@ -59,3 +60,26 @@ def test_errors_are_paged_and_results_streamed(client: Client) -> None:
     out = io.BytesIO()
     assert client.batch_results(3, out, format="jsonl") == len(out.getvalue())
     assert [json.loads(x)["line"] for x in out.getvalue().splitlines()] == [2, 3]
+
+
+def test_the_async_client_does_the_same() -> None:
+    async def main() -> None:
+        async with AsyncClient("http://cg", "key", transport=httpx.MockTransport(handler)) as c:
+            data = io.BytesIO(b"To,Body\n+15005550006,hi\n")
+            batch = await c.submit_batch(data, rate=5, strict=True, filename="rows.csv")
+            assert batch == {"id": 3, "status": "running"}
+            assert (await c.pause_batch(3))["status"] == "paused"
+            with pytest.raises(NotFound):
+                await c.get_batch(4)
+            with pytest.raises(ValidationError):
+                await c.submit_batch(
+                    io.BytesIO(b"To\nbad\n"), rate=5, strict=True, filename="rows.csv"
+                )
+            assert [e["line"] async for e in c.batch_errors(3)] == [3, 5]
+            out = io.BytesIO()
+            assert await c.batch_results(3, out, format="jsonl") == len(out.getvalue())
+            assert out.getvalue().splitlines() == [b'{"line":2}', b'{"line":3}']
+            with pytest.raises(NotFound):
+                await c.batch_results(4, io.BytesIO())
+
+    asyncio.run(main())
