@@ -70,3 +70,11 @@ def test_batch_ingest_bench() -> None:
     doc = run_bench("batch_ingest.py", "--rows", "2000", "--numbers", "100")
     assert (doc["rows"], doc["queued_rows"], doc["invalid_rows"]) == (2000, 2000, 0)
     assert {"accept_s", "peak_rss_mb", "rows_per_s"} <= doc.keys()
+
+
+@pytest.mark.slow
+def test_batch_rate_bench() -> None:
+    doc = run_bench("batch_rate.py", "--rows", "60", "--rate", "30")
+    assert (doc["calls"], doc["batch_status"], doc["job_ids_called_twice"]) == (60, "completed", 0)
+    assert doc["max_calls_in_1s_window"] <= 30
+    assert {"achieved_rate_per_s", "steady_rate_per_s", "achieved_ratio"} <= doc.keys()

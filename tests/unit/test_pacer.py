@@ -94,3 +94,39 @@ def test_a_canceled_waiter_gives_its_turn_away() -> None:
         return clock.now() - t0
 
     assert run_virtual(main) == 1.0
+
+
+def test_a_job_woken_too_late_for_its_slot_waits_for_another() -> None:
+    class Stalled:
+        """A clock that jumps ahead once, as a loop blocked by a slow call would."""
+
+        def __init__(self, inner: LoopClock) -> None:
+            self.inner, self.stall = inner, 0.0
+
+        def now(self) -> float:
+            return self.inner.now() + self.stall
+
+    async def main(clock: LoopClock) -> tuple[float, int]:
+        stalled = Stalled(clock)
+        t0 = stalled.now()
+
+        async def reserve(n: int) -> list[float]:
+            return [stalled.now() + 0.1 for _ in range(n)]
+
+        pacer = Pacer(stalled, 0.005, reserve)  # type: ignore[arg-type]
+        release = pacer._release
+
+        def handover_then_stall(now: float) -> float:
+            out = release(now)
+            if not pacer._slots and not stalled.stall:
+                stalled.stall = 0.05  # the job runs 50 ms after its slot: too late for it
+            return out
+
+        pacer._release = handover_then_stall  # type: ignore[method-assign]
+        pacer.add([t0])
+        assert await pacer.acquire()
+        return stalled.now() - t0, pacer.late
+
+    waited, late = run_virtual(main)
+    assert late == 1
+    assert abs(waited - 0.15) < 1e-6  # it sent in the fresh slot, not in the stale one

@@ -43,12 +43,13 @@ class Pacer:
         self._reserve = reserve
         self._retry = retry
         self._slots: list[float] = []  # a heap: the earliest first
-        self._waiting: deque[asyncio.Future[bool]] = deque()
+        self._waiting: deque[asyncio.Future[float | None]] = deque()
         self._timer: asyncio.TimerHandle | None = None
         self._fetching: asyncio.Task[None] | None = None
         self.stopping = False  # then a job that would need a fresh slot is not sent
         self.lapsed = 0  # slots that passed with nobody ready to use them
         self.fetched = 0  # slots reserved by the pacer itself (beyond the claims')
+        self.late = 0  # slots handed over that their job woke too late to use
 
     def __repr__(self) -> str:
         return f"Pacer(slots={len(self._slots)}, waiting={len(self._waiting)})"
@@ -59,12 +60,22 @@ class Pacer:
         self._kick()
 
     async def acquire(self) -> bool:
-        """Wait for a slot to send in: True when one has come (send now), False when the
-        worker stops before one could be had."""
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._waiting.append(future)
-        self._kick()
-        return await future
+        """Wait for a slot to send in: True when one has come (send now, without awaiting
+        anything else first), False when the worker stops before one could be had.
+
+        A slot handed over is checked again when this task actually runs: a busy event
+        loop may resume it later than the slot's lateness budget, and sending then could
+        crowd two slots' calls into one second; it waits for another slot instead."""
+        while True:
+            future: asyncio.Future[float | None] = asyncio.get_running_loop().create_future()
+            self._waiting.append(future)
+            self._kick()
+            slot = await future
+            if slot is None:
+                return False
+            if self._clock.now() - slot <= self.max_lateness:
+                return True
+            self.late += 1
 
     def stop(self) -> None:
         self.stopping = True
@@ -101,8 +112,7 @@ class Pacer:
         while self._waiting and self._slots and self._slots[0] <= now:
             future = self._waiting.popleft()
             if not future.done():  # a canceled job gives its turn away
-                heapq.heappop(self._slots)
-                future.set_result(True)
+                future.set_result(heapq.heappop(self._slots))
         while self._waiting and self._waiting[0].done():
             self._waiting.popleft()
         return now
@@ -120,7 +130,7 @@ class Pacer:
         for _ in range(short):
             future = self._waiting.pop()
             if not future.done():
-                future.set_result(False)
+                future.set_result(None)
 
     async def _fetch(self) -> None:
         slots: list[float] = []
