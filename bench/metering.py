@@ -40,13 +40,16 @@ def numbers(k: int) -> list[str]:
     return [f"+1212555{i:04d}" for i in range(k)]
 
 
-def read_starts(path: str) -> tuple[list[float], int]:
-    """Sorted ``started_at`` of every logged call, and how many job ids appear twice."""
+def read_starts(path: str, only: set[int] | None = None) -> tuple[list[float], int]:
+    """Sorted ``started_at`` of every logged call (of the jobs ``only``, if given), and
+    how many job ids appear twice."""
     starts: list[float] = []
     jobs: Counter[int] = Counter()
     with open(path) as log:
         for line in log:
             call = json.loads(line)
+            if only is not None and call["job_id"] not in only:
+                continue
             starts.append(float(call["started_at"]))
             jobs[call["job_id"]] += 1
     starts.sort()

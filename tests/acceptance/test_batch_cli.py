@@ -27,6 +27,7 @@ def test_detached_batch_then_results_file(cg: Callgate) -> None:
     assert cg.run("worker", "--drain").returncode == 0
     shown = cg.json("batch", "show", str(batch_id))
     assert shown["counts"] == {"delivered": 1, "failed": 2}
+    assert shown["status"] == "completed"  # every row in, every job ended
     out = cg.home / "results.csv"
     cg.ok("batch", "results", str(batch_id), "-o", str(out))
     rows = list(csv.DictReader(out.read_text().splitlines()))

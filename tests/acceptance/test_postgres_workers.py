@@ -202,3 +202,31 @@ def test_sigkill_a_random_worker_every_two_seconds(pg_cg: Callgate) -> None:
         check_in_doubt(job)
         if job.status is Status.DELIVERED:
             assert delivered[job_id] == 1, job
+
+
+def test_two_workers_keep_a_batch_to_its_rate(pg_cg: Callgate) -> None:
+    """A campaign file at --rate 25 with the global meter far above it, sent by two
+    worker processes: no second of the provider's log holds more than 25 of its calls."""
+    url = pg_cg.env["CALLGATE_DATABASE_URL"]
+    path = pg_cg.home / "campaign.csv"
+    path.write_text(
+        "To,From,Body\n"
+        + "".join(f"{n},+15005550006,reminder {i}\n" for i, n in enumerate(NUMBERS[:300]))
+    )
+    done = pg_cg.run("batch", "submit", str(path), "--rate", "25", "--detach")
+    assert done.returncode == 0, done.stderr
+    batch_id = int(done.stdout.strip())
+    workers = [pg_cg.start("worker", "--drain") for _ in range(2)]
+    for proc in workers:
+        _, stderr = proc.communicate(timeout=120)
+        assert proc.returncode == 0, stderr
+    calls = read_log(pg_cg.log)
+    starts = sorted(float(c["started_at"]) for c in calls)  # type: ignore[arg-type]
+    assert len(starts) == 300
+    assert max_in_window(starts) <= 25
+    assert (len(starts) - 1) / (starts[-1] - starts[0]) > 25 * 0.97
+    _, _, workers_seen = attempt_rows(url)
+    assert len(workers_seen) == 2, "both workers sent"
+    shown = pg_cg.json("batch", "show", str(batch_id))
+    assert shown["status"] == "completed"
+    assert shown["counts"] == {"delivered": 300}

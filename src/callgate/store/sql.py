@@ -519,6 +519,20 @@ class SQLStore(SQLReconcile, SQLWebhooks, SQLSystemWebhooks, SQLGuardrails, SQLB
         n = 0
         with self._write() as c:
             for part in chunks(sorted(job_ids)):
+                if self.ROW_LOCKS:
+                    # a job this worker is writing right now (its attempt, its end) is
+                    # skipped, not waited for: the next beat renews it, and a heartbeat
+                    # never takes part in a deadlock with the worker's own writes
+                    part = [
+                        int(r[0])
+                        for r in c.execute(
+                            f"SELECT id FROM jobs WHERE id IN ({_marks(part)})"
+                            f"{self._locking(skip=True)}",
+                            part,
+                        ).fetchall()
+                    ]
+                    if not part:
+                        continue
                 cur = c.execute(
                     f"UPDATE jobs SET lease_expires_at = ? WHERE id IN ({_marks(part)}) "
                     "AND status = 'in_flight' AND worker_id = ?",
