@@ -280,8 +280,8 @@ class SQLStore(SQLReconcile, SQLWebhooks, SQLSystemWebhooks, SQLGuardrails, SQLB
         keyed = [
             (scope, s.idempotency_key, i, s.fingerprint(), now)
             for i, s in zip(ids, specs, strict=True)
+            if s.idempotency_key is not None
         ]
-        keyed = [k for k in keyed if k[1] is not None]
         if keyed:
             c.executemany("INSERT INTO idempotency_keys VALUES (?, ?, ?, ?, ?)", keyed)
         return ids
