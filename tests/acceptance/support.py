@@ -48,12 +48,19 @@ def check_in_doubt(job: Job, *lost: str) -> None:
         assert "not resent blindly" in (job.detail or ""), job
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll another process's observable state until ``predicate`` holds, or fail."""
+def wait_for(
+    predicate: Callable[[], bool],
+    timeout: float,
+    what: str,
+    state: Callable[[], object] | None = None,
+) -> None:
+    """Poll another process's observable state until ``predicate`` holds, or fail (saying
+    what ``state`` shows then, for the post-mortem)."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+            seen = f"; last seen: {state()!r}" if state is not None else ""
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}{seen}")
         time.sleep(0.02)
 
 

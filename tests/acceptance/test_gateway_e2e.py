@@ -162,6 +162,14 @@ def test_a_fax_in_doubt_after_a_crash_is_reconciled_through_the_vendor(
                 lambda: client.get(f"/v1/jobs/{job_id}").json()["status"] == "delivered",
                 60,
                 "the restarted serve to reconcile the fax",
+                state=lambda: (
+                    {
+                        k: v
+                        for k, v in client.get(f"/v1/jobs/{job_id}").json().items()
+                        if k in ("status", "reason", "detail", "attempts", "updated_at")
+                    },
+                    again.stderr.text[-2000:],
+                ),
             )
             job = client.get(f"/v1/jobs/{job_id}").json()
         assert again.stop() == 0
