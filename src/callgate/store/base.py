@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from callgate.domain import (
     ApiKey,
@@ -495,6 +495,9 @@ class Store(Protocol):
         ...
 
 
-def chunks(items: Sequence[int], size: int = 500) -> Iterator[Sequence[int]]:
+T = TypeVar("T")
+
+
+def chunks(items: Sequence[T], size: int = 500) -> Iterator[Sequence[T]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]

@@ -48,7 +48,15 @@ from callgate.store.sql_guardrails import SQLGuardrails
 from callgate.store.sql_lanes import RUNNING_SQL, SQLLanes
 from callgate.store.sql_reconcile import SQLReconcile
 from callgate.store.sql_system_webhooks import SQLSystemWebhooks
-from callgate.store.sql_tx import JOB_COLUMNS, Conn, SQLTx, apply, job_from_row, move
+from callgate.store.sql_tx import (
+    JOB_COLUMNS,
+    Conn,
+    SQLTx,
+    apply,
+    job_from_row,
+    move,
+    seen_keys,
+)
 from callgate.store.sql_webhooks import SQLWebhooks
 
 log = logging.getLogger("callgate.store")
@@ -211,22 +219,14 @@ class SQLStore(SQLReconcile, SQLWebhooks, SQLSystemWebhooks, SQLGuardrails, SQLB
         request is a conflict (and nothing of this submit is stored)."""
         asked = {s.idempotency_key: s for s in specs if s.idempotency_key is not None}
         known: dict[str, int] = {}
-        keys = list(asked)
-        for i in range(0, len(keys), 500):
-            part = keys[i : i + 500]
-            rows = c.execute(
-                "SELECT key, job_id, fingerprint FROM idempotency_keys "
-                f"WHERE scope = ? AND key IN ({_marks(part)})",
-                (scope, *part),
-            ).fetchall()
-            for key, job_id, fingerprint in rows:
-                if fingerprint != asked[key].fingerprint():
-                    raise IdempotencyConflict(
-                        f"idempotency key {key!r} was used for job {job_id} "
-                        "with a different request",
-                        field="idempotency_key",
-                    )
-                known[key] = int(job_id)
+        for used, (job_id, fingerprint) in seen_keys(c, list(asked), scope).items():
+            if fingerprint != asked[used].fingerprint():
+                raise IdempotencyConflict(
+                    f"idempotency key {used!r} was used for job {job_id} "
+                    "with a different request",
+                    field="idempotency_key",
+                )
+            known[used] = job_id
         for spec in specs:  # the same key twice in one call must mean the same request
             key = spec.idempotency_key
             if key is not None and asked[key].fingerprint() != spec.fingerprint():

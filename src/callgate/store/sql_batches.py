@@ -25,7 +25,7 @@ from callgate.domain import (
 )
 from callgate.exceptions import InvalidTransition, NotFound
 from callgate.store.sql_system_webhooks import add_system_webhook
-from callgate.store.sql_tx import Conn, SQLParts, move
+from callgate.store.sql_tx import Conn, SQLParts, move, seen_keys
 
 #: the reason on a job held because its batch is paused
 BATCH_PAUSED = "batch_paused"
@@ -155,7 +155,8 @@ class SQLBatches(SQLParts):
         """
         report = list(errors)
         with self._write() as c:
-            known = self._batch_known_keys(c, [s for _, s in rows], scope)
+            keys = [s.idempotency_key for _, s in rows if s.idempotency_key is not None]
+            known = seen_keys(c, keys, scope)
             new: list[tuple[int, JobSpec]] = []
             for line, spec in rows:
                 seen = known.get(spec.idempotency_key or "")
@@ -256,22 +257,6 @@ class SQLBatches(SQLParts):
                     reason=Reason.CANCELED,
                     detail="the batch was canceled",
                 )
-
-    @staticmethod
-    def _batch_known_keys(
-        c: Conn, specs: Sequence[JobSpec], scope: str
-    ) -> dict[str, tuple[int, str]]:
-        keys = [s.idempotency_key for s in specs if s.idempotency_key is not None]
-        known: dict[str, tuple[int, str]] = {}
-        for i in range(0, len(keys), 500):
-            part = keys[i : i + 500]
-            rows = c.execute(
-                "SELECT key, job_id, fingerprint FROM idempotency_keys "
-                f"WHERE scope = ? AND key IN ({','.join('?' * len(part))})",
-                (scope, *part),
-            ).fetchall()
-            known.update({k: (int(j), f) for k, j, f in rows})
-        return known
 
     def pause_batch(self, batch_id: int, now: float) -> Batch:
         """Hold the batch's queued jobs (``held``, reason ``batch_paused``) until resumed;

@@ -30,6 +30,7 @@ from callgate.store.base import (
     SettleUnsent,
     StartAttempt,
     Write,
+    chunks,
 )
 
 
@@ -80,6 +81,20 @@ JOB_COLUMNS = (
     "updated_at, run_at, not_before, expires_at, strict_order, idempotency_key, "
     "callback_url, metadata, max_attempts, cancel_requested, provider_ref, detail, batch_id"
 )
+
+
+def seen_keys(c: Conn, keys: Sequence[str], scope: str) -> dict[str, tuple[int, str]]:
+    """The idempotency keys of ``keys`` used before in ``scope``: key → (its job, the
+    fingerprint of the request it was used for)."""
+    seen: dict[str, tuple[int, str]] = {}
+    for part in chunks(keys):
+        rows = c.execute(
+            "SELECT key, job_id, fingerprint FROM idempotency_keys "
+            f"WHERE scope = ? AND key IN ({','.join('?' * len(part))})",
+            (scope, *part),
+        ).fetchall()
+        seen.update({key: (int(job_id), fingerprint) for key, job_id, fingerprint in rows})
+    return seen
 
 
 def job_from_row(row: Sequence[Any], status: Status | None = None) -> Job:
