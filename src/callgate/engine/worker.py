@@ -292,35 +292,33 @@ class Worker:
         if self.guard is not None and (await self._db(self.guard.breaker)).open:
             return 0  # no new claims while the breaker is open; queued jobs stay queued
         claimed = await self._db(self._claim, min(room, self.config.claim_batch))
-        for item in claimed:
-            pacer = self._pacer(item)
+        paced = [(item, self._pacer(item)) for item in claimed]
+        for item, pacer in paced:
             if pacer is not None:
                 pacer.add([item.slot])
-        for item in claimed:
-            self._active[item.job.id] = asyncio.create_task(self._run_job(item))
+        for item, pacer in paced:
+            self._active[item.job.id] = asyncio.create_task(self._run_job(item, pacer))
         self.stats.claimed += len(claimed)
         return len(claimed)
 
     def _pacer(self, claimed: Claimed) -> Pacer | None:
         """The pacer of the claimed job's lane (None: nothing meters it)."""
-        lane = claimed.job.batch_id if claimed.lane_rate is not None else None
-        pacer = self._pacers.get(lane)
-        if lane is None and pacer is None and self.meter.rate is not None:
-            pacer = Pacer(self.clock, self.meter.max_lateness, self._reserve_slots)
-        elif lane is not None:
-            # within both meters' lateness budgets (a lowered batch rate widens its own)
+        if claimed.lane_rate is None:  # the global meter's slots
+            if self.meter.rate is None:
+                return None
+            lane, lateness = None, self.meter.max_lateness
+        else:  # its batch's, within both meters' lateness budgets
+            lane = claimed.job.batch_id
             lateness = min(
                 self.meter.max_lateness, self.meter.for_rate(claimed.lane_rate).max_lateness
             )
-            if pacer is None:
-                pacer = Pacer(
-                    self.clock, lateness, functools.partial(self._reserve_slots, batch_id=lane)
-                )
-            pacer.max_lateness = lateness
-        if pacer is not None:
-            self._pacers[lane] = pacer
+        pacer = self._pacers.get(lane)
+        if pacer is None:
+            reserve = functools.partial(self._reserve_slots, batch_id=lane)
+            pacer = self._pacers[lane] = Pacer(self.clock, lateness, reserve)
             if self._stopping is not None and self._stopping.is_set():
                 pacer.stop()
+        pacer.max_lateness = lateness  # a lowered batch rate widens its own budget
         return pacer
 
     def _meter(self) -> GCRA:
@@ -457,10 +455,10 @@ class Worker:
 
     # -- one job ------------------------------------------------------------------------
 
-    async def _run_job(self, claimed: Claimed) -> None:
+    async def _run_job(self, claimed: Claimed, pacer: Pacer | None) -> None:
         job = claimed.job
         try:
-            await self._attempt(job, claimed.slot, self._pacer(claimed))
+            await self._attempt(job, claimed.slot, pacer)
         except asyncio.CancelledError:
             raise
         except StoreError as exc:

@@ -45,7 +45,7 @@ from callgate.store.base import (
 )
 from callgate.store.sql_batches import SQLBatches
 from callgate.store.sql_guardrails import SQLGuardrails
-from callgate.store.sql_lanes import RUNNING_SQL, SQLLanes
+from callgate.store.sql_lanes import RUNNING_SQL, SQLLanes, lanes_of
 from callgate.store.sql_reconcile import SQLReconcile
 from callgate.store.sql_system_webhooks import SQLSystemWebhooks
 from callgate.store.sql_tx import (
@@ -222,8 +222,7 @@ class SQLStore(SQLReconcile, SQLWebhooks, SQLSystemWebhooks, SQLGuardrails, SQLB
         for used, (job_id, fingerprint) in seen_keys(c, list(asked), scope).items():
             if fingerprint != asked[used].fingerprint():
                 raise IdempotencyConflict(
-                    f"idempotency key {used!r} was used for job {job_id} "
-                    "with a different request",
+                    f"idempotency key {used!r} was used for job {job_id} with a different request",
                     field="idempotency_key",
                 )
             known[used] = job_id
@@ -503,7 +502,7 @@ class SQLStore(SQLReconcile, SQLWebhooks, SQLSystemWebhooks, SQLGuardrails, SQLB
 
     def next_wakeup(self, now: float, meter: MeterPolicy) -> float | None:
         rows = self._read("SELECT tat, rate, changed_at FROM meter WHERE name = 'global'")
-        lanes = self._lanes(rows=self._read(RUNNING_SQL))
+        lanes = lanes_of(self._read(RUNNING_SQL))
         return self._lane_wakeup(now, meter, MeterState(*rows[0]), lanes)
 
     # -- worker writes ------------------------------------------------------------------
@@ -519,22 +518,12 @@ class SQLStore(SQLReconcile, SQLWebhooks, SQLSystemWebhooks, SQLGuardrails, SQLB
         n = 0
         with self._write() as c:
             for part in chunks(sorted(job_ids)):
-                if self.ROW_LOCKS:
-                    # a job this worker is writing right now (its attempt, its end) is
-                    # skipped, not waited for: the next beat renews it, and a heartbeat
-                    # never takes part in a deadlock with the worker's own writes
-                    part = [
-                        int(r[0])
-                        for r in c.execute(
-                            f"SELECT id FROM jobs WHERE id IN ({_marks(part)})"
-                            f"{self._locking(skip=True)}",
-                            part,
-                        ).fetchall()
-                    ]
-                    if not part:
-                        continue
+                # a job this worker is writing right now (its attempt, its end) is skipped,
+                # not waited for (PostgreSQL: SKIP LOCKED): the next beat renews it, and a
+                # heartbeat never takes part in a deadlock with the worker's own writes
                 cur = c.execute(
-                    f"UPDATE jobs SET lease_expires_at = ? WHERE id IN ({_marks(part)}) "
+                    "UPDATE jobs SET lease_expires_at = ? WHERE id IN "
+                    f"(SELECT id FROM jobs WHERE id IN ({_marks(part)}){self._locking(skip=True)}) "
                     "AND status = 'in_flight' AND worker_id = ?",
                     (now + lease, *part, worker_id),
                 )

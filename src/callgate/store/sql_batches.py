@@ -24,6 +24,7 @@ from callgate.domain import (
     to_datetime,
 )
 from callgate.exceptions import InvalidTransition, NotFound
+from callgate.store.sql_lanes import current_rate
 from callgate.store.sql_system_webhooks import add_system_webhook
 from callgate.store.sql_tx import Conn, SQLParts, move, seen_keys
 
@@ -38,6 +39,8 @@ BATCH_COLUMNS = (
     "id, name, kind, status, rate, strict, total_rows, queued_rows, invalid_rows, "
     "duplicate_rows, created_at, updated_at, completed_at, ingested_at"
 )
+#: a batch's jobs per status
+COUNTS_SQL = "SELECT status, COUNT(*) FROM jobs WHERE batch_id = ? GROUP BY status"
 #: the achieved rate is measured over this many seconds
 RATE_WINDOW = 10.0
 ACTIVE_SQL = "('queued', 'in_flight', 'retrying', 'held', 'uncertain')"
@@ -64,7 +67,8 @@ def _text(value: str | None) -> str | None:
     return None if value is None else value.replace("\x00", "\ufffd")
 
 
-def _batch(row: Sequence[Any], counts: dict[str, int]) -> Batch:
+def _batch(row: Sequence[Any], counts: Sequence[Sequence[Any]] = ()) -> Batch:
+    """A batch from a row of ``BATCH_COLUMNS`` and rows of ``COUNTS_SQL``."""
     return Batch(
         id=int(row[0]),
         name=row[1],
@@ -80,7 +84,7 @@ def _batch(row: Sequence[Any], counts: dict[str, int]) -> Batch:
         updated_at=from_ts(row[11]),
         completed_at=to_datetime(row[12]),
         ingested_at=to_datetime(row[13]),
-        counts=counts,
+        counts={str(status): int(n) for status, n in counts},
     )
 
 
@@ -131,7 +135,7 @@ class SQLBatches(SQLParts):
                 (name, str(kind), rate, int(strict), now, now, scope or None),
             ).fetchone()
             c.execute("INSERT INTO batch_meters (batch_id) VALUES (?)", (row[0],))
-        return _batch(row, {})
+        return _batch(row)
 
     def add_batch_rows(
         self,
@@ -347,13 +351,9 @@ class SQLBatches(SQLParts):
         )
         if not rows:
             raise NotFound(f"no batch {batch_id}", field="id")
-        counts = self._read(
-            "SELECT status, COUNT(*) FROM jobs WHERE batch_id = ? GROUP BY status", (batch_id,)
-        )
-        batch = _batch(rows[0], {str(s): int(n) for s, n in counts})
+        batch = _batch(rows[0], self._read(COUNTS_SQL, (batch_id,)))
         lowered = rows[0][len(BATCH_COLUMNS.split(","))]
-        current = batch.rate if lowered is None or batch.rate is None else min(batch.rate, lowered)
-        batch = replace(batch, current_rate=current)
+        batch = replace(batch, current_rate=current_rate(batch.rate, lowered))
         if now is None:
             return batch
         since = max(now - RATE_WINDOW, batch.created_at.timestamp())
@@ -363,7 +363,7 @@ class SQLBatches(SQLParts):
             (since, now, batch_id),
         )
         achieved = int(sent) / max(now - since, 1.0)
-        pace = achieved or current
+        pace = achieved or batch.current_rate
         left = batch.remaining
         eta = None
         if batch.status is BatchStatus.RUNNING and left == 0:
@@ -405,14 +405,11 @@ class SQLBatches(SQLParts):
                 ).fetchone()
                 if row is None:  # another worker completed it meanwhile
                     continue
-                counts = c.execute(
-                    "SELECT status, COUNT(*) FROM jobs WHERE batch_id = ? GROUP BY status",
-                    (batch_id,),
-                ).fetchall()
+                counts = c.execute(COUNTS_SQL, (batch_id,)).fetchall()
                 info = c.execute(
                     f"SELECT {BATCH_COLUMNS} FROM batches WHERE id = ?", (batch_id,)
                 ).fetchone()
-                batch = _batch(info, {str(s): int(n) for s, n in counts})
+                batch = _batch(info, counts)
                 add_system_webhook(c, "batch.completed", _completed_event(batch), now)
             done.append(int(batch_id))
         return done
@@ -444,8 +441,7 @@ class SQLBatches(SQLParts):
             hits = int(hits) + 1
             new_rate = None
             if hits >= after:
-                current = float(rate) if lowered is None else min(float(rate), float(lowered))
-                new_rate = max(min_rate, current * factor)
+                new_rate = max(min_rate, current_rate(float(rate), lowered) * factor)
                 hits, since = 0, None
             c.execute(
                 "UPDATE batch_meters SET throttled = ?, throttled_at = ?, "

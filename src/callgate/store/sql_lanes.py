@@ -24,7 +24,7 @@ import math
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, overload
 
 from callgate.domain import Job
 from callgate.store.base import Claimed, MeterPolicy, MeterState
@@ -77,13 +77,42 @@ UPDATE groups SET wake_at = coalesce(
 WHERE group_key = :gk
 """
 RELANE_SQL = "UPDATE groups SET lane = :lane WHERE group_key = :gk"
-RUNNING_SQL = """
-SELECT b.id, b.rate, m.tat, m.rate, m.changed_at, m.served
-FROM batches b JOIN batch_meters m ON m.batch_id = b.id
-WHERE b.status = 'running'
-ORDER BY m.served, b.id
-"""
+LANE_SQL = (
+    "SELECT b.id, b.rate, m.tat, m.rate, m.changed_at, m.served "
+    "FROM batches b JOIN batch_meters m ON m.batch_id = b.id"
+)
+RUNNING_SQL = f"{LANE_SQL} WHERE b.status = 'running' ORDER BY m.served, b.id"
 LANE_WAKE_SQL = "SELECT min(wake_at) FROM groups WHERE lane = ? AND pending > 0 AND busy = 0"
+
+
+@overload
+def current_rate(rate: float, lowered: float | None) -> float: ...
+@overload
+def current_rate(rate: float | None, lowered: float | None) -> float | None: ...
+def current_rate(rate: float | None, lowered: float | None) -> float | None:
+    """A batch's rate now: its own ``rate`` (None: it has none), or lower if the 429
+    rule ``lowered`` it."""
+    if rate is None or lowered is None:
+        return rate
+    return min(rate, lowered)
+
+
+def lanes_of(rows: Sequence[Sequence[Any]]) -> list[Lane]:
+    """Batches as claims see them, from rows of ``LANE_SQL``."""
+    return [
+        Lane(int(r[0]), r[1], MeterState(float(r[2]), r[3], float(r[4])), int(r[5])) for r in rows
+    ]
+
+
+def next_lane_slot(
+    meter: MeterPolicy, policy: MeterPolicy, state: MeterState, lane: MeterState, now: float
+) -> tuple[float, MeterState, MeterState]:
+    """A batch's next slot that is the global meter's too (the later of the two), and
+    both meters after it: (slot, global, batch)."""
+    first, _ = policy.take_at(lane, now, -math.inf)
+    slot, state = meter.take_at(state, now, first)
+    _, lane = policy.take_at(lane, now, slot)
+    return slot, state, lane
 
 
 @dataclass(slots=True)
@@ -98,9 +127,7 @@ class Lane:
     @property
     def current_rate(self) -> float | None:
         """The rate it runs at now (lowered after repeated 429s)."""
-        if self.rate is None:
-            return None
-        return self.rate if self.state.rate is None else min(self.rate, self.state.rate)
+        return current_rate(self.rate, self.state.rate)
 
 
 class SQLLanes(SQLParts):
@@ -134,16 +161,9 @@ class SQLLanes(SQLParts):
         return found[:want]
 
     @staticmethod
-    def _lanes(c: Conn | None = None, rows: Sequence[Sequence[Any]] | None = None) -> list[Lane]:
-        """The running batches, least recently served first (read in ``c``, or ``rows``
-        of ``RUNNING_SQL`` read before)."""
-        if rows is None:
-            assert c is not None
-            rows = c.execute(RUNNING_SQL).fetchall()
-        return [
-            Lane(int(r[0]), r[1], MeterState(float(r[2]), r[3], float(r[4])), int(r[5]))
-            for r in rows
-        ]
+    def _lanes(c: Conn) -> list[Lane]:
+        """The running batches, least recently served first."""
+        return lanes_of(c.execute(RUNNING_SQL).fetchall())
 
     def _batch_heads(
         self, c: Conn, now: float, room: int, lanes: list[Lane], meter: MeterPolicy
@@ -203,12 +223,10 @@ class SQLLanes(SQLParts):
                 ),
             )
             lane, policy = by_id[b], policies[b]
-            first, _ = policy.take_at(lane.state, now, -math.inf)
-            slot, after = meter.take_at(state, now, first)
+            slot, after, lane_after = next_lane_slot(meter, policy, state, lane.state, now)
             if slot > min(horizon, policy.horizon(now)):
                 del queues[b]  # the rest of this batch waits for a later claim
                 continue
-            _, lane_after = policy.take_at(lane.state, now, slot)
             state = after
             lane = served[b] = by_id[b] = replace(lane, state=lane_after, served=turn)
             turn += 1
@@ -222,23 +240,16 @@ class SQLLanes(SQLParts):
     ) -> tuple[list[float], MeterState]:
         """``n`` more slots of a batch's lane (each its batch's and the global meter's),
         for jobs whose own slot went by before they were ready."""
-        row = c.execute(
-            "SELECT b.id, b.rate, m.tat, m.rate, m.changed_at, m.served FROM batches b "
-            "JOIN batch_meters m ON m.batch_id = b.id WHERE b.id = ?",
-            (batch_id,),
-        ).fetchall()
-        if not row:
+        rows = c.execute(f"{LANE_SQL} WHERE b.id = ?", (batch_id,)).fetchall()
+        if not rows:
             return [], state
-        (lane,) = self._lanes(rows=row)
+        [lane] = lanes_of(rows)
         policy = meter.for_rate(lane.current_rate)
-        slots = []
+        slots, tat = [], lane.state
         for _ in range(n):
-            first, _ = policy.take_at(lane.state, now, -math.inf)
-            slot, state = meter.take_at(state, now, first)
-            _, after = policy.take_at(lane.state, now, slot)
-            lane = replace(lane, state=after)
+            slot, state, tat = next_lane_slot(meter, policy, state, tat, now)
             slots.append(slot)
-        c.execute("UPDATE batch_meters SET tat = ? WHERE batch_id = ?", (lane.state.tat, batch_id))
+        c.execute("UPDATE batch_meters SET tat = ? WHERE batch_id = ?", (tat.tat, batch_id))
         return slots, state
 
     @staticmethod
