@@ -9,9 +9,10 @@ import math
 from collections import Counter
 
 from callgate.batches import ingest
-from callgate.domain import AttemptResult, Decision, Kind, Outcome, Status, make_spec
+from callgate.domain import Kind, make_spec
 from callgate.engine.meter import GCRA
-from callgate.store.base import Claimed, Finish, StartAttempt, Store
+from callgate.store.base import Claimed, Store
+from tests.integration.batch_support import claim, end
 
 NOW = 1_800_000_000.0
 
@@ -26,26 +27,6 @@ def _numbers(start: int, n: int) -> list[str]:
 
 def _batch(store: Store, numbers: list[str], now: float = NOW, **kw: object) -> int:
     return ingest(store, _csv(numbers), now, **kw).id  # type: ignore[arg-type]
-
-
-def _claim(store: Store, now: float, meter: GCRA, limit: int = 100) -> list[Claimed]:
-    return store.claim("w1", now, limit=limit, lease=600.0, max_concurrency=10_000, meter=meter)
-
-
-def _finish(store: Store, claimed: list[Claimed], now: float) -> None:
-    for c in claimed:
-        [number] = store.write_batch([StartAttempt(c.job.id, "w1", now)])
-        store.write_batch(
-            [
-                Finish(
-                    c.job.id,
-                    number,
-                    AttemptResult(Outcome.DELIVERED),
-                    Decision(Status.DELIVERED),
-                    now,
-                )
-            ]
-        )
 
 
 def _max_in_window(times: list[float], width: float = 1.0) -> int:
@@ -63,8 +44,8 @@ def _run(store: Store, meter: GCRA, seconds: float, step: float = 0.05) -> list[
     out: list[Claimed] = []
     now = NOW
     while now < NOW + seconds:
-        got = _claim(store, now, meter)
-        _finish(store, got, now)
+        got = claim(store, now, meter)
+        end(store, got, now)
         out += got
         now += step
     return out
@@ -73,14 +54,14 @@ def _run(store: Store, meter: GCRA, seconds: float, step: float = 0.05) -> list[
 def test_an_api_job_goes_before_a_running_batch(store: Store) -> None:
     batch = _batch(store, _numbers(0, 200))
     meter = GCRA(rate=10.0)
-    first = _claim(store, NOW, meter)
+    first = claim(store, NOW, meter)
     assert first
     assert all(c.job.batch_id == batch for c in first)
     [fax] = store.submit([make_spec(Kind.FAX, to="+15005550999", media_url="https://x/a.pdf")], NOW)
     # the next claim the meter allows takes the fax first: the batch rows claimed before
     # it came keep their slots, and the fax gets the very next one
     later = NOW + 0.05
-    while not (got := _claim(store, later, meter)):
+    while not (got := claim(store, later, meter)):
         later += 0.05
     assert got[0].job.id == fax.job.id
     assert got[0].slot - max(c.slot for c in first) <= 1 / (10.0 * 0.995) + 1e-9
@@ -93,14 +74,14 @@ def test_the_api_job_overtakes_batch_rows_to_its_own_number(store: Store) -> Non
     [direct] = store.submit([make_spec(Kind.SMS, to=number, body="urgent")], NOW)
     b = ingest(store, io.BytesIO(f"to,body\n{number},later\n{number},last\n".encode()), NOW).id
     meter = GCRA(rate=None)
-    got = _claim(store, NOW, meter)
+    got = claim(store, NOW, meter)
     # one job per number: for ``number`` the API's job, before batch a's earlier row
     assert sorted((c.job.to, c.job.batch_id) for c in got) == [(number, None), (other, a)]
     assert [c.job.id for c in got if c.job.to == number] == [direct.job.id]
     seen = []
     for i in range(1, 4):
-        _finish(store, got, NOW + i)
-        got = _claim(store, NOW + i, meter)
+        end(store, got, NOW + i)
+        got = claim(store, NOW + i, meter)
         seen += [(c.job.batch_id, c.job.payload["body"]) for c in got]
     assert seen == [(a, "hi"), (b, "later"), (b, "last")]  # then FIFO by submit order
 
@@ -163,11 +144,11 @@ def test_paused_batch_leaves_shared_groups_to_the_other_batch(store: Store) -> N
     a = _batch(store, [shared, shared])
     b = _batch(store, [shared])
     meter = GCRA(rate=None)
-    [first] = _claim(store, NOW, meter)
+    [first] = claim(store, NOW, meter)
     assert first.job.batch_id == a
     store.pause_batch(a, NOW)
-    _finish(store, [first], NOW)
-    [nxt] = _claim(store, NOW + 1, meter)
+    end(store, [first], NOW)
+    [nxt] = claim(store, NOW + 1, meter)
     assert nxt.job.batch_id == b  # not stuck behind the paused batch's lane
 
 
@@ -177,27 +158,27 @@ def test_pausing_a_batch_frees_its_lane_for_a_waiting_group(store: Store) -> Non
     b = _batch(store, [shared])  # the group is in a's lane: a's row is its head
     store.pause_batch(a, NOW)
     meter = GCRA(rate=None)
-    assert [c.job.batch_id for c in _claim(store, NOW, meter)] == [b]
+    assert [c.job.batch_id for c in claim(store, NOW, meter)] == [b]
     store.resume_batch(a, NOW)
-    assert _claim(store, NOW, meter) == []  # one job per number: b's is in flight
+    assert claim(store, NOW, meter) == []  # one job per number: b's is in flight
 
 
 def test_next_wakeup_waits_for_the_batch_meter(store: Store) -> None:
     _batch(store, _numbers(0, 50), rate=0.5)
     meter = GCRA(rate=None)
-    got = _claim(store, NOW, meter)
+    got = claim(store, NOW, meter)
     assert len(got) == 1
-    assert _claim(store, NOW + 0.1, meter) == []
+    assert claim(store, NOW + 0.1, meter) == []
     wake = store.next_wakeup(NOW + 0.1, meter)
     assert wake is not None
     assert wake > NOW + 0.5
-    assert _claim(store, wake + 0.01, meter)
+    assert claim(store, wake + 0.01, meter)
 
 
 def test_reserved_lane_slots_keep_the_batch_spacing(store: Store) -> None:
     batch = _batch(store, _numbers(0, 10), rate=4.0)
     meter = GCRA(rate=100.0)
-    got = _claim(store, NOW, meter)
+    got = claim(store, NOW, meter)
     slots = store.reserve_slots(NOW, meter, 3, batch)
     gaps = [b - a for a, b in zip([got[-1].slot, *slots], slots, strict=False)]
     assert all(math.isclose(g, 1 / (4.0 * 0.995), rel_tol=1e-6) for g in gaps)

@@ -9,8 +9,8 @@ import pytest
 
 from callgate.batches import ingest
 from callgate.domain import AttemptResult, Decision, Kind, Outcome, Status
-from callgate.engine.meter import GCRA
-from callgate.store.base import Claimed, Finish, StartAttempt, Store
+from callgate.store.base import Finish, StartAttempt, Store
+from tests.integration.batch_support import claim, end
 
 NOW = 1_800_000_000.0
 RULE = {"after": 3, "window": 60.0, "factor": 0.5}
@@ -18,19 +18,6 @@ RULE = {"after": 3, "window": 60.0, "factor": 0.5}
 
 def _csv(*numbers: str) -> io.BytesIO:
     return io.BytesIO(("to,body\n" + "".join(f"{n},hi {n}\n" for n in numbers)).encode())
-
-
-def _claim(store: Store, now: float) -> list[Claimed]:
-    return store.claim(
-        "w1", now, limit=100, lease=600.0, max_concurrency=1000, meter=GCRA(rate=None)
-    )
-
-
-def _end(store: Store, claimed: list[Claimed], now: float, outcome: Outcome) -> None:
-    status = Status.DELIVERED if outcome is Outcome.DELIVERED else Status.FAILED
-    for c in claimed:
-        [number] = store.write_batch([StartAttempt(c.job.id, "w1", now)])
-        store.write_batch([Finish(c.job.id, number, AttemptResult(outcome), Decision(status), now)])
 
 
 def _events(store: Store) -> list[tuple[str, dict]]:  # type: ignore[type-arg]
@@ -43,9 +30,7 @@ def test_achieved_rate_and_eta(store: Store) -> None:
     fresh = store.get_batch(batch.id, NOW)
     assert (fresh.current_rate, fresh.achieved_rate) == (2.0, 0.0)
     assert fresh.eta_seconds == 20.0  # 40 rows at the batch's 2/s, before any is sent
-    got = store.claim(
-        "w1", NOW, limit=100, lease=600.0, max_concurrency=1000, meter=GCRA(rate=None)
-    )
+    got = claim(store, NOW)
     assert len(got) == 2  # the batch's rate
     for i, c in enumerate(got):  # both sent in the last ten seconds, then delivered
         [n] = store.write_batch([StartAttempt(c.job.id, "w1", NOW + 5 + i)])
@@ -75,10 +60,10 @@ def test_achieved_rate_and_eta(store: Store) -> None:
 def test_a_batch_completes_when_its_last_job_ends_and_says_so(store: Store) -> None:
     batch = ingest(store, _csv("+15005550100", "+15005550101", "bad"), NOW, name="spring")
     assert store.complete_batches(NOW) == []
-    got = _claim(store, NOW)
-    _end(store, got[:1], NOW + 1, Outcome.DELIVERED)
+    got = claim(store, NOW)
+    end(store, got[:1], NOW + 1, Outcome.DELIVERED)
     assert store.complete_batches(NOW + 1) == []  # one still in flight
-    _end(store, got[1:], NOW + 2, Outcome.PERMANENT)
+    end(store, got[1:], NOW + 2, Outcome.PERMANENT)
     assert store.complete_batches(NOW + 3) == [batch.id]
     assert store.complete_batches(NOW + 4) == []  # once
     done = store.get_batch(batch.id)
@@ -102,12 +87,10 @@ def test_a_batch_still_being_read_does_not_complete(store: Store) -> None:
 
 def test_a_canceled_batch_ends_canceled_with_the_event(store: Store) -> None:
     batch = ingest(store, _csv("+15005550100", "+15005550101"), NOW)
-    [first] = store.claim(
-        "w1", NOW, limit=1, lease=600.0, max_concurrency=1000, meter=GCRA(rate=None)
-    )
+    [first] = claim(store, NOW, limit=1)
     store.cancel_batch(batch.id, NOW)
     assert store.complete_batches(NOW) == []  # the one in flight is not over yet
-    _end(store, [first], NOW + 1, Outcome.DELIVERED)
+    end(store, [first], NOW + 1, Outcome.DELIVERED)
     assert store.complete_batches(NOW + 1) == [batch.id]
     assert store.get_batch(batch.id).status == "canceled"
     [(_, data)] = _events(store)
@@ -134,9 +117,7 @@ def test_the_lowered_rate_meters_the_batch(store: Store) -> None:
     batch = ingest(store, _csv(*(f"+150055501{i:02d}" for i in range(40))), NOW, rate=4.0)
     for t in range(3):
         store.batch_throttled(batch.id, NOW + t * 0.1, **RULE)
-    got = store.claim(
-        "w1", NOW + 1, limit=100, lease=600.0, max_concurrency=1000, meter=GCRA(rate=None)
-    )
+    got = claim(store, NOW + 1)
     assert {c.lane_rate for c in got} == {2.0}
     assert len(got) == 2  # at 2/s: two slots within the one-second burst
     assert got[1].slot - got[0].slot == pytest.approx(1 / (2.0 * 0.995))
