@@ -72,6 +72,15 @@ class Outcome(StrEnum):
     UNKNOWN = "unknown"
 
 
+class Fault(StrEnum):
+    """A failure of the provider itself, not of one job: its circuit counts these
+    (:mod:`callgate.engine.health`). The adapters say which of their errors are faults."""
+
+    AUTH = "auth"  # the credentials or the account were refused (401, 20003): opens at once
+    ACCESS = "access"  # forbidden (403) without a reason of the job's own: a run opens it
+    OUTAGE = "outage"  # 5xx, no connection, no answer: a run of them opens it
+
+
 class AttemptState(StrEnum):
     SENDING = "sending"  # written before the request; a crash here means "unknown"
     PENDING = "pending"  # the provider accepted it; tracking its status
@@ -488,6 +497,8 @@ class AttemptResult:
     ended_at: float | None = None
     #: the provider's answer to a ``request`` job (a Lookup's result), when it has one
     response: Mapping[str, Any] | None = None
+    #: the provider itself failed (credentials, outage), not this job (see :class:`Fault`)
+    fault: Fault | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -70,15 +70,17 @@ def make_guardrails(settings: Settings) -> Guardrails:
     if settings.environment == "development":
         entries.add(SIMULATOR_NUMBERS)
     caps = {k: Cap.parse(v) for k in Kind if (v := getattr(settings.caps, str(k)))}
+    same = {k: Cap.parse(v) for k in Kind if (v := getattr(settings.caps, f"{k}_duplicates"))}
     quiet = {k: QuietWindow.parse(v) for k in Kind if (v := getattr(settings.quiet_hours, str(k)))}
     return Guardrails(
         environment=settings.environment,
         allowlist=Allowlist(frozenset(entries)),
         caps=caps,
+        same=same,
         cap_blocks=settings.caps.over == "block",
         quiet=quiet,
         default_timezone=settings.default_timezone,
-        breaker=BreakerPolicy(**settings.breaker.model_dump()),
+        breaker=BreakerPolicy(**settings.breaker.model_dump(), account_rate=settings.rate or None),
     )
 
 
@@ -277,7 +279,7 @@ class Gateway:
     def trip_breaker(self, reason: str, *, actor: str = "operator") -> bool:
         """The kill switch: no new sends until :meth:`reset_breaker`."""
         tripped = self.store.set_breaker(
-            True, self.clock.now(), reason="manual", detail=reason, actor=actor
+            True, self.clock.now(), reason="manual", detail=reason, actor=actor, rule="manual"
         )
         return tripped
 

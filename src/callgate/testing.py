@@ -120,7 +120,10 @@ async def wait_until(
 #: hours, no anomaly breaker. Never for a deployment that can reach real people.
 GUARDRAILS_OFF: dict[str, Any] = {
     "allowlist": ["*"],
-    "caps": {"fax": None, "sms": None, "call": None, "request": None},
+    "caps": {
+        **{k: None for k in ("fax", "sms", "call", "request")},
+        **{f"{k}_duplicates": None for k in ("fax", "sms", "call", "request")},
+    },
     "quiet_hours": {"fax": None, "sms": None, "call": None, "request": None},
     "breaker": {"enabled": False},
 }
@@ -128,6 +131,7 @@ GUARDRAILS_OFF: dict[str, Any] = {
 GUARDRAILS_OFF_ENV: dict[str, str] = {
     "CALLGATE_ALLOWLIST": "*",
     **{f"CALLGATE_CAPS__{k}": "none" for k in ("FAX", "SMS", "CALL", "REQUEST")},
+    **{f"CALLGATE_CAPS__{k}_DUPLICATES": "none" for k in ("FAX", "SMS", "CALL", "REQUEST")},
     **{f"CALLGATE_QUIET_HOURS__{k}": "none" for k in ("FAX", "SMS", "CALL", "REQUEST")},
     "CALLGATE_BREAKER__ENABLED": "false",
 }

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from callgate.domain import (
     ApiKey,
@@ -129,8 +129,19 @@ class NumberFacts:
     allowlist: tuple[str, ...]  # the stored allowlist's entries (numbers and patterns)
     suppressed: bool
     suppressed_why: str | None
-    sent: int  # attempts of this kind that reached the provider since ``since``
-    oldest: float | None  # when the oldest of them started
+    sent: int  # other jobs of this kind that reached the provider since ``since``
+    oldest: float | None  # when the oldest of them first did
+    same: int = 0  # of those since ``same_since``, the ones with this job's very content
+    same_oldest: float | None = None
+
+
+class SendCounts(NamedTuple):
+    """Attempts that went to the provider, as the anomaly breaker weighs them."""
+
+    last_minute: int  # every attempt started in the last minute
+    unintended: int  # of those, the ones not of a batch (a batch's rate was declared)
+    baseline: int  # attempts not of a batch in the baseline's minutes before the last one
+    first_at: float | None  # the first attempt this database holds (the history's age)
 
 
 #: one provider exchange for the audit log: (method, url, status, request, response,
@@ -371,18 +382,35 @@ class Store(Protocol):
 
     def suppressions(self, number: str | None = None) -> list[dict[str, Any]]: ...
 
-    def number_facts(self, number: str, kind: str, since: float) -> NumberFacts: ...
+    def number_facts(
+        self,
+        number: str,
+        kind: str,
+        since: float | None,
+        *,
+        job_id: int | None = None,
+        same_since: float | None = None,
+    ) -> NumberFacts: ...
 
     def refuse(self, job_id: int, decision: Decision, now: float) -> bool: ...
 
     def release_held(self, now: float) -> int: ...
 
-    def send_counts(self, now: float, minutes: int) -> tuple[int, int]: ...
+    def send_counts(self, now: float, minutes: int) -> SendCounts: ...
 
-    def breaker_state(self) -> tuple[bool, str | None, str | None, float | None, str | None]: ...
+    def breaker_state(
+        self,
+    ) -> tuple[bool, str | None, str | None, float | None, str | None, str | None]: ...
 
     def set_breaker(
-        self, open_: bool, now: float, *, reason: str, detail: str | None, actor: str
+        self,
+        open_: bool,
+        now: float,
+        *,
+        reason: str,
+        detail: str | None,
+        actor: str,
+        rule: str | None = None,
     ) -> bool: ...
 
     def breaker_log(self, limit: int = 50) -> list[dict[str, Any]]: ...
