@@ -132,6 +132,18 @@ class BreakerSettings(BaseModel):
         return _none_if_blank(value)
 
 
+class ProviderCircuitSettings(BaseModel):
+    """Each provider's circuit (``CALLGATE_PROVIDER_CIRCUIT__FAILURES``,
+    ``provider_circuit.failures``, ...); see docs/providers.md."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = True
+    failures: int = Field(5, ge=1, description="faults in a row that open it (auth: one)")
+    window: float = Field(60.0, gt=0, description="seconds those faults fall within")
+    probe_after: float = Field(30.0, gt=0, description="seconds before the first probe")
+    probe_max: float = Field(600.0, gt=0, description="longest wait between probes")
+
+
 class AuditSettings(BaseModel):
     """The audit log of provider exchanges (``CALLGATE_AUDIT__MASK_PII``, ``audit.mask_pii``)."""
 
@@ -259,6 +271,7 @@ class Settings(BaseSettings):
     provider_request: ProviderName | None = None
     public_url: str | None = Field(None, description="base of the status-callback URLs")
     provider_timeout: float = Field(30.0, gt=0, description="seconds per provider request")
+    provider_circuit: ProviderCircuitSettings = Field(default_factory=ProviderCircuitSettings)  # type: ignore[arg-type]
     twilio_account_sid: str | None = None
     twilio_auth_token: SecretStr | None = None
     twilio_auth_token_file: Path | None = None

@@ -19,6 +19,8 @@ from callgate.api.models import (
     JobPage,
     MessageIn,
     RequestIn,
+    RetriedOut,
+    RetryJobsIn,
 )
 from callgate.domain import Job, Kind, Status, normalize_number
 from callgate.exceptions import ValidationError
@@ -140,9 +142,13 @@ def gw_region(request: Request) -> str | None:
 
 
 def _utc(value: datetime, field: str) -> float:
+    return _aware(value, field).timestamp()
+
+
+def _aware(value: datetime, field: str) -> datetime:
     if value.tzinfo is None:
         raise ValidationError(f"{field} must carry a time zone", field=field)
-    return value.timestamp()
+    return value
 
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such job"}}
@@ -171,6 +177,21 @@ def _public(row: dict[str, Any]) -> dict[str, Any]:
 async def cancel_job(request: Request, job_id: JobId) -> dict[str, Any]:
     """Cancel: at once if waiting; when its attempt ends if in flight."""
     return job_out(_gateway(request).cancel(job_id))
+
+
+@router.post(
+    "/jobs/retry",
+    response_model=RetriedOut,
+    responses={400: {"description": "No filter, or a status that cannot be retried"}},
+)
+async def retry_jobs(request: Request, body: RetryJobsIn) -> dict[str, int]:
+    """Queue again every job the filters match, each with a fresh attempt budget (as
+    one job's retry): e.g. the jobs that failed while the credentials were wrong."""
+    since = None if body.since is None else _aware(body.since, "since")
+    n = _gateway(request).retry_matching(
+        statuses=body.status or (), since=since, reason=body.reason, batch_id=body.batch
+    )
+    return {"retried": n}
 
 
 @router.post("/jobs/{job_id}/retry", response_model=JobOut, responses=STEER)

@@ -284,8 +284,10 @@ def api_call(job: Job, default_from: str | None = None) -> ApiCall:
     """
     api = str(job.payload.get("api", "")).lower()
     params = dict(job.payload.get("params") or {})
-    to = job.to or params.pop("To", None) or params.pop("PhoneNumber", None)
+    to = job.to or params.get("To") or params.get("PhoneNumber")
     params.pop("To", None)
+    if api == "lookup":
+        params.pop("PhoneNumber", None)  # it is the path's
     if api == "lookup":
         if not to:
             raise ValueError("a lookup needs a number (to)")

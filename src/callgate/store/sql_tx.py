@@ -257,6 +257,51 @@ class SQLTx:
         return decision.status
 
 
+#: jobs moved per transaction by :func:`move_matching`
+MOVE_CHUNK = 1000
+
+
+def move_matching(
+    parts: SQLParts,
+    where: str,
+    params: Sequence[Any],
+    now: float,
+    decision: Decision,
+    *,
+    limit: int | None = None,
+    reset_attempts: bool = False,
+) -> list[int]:
+    """Move the jobs matching ``where`` (which the move must make them leave) to
+    ``decision``, a chunk per transaction in group order (the lock order of every
+    writer), each with its event; return their ids. ``limit``: at most that many, the
+    oldest first; ``reset_attempts``: a fresh attempt budget, as for a retry."""
+    moved: list[int] = []
+    order = "id" if limit is not None else "group_key, id"
+    while limit is None or len(moved) < limit:
+        size = MOVE_CHUNK if limit is None else min(MOVE_CHUNK, limit - len(moved))
+        with parts._write() as c:
+            rows = c.execute(
+                f"SELECT id FROM jobs WHERE {where} ORDER BY {order} LIMIT {size}"
+                + parts._locking(),
+                params,
+            ).fetchall()
+            ids = [int(r[0]) for r in rows]
+            for part in chunks(ids) if reset_attempts else ():
+                c.execute(
+                    "UPDATE jobs SET attempts = 0, cancel_requested = 0 "
+                    f"WHERE id IN ({','.join('?' * len(part))})",
+                    part,
+                )
+            for job_id in ids:
+                apply(c, job_id, decision, now)
+            if ids and decision.status in (Status.QUEUED, Status.RETRYING):
+                parts._notify(c)
+        moved += ids
+        if len(ids) < size:
+            break
+    return moved
+
+
 def uncount(c: Conn, job_id: int, number: int) -> None:
     """Attempt ``number`` is not an attempt after all: one fewer, and the job reached the
     provider only if another attempt did (the caps count jobs that reached it)."""
