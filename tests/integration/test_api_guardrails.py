@@ -87,7 +87,8 @@ def test_bulk_retry_queues_every_match_and_needs_a_filter(make_api: MakeApi) -> 
     for job_id in blocked:
         job = valid(JobOut, gate.get(f"/v1/jobs/{job_id}"))
         assert (job["status"], job["reason"], job["attempts"]) == ("queued", "retry_requested", 0)
-    assert gate.post("/v1/jobs/retry", json={"status": ["blocked"]}).json() == {"retried": 0}
+    assert gate.post("/v1/jobs/retry", json={"status": "blocked"}).json() == {"retried": 0}
+    error(gate.post("/v1/jobs/retry", json={"status": []}), 400, "invalid_request", "status")
 
 
 def test_providers_show_their_circuits(api: Api) -> None:

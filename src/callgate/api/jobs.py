@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from callgate.api.models import (
     CallIn,
@@ -157,6 +158,29 @@ STEER: dict[int | str, dict[str, Any]] = NOT_FOUND | {
 }
 
 
+@router.post("/jobs/retry", response_model=RetriedOut)
+async def retry_jobs(request: Request, body: RetryJobsIn) -> dict[str, int]:
+    """Queue again every job the filters match, each with a fresh attempt budget (as
+    one job's retry): e.g. the jobs that failed while the credentials were wrong. No
+    filter at all: 400 ``filter_required``."""
+    since = None if body.since is None else _aware(body.since, "since")
+    statuses = [body.status] if isinstance(body.status, str) else body.status
+    if statuses == []:
+        raise ValidationError("status names no status", field="status")
+    n = _gateway(request).retry_matching(
+        statuses=statuses or (), since=since, reason=body.reason, batch_id=body.batch
+    )
+    return {"retried": n}
+
+
+@router.api_route(
+    "/jobs/retry", methods=["GET", "HEAD", "PUT", "PATCH", "DELETE"], include_in_schema=False
+)
+async def retry_jobs_other_methods() -> None:
+    """``/v1/jobs/retry`` is a path of its own, not a job id: only POST."""
+    raise StarletteHTTPException(405, "only POST is allowed here", headers={"Allow": "POST"})
+
+
 @router.get("/jobs/{job_id}", response_model=JobDetail, responses=NOT_FOUND)
 async def get_job(request: Request, job_id: JobId) -> dict[str, Any]:
     """One job with its attempts, events and audit log (provider requests/responses)."""
@@ -177,21 +201,6 @@ def _public(row: dict[str, Any]) -> dict[str, Any]:
 async def cancel_job(request: Request, job_id: JobId) -> dict[str, Any]:
     """Cancel: at once if waiting; when its attempt ends if in flight."""
     return job_out(_gateway(request).cancel(job_id))
-
-
-@router.post(
-    "/jobs/retry",
-    response_model=RetriedOut,
-    responses={400: {"description": "No filter, or a status that cannot be retried"}},
-)
-async def retry_jobs(request: Request, body: RetryJobsIn) -> dict[str, int]:
-    """Queue again every job the filters match, each with a fresh attempt budget (as
-    one job's retry): e.g. the jobs that failed while the credentials were wrong."""
-    since = None if body.since is None else _aware(body.since, "since")
-    n = _gateway(request).retry_matching(
-        statuses=body.status or (), since=since, reason=body.reason, batch_id=body.batch
-    )
-    return {"retried": n}
 
 
 @router.post("/jobs/{job_id}/retry", response_model=JobOut, responses=STEER)

@@ -97,8 +97,8 @@ class RetryJobsIn(BaseModel):
     """Which jobs to queue again; at least one filter."""
 
     model_config = ConfigDict(extra="forbid")
-    status: list[RetryableStatus] | None = Field(
-        None, min_length=1, description="Jobs in these statuses (default: failed)"
+    status: RetryableStatus | list[RetryableStatus] | None = Field(
+        None, description="Jobs in this status, or these statuses (default: failed)"
     )
     since: IsoTime | None = Field(None, description="...that entered it at or after this time")
     reason: str | None = Field(
