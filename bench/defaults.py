@@ -20,7 +20,6 @@ harness measures the code before a change):
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sqlite3
 import subprocess
@@ -34,7 +33,7 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(__file__))
 from _common import emit
 
-from callgate.testing import PipeLines, daytime_numbers
+from callgate.testing import SimProcess, daytime_numbers
 
 SIM_SID, SIM_TOKEN = "ACsimulator", "simulator-auth-token"
 
@@ -95,26 +94,14 @@ def campaign(rows: int, code: str | None) -> dict[str, Any]:
         }
 
 
-def start_simulator(home: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "callgate", "simulator", "--port", "0"],
-        cwd=home,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = PipeLines(proc.stdout).wait_for(r"^\{.*\}$", 60, "the simulator's ready line")
-    return proc, json.loads(line.group(0))["url"]
-
-
 def wrong_credentials(jobs: int, code: str | None) -> dict[str, Any]:
     numbers, pattern = daytime_numbers(jobs, time.time())
     with tempfile.TemporaryDirectory(prefix="callgate-defaults-") as tmp:
         home = Path(tmp)
         env = base_env(home, code)
-        sim, url = start_simulator(home, env)
+        (home / "sim").mkdir()
+        sim = SimProcess.start(home / "sim", env=env)
+        url = sim.url
         try:
             env |= {
                 "CALLGATE_ALLOWLIST": pattern,
@@ -144,8 +131,7 @@ def wrong_credentials(jobs: int, code: str | None) -> dict[str, Any]:
                 "jobs_after_fix": statuses(db),
             }
         finally:
-            sim.terminate()
-            sim.wait(timeout=15)
+            sim.stop()
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ since time would jump while it is under way.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import selectors
 import signal
@@ -168,6 +169,7 @@ __all__ = [
     "GUARDRAILS_OFF_ENV",
     "PipeLines",
     "ServeProcess",
+    "SimProcess",
     "VirtualTimeLoop",
     "daytime_numbers",
     "free_port",
@@ -302,3 +304,70 @@ class ServeProcess:
             self.proc.kill()
             self.proc.wait()
         self._close(15.0)
+
+
+# -- a real ``callgate simulator`` in a subprocess ------------------------------------------
+
+
+@dataclass
+class SimProcess:
+    proc: subprocess.Popen[str]
+    stdout: PipeLines
+    stderr: PipeLines
+    log: Path
+    url: str = ""
+    telnyx_public_key: str = ""
+
+    @classmethod
+    def start(
+        cls, home: Path, *args: str, env: dict[str, str], timeout: float = 60.0
+    ) -> SimProcess:
+        log = home / "sim.log"
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "callgate",
+                "simulator",
+                "--port",
+                "0",
+                "--log",
+                str(log),
+                *args,
+            ],
+            cwd=home,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        sim = cls(proc, PipeLines(proc.stdout), PipeLines(proc.stderr), log)
+        try:
+            line = sim.stdout.wait_for(r"^\{.*\}$", timeout, "the simulator's ready line")
+        except BaseException:
+            sim.stop()
+            raise
+        ready = json.loads(line.group(0))
+        sim.url, sim.telnyx_public_key = ready["url"], ready["telnyx_public_key"]
+        return sim
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        if not self.log.exists():
+            return []
+        return [json.loads(x) for x in self.log.read_text().split("\n")[:-1] if x.strip()]
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for lines, stream in ((self.stdout, self.proc.stdout), (self.stderr, self.proc.stderr)):
+            lines.join(15)
+            if stream is not None:
+                stream.close()
+        return self.proc.returncode

@@ -1,7 +1,7 @@
 """For the provider tests: ``callgate simulator`` in a subprocess, and a local HTTP server
 that receives its status callbacks.
 
-:class:`SimProcess` starts the real command on a free port (``--port 0``) and reads the
+:class:`~callgate.testing.SimProcess` starts the real command on a free port (``--port 0``) and reads the
 bound port and Telnyx public key from its first stdout line. :class:`Receiver` records
 every POST it gets; tests wait for the callbacks they expect with :meth:`Receiver.wait_for`
 (a condition variable, not a sleep) and check them with the parsing functions.
@@ -9,19 +9,14 @@ every POST it gets; tests wait for the callbacks they expect with :meth:`Receive
 
 from __future__ import annotations
 
-import json
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
-from callgate.testing import PipeLines
+from callgate.testing import SimProcess
 
 SIM = {
     "twilio_account_sid": "ACsimulator",
@@ -55,70 +50,6 @@ def vendor_env(sim: SimProcess, routes: dict[str, str]) -> dict[str, str]:
         "CALLGATE_TELNYX_PUBLIC_KEY": sim.telnyx_public_key,
     }
     return env
-
-
-@dataclass
-class SimProcess:
-    proc: subprocess.Popen[str]
-    stdout: PipeLines
-    stderr: PipeLines
-    log: Path
-    url: str = ""
-    telnyx_public_key: str = ""
-
-    @classmethod
-    def start(
-        cls, home: Path, *args: str, env: dict[str, str], timeout: float = 60.0
-    ) -> SimProcess:
-        log = home / "sim.log"
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "callgate",
-                "simulator",
-                "--port",
-                "0",
-                "--log",
-                str(log),
-                *args,
-            ],
-            cwd=home,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert proc.stdout is not None
-        assert proc.stderr is not None
-        sim = cls(proc, PipeLines(proc.stdout), PipeLines(proc.stderr), log)
-        try:
-            line = sim.stdout.wait_for(r"^\{.*\}$", timeout, "the simulator's ready line")
-        except BaseException:
-            sim.stop()
-            raise
-        ready = json.loads(line.group(0))
-        sim.url, sim.telnyx_public_key = ready["url"], ready["telnyx_public_key"]
-        return sim
-
-    def log_lines(self) -> list[dict[str, Any]]:
-        if not self.log.exists():
-            return []
-        return [json.loads(x) for x in self.log.read_text().split("\n")[:-1] if x.strip()]
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        for lines, stream in ((self.stdout, self.proc.stdout), (self.stderr, self.proc.stderr)):
-            lines.join(15)
-            if stream is not None:
-                stream.close()
-        return self.proc.returncode
 
 
 @dataclass

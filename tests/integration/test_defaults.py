@@ -74,6 +74,23 @@ def test_a_first_campaign_completes_without_tripping_the_breaker(
     assert ended - AFTERNOON < 2000 / 10 + 30  # at the account's rate
 
 
+def test_a_new_deployments_first_busy_minutes_through_the_api_do_not_trip_it(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A fresh install whose application submits 1,200 reminders through the API at once:
+    they go out at the account's rate (10/s, 600 a minute) for two minutes, and a new
+    deployment has no baseline yet: within the configured rate is not an anomaly."""
+
+    async def body(gw: Gateway, clock: LoopClock) -> Any:
+        gw.submit_many([gw.spec("sms", to=f"+1212555{i:04d}", body="hi") for i in range(1200)])
+        await gw.run_worker(drain=True)
+        return gw.store.counts(), gw.breaker()
+
+    counts, breaker = run(defaults(database_url, tmp_path), body)
+    assert breaker["state"] == "closed"
+    assert counts["delivered"] == 1200
+
+
 def test_an_election_office_gets_its_day_of_faxes(database_url: str, tmp_path: Path) -> None:
     """Seed 000: forty different ballot requests to one office's line all go out, one at a
     time; the same fax sent over and over is what the fax cap holds."""
