@@ -1,10 +1,11 @@
 """For the provider tests: ``callgate simulator`` in a subprocess, and a local HTTP server
 that receives its status callbacks.
 
-:class:`~callgate.testing.SimProcess` starts the real command on a free port (``--port 0``) and reads the
-bound port and Telnyx public key from its first stdout line. :class:`Receiver` records
-every POST it gets; tests wait for the callbacks they expect with :meth:`Receiver.wait_for`
-(a condition variable, not a sleep) and check them with the parsing functions.
+:class:`~callgate.testing.SimProcess` starts the real command on a free port
+(``--port 0``) and reads the bound port and Telnyx public key from its first stdout line.
+:class:`Receiver` records every POST it gets; tests wait for the callbacks they expect
+with :meth:`Receiver.wait_for` (a condition variable, not a sleep) and check them with
+the parsing functions.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import pytest
 
 from callgate.clock import ManualClock
 from callgate.domain import Job, Kind, Outcome
+from callgate.providers.base import CannotReconcile
 from callgate.providers.simulator import Simulator
 from tests.factories import in_flight_job
 
@@ -93,3 +94,22 @@ def test_random_mix_is_seeded() -> None:
     seq = outcomes(a, "+12125550100", Kind.FAX, 50)
     assert seq == outcomes(b, "+12125550100", Kind.FAX, 50)
     assert 10 < seq.count(Outcome.BUSY) < 40
+
+
+def test_find_proves_no_absence_when_other_processes_share_the_log(tmp_path: Path) -> None:
+    """Two workers with their own simulators and one call log: neither knows the other's
+    calls, so neither may say a call never happened (that would send it again)."""
+    clock = ManualClock(1000.0)
+    log = tmp_path / "sim.log"
+    mine, theirs = Simulator(clock, log_path=log), Simulator(clock, log_path=log)
+
+    async def scenario() -> None:
+        clock.advance(10)
+        assert await mine.find(job("+15005550006", Kind.SMS), 1005.0, 1020.0) == []
+        await theirs.send(job("+15005550006", Kind.SMS))  # the other process's call
+        with pytest.raises(CannotReconcile, match="other processes"):
+            await mine.find(job("+15005550006", Kind.SMS), 1005.0, 1020.0)
+        await mine.aclose()
+        await theirs.aclose()
+
+    asyncio.run(scenario())

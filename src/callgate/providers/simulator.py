@@ -103,6 +103,7 @@ class Simulator:
         self._instance = uuid.uuid4().hex[:8]
         self._ids = itertools.count(1)
         self._listener: StatusListener | None = None
+        self._log_path = None if log_path is None else Path(log_path)
         self._log_fd = (
             None
             if log_path is None
@@ -209,9 +210,11 @@ class Simulator:
     async def find(self, job: Job, since: float, until: float) -> list[Found]:
         """Calls to ``job.to`` of ``job.kind`` started in [since, until], as far as this
         process remembers (the last :data:`HISTORY` calls): a test double for
-        reconciliation, not a record that survives a crash. A window reaching back
-        before this simulator was made, or past what it remembers, cannot be answered
-        (:class:`CannotReconcile`): absence would not be proven."""
+        reconciliation, not a record that survives a crash. Absence is proven only when
+        nothing else can have sent: a window reaching back before this simulator was
+        made, past what it remembers, or a call log that other processes write to too
+        (one of them may have sent the call) cannot be answered (:class:`CannotReconcile`),
+        so the job is held, never resent blindly."""
         if since < self._born:
             raise CannotReconcile(
                 "the built-in simulator only knows the calls of this process, "
@@ -219,12 +222,28 @@ class Simulator:
             )
         if len(self._history) == HISTORY and self._history[0].started_at > since:
             raise CannotReconcile("the built-in simulator no longer remembers that window")
+        if self._shared():
+            raise CannotReconcile(
+                "other processes send through the built-in simulator too (its call log has "
+                "their calls): one of them may have sent this one"
+            )
         now = self.clock.now()
         return [
             Found(c.ref, c.result if now >= c.ended_at else AttemptResult(None, c.ref))
             for c in self._history
             if c.to == job.to and c.kind is job.kind and since <= c.started_at <= until
         ]
+
+    def _shared(self) -> bool:
+        """Whether another process (another simulator) writes to this call log."""
+        if self._log_path is None or not self._log_path.exists():
+            return False
+        with self._log_path.open(errors="replace") as lines:
+            for line in lines:
+                ref = line.partition('"ref": "')[2]
+                if ref and ref[2:10] != self._instance:
+                    return True
+        return False
 
     def _log(self, call: _Call) -> None:
         if call.logged:
