@@ -14,7 +14,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from callgate.batches import ERROR_COLUMNS, RESULT_COLUMNS, BatchRejected, csv_chunks, jsonl_chunks
 from callgate.cli import JsonFlag, err, friendly, gateway, out, print_json
-from callgate.domain import TERMINAL, Batch
+from callgate.domain import MAX_RATE, MIN_RATE, TERMINAL, Batch
 from callgate.store.base import Store
 
 batch_app = typer.Typer(help="Submit, watch, steer and export batches.", no_args_is_help=True)
@@ -29,7 +29,9 @@ def batch_submit(
     kind: Annotated[
         str | None, typer.Option(help="sms|call|fax|request, for rows without an api column.")
     ] = None,
-    rate: Annotated[float | None, typer.Option(min=0.001, help="Calls per second.")] = None,
+    rate: Annotated[
+        float | None, typer.Option(min=MIN_RATE, max=MAX_RATE, help="Calls per second.")
+    ] = None,
     name: Annotated[str | None, typer.Option(help="A name to know the batch by.")] = None,
     strict: Annotated[
         bool, typer.Option("--strict", help="One invalid row rejects the whole batch.")

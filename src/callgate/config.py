@@ -30,7 +30,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from callgate.domain import Kind
+from callgate.domain import MAX_RATE, MIN_RATE, Kind
 from callgate.engine.retry import DEFAULTS, KindPolicy
 from callgate.exceptions import ConfigurationError
 
@@ -58,7 +58,7 @@ class CapsSettings(BaseModel):
     """Per-recipient caps per kind, ``"3/24h"`` (``CALLGATE_CAPS__SMS``, ``caps.sms``);
     empty or ``none``: no cap. Counted over attempts that reached the provider."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     fax: str | None = "20/24h"
     sms: str | None = "3/24h"
     call: str | None = "2/24h"
@@ -80,7 +80,7 @@ class QuietHoursSettings(BaseModel):
     """Quiet hours per kind in the recipient's local time, ``"21:00-08:00"``; empty or
     ``none``: none (``CALLGATE_QUIET_HOURS__SMS``, ``quiet_hours.sms``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     fax: str | None = None
     sms: str | None = "21:00-08:00"
     call: str | None = "21:00-08:00"
@@ -100,7 +100,7 @@ class QuietHoursSettings(BaseModel):
 class BreakerSettings(BaseModel):
     """The anomaly breaker (``CALLGATE_BREAKER__FACTOR``, ``breaker.factor``, ...)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     enabled: bool = True
     factor: float = Field(10.0, gt=1, description="trip above this × the baseline")
     ceiling: int | None = Field(None, ge=1, description="trip above this many sends/minute")
@@ -116,7 +116,7 @@ class BreakerSettings(BaseModel):
 class AuditSettings(BaseModel):
     """The audit log of provider exchanges (``CALLGATE_AUDIT__MASK_PII``, ``audit.mask_pii``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     mask_pii: bool = Field(False, description="mask numbers and content in the audit log")
     retention_days: float = Field(90.0, gt=0, description="callgate audit prune deletes older")
 
@@ -125,7 +125,7 @@ class BatchRulesSettings(BaseModel):
     """Error rules for batches (``CALLGATE_BATCH_RULES__THROTTLE_AFTER``,
     ``batch_rules.throttle_after``, ...); see docs/batches.md."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     lower_rate_on_429: bool = Field(True, description="repeated 429s lower the batch's rate")
     throttle_after: int = Field(3, ge=1, description="this many 429s within the window")
     throttle_window: float = Field(60.0, gt=0, description="seconds")
@@ -137,7 +137,7 @@ class BatchRulesSettings(BaseModel):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="CALLGATE_", extra="forbid", env_nested_delimiter="__"
+        env_prefix="CALLGATE_", extra="forbid", env_nested_delimiter="__", allow_inf_nan=False
     )
 
     database_url: str = Field(
@@ -179,7 +179,7 @@ class Settings(BaseSettings):
     webhook_concurrency: int = Field(50, ge=1)
 
     # metering
-    rate: float = Field(10.0, ge=0, description="calls per second; 0 = unlimited")
+    rate: float = Field(10.0, ge=0, le=MAX_RATE, description="calls per second; 0 = unlimited")
     burst: float = Field(1.0, gt=0, description="seconds of meter slots claimable ahead")
     max_concurrency: int = Field(100, ge=1, description="jobs in flight, all workers")
     aimd_decrease: float = Field(0.5, gt=0, lt=1)
@@ -260,6 +260,13 @@ class Settings(BaseSettings):
     telnyx_from: str | None = None
     telnyx_base_url: str = "https://api.telnyx.com/v2"
     telnyx_webhook_tolerance: float = Field(300.0, gt=0, description="seconds (replays)")
+
+    @field_validator("rate")
+    @classmethod
+    def _usable_rate(cls, value: float) -> float:
+        if value and value < MIN_RATE:
+            raise ValueError(f"a rate is 0 (unlimited) or at least {MIN_RATE:g} calls/s")
+        return value
 
     @field_validator(
         "twilio_auth_token_file",

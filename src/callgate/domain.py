@@ -9,6 +9,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -252,11 +254,59 @@ def event_type(status: Status) -> str:
 # -- construction and validation -------------------------------------------------------
 
 
+#: what a phone number may be written with: an ASCII ``+`` and ASCII digits, and the
+#: separators people type between them (space, ``-``, ``.``, parentheses). Letters
+#: (``+1500555ABCD``), extensions (``;ext=12``, ``x12``), other scripts' digits and
+#: anything else are refused: the digits called are exactly the digits written.
+NUMBER_PATTERN = r"^\+?[0-9 ().\-]{1,40}$"
+_NUMBER_TEXT = re.compile(r"\+?[0-9 ().\-]{1,40}", re.ASCII)
+_SEPARATORS = str.maketrans("", "", " ().-")
+#: the calls per second a batch (or the meter) may be given: finite, within these bounds
+MIN_RATE = 0.001
+MAX_RATE = 10_000.0
+
+
 def normalize_number(raw: object, *, field: str = "to", default_region: str | None = None) -> str:
-    """Parse a phone number and return it in E.164; raise ``invalid_phone_number`` if bad."""
+    """Parse a phone number and return it in E.164; raise ``invalid_phone_number`` if bad.
+
+    The one rule for every number from outside (API, CLI, batch rows): ``+`` and ASCII
+    digits (separators allowed, see :data:`NUMBER_PATTERN`); without ``+`` only with a
+    ``default_region``."""
     if not isinstance(raw, str) or not raw.strip():
         raise ValidationError("a phone number is required", field=field, code="missing_field")
-    return _e164(raw, field, default_region)
+    digits = raw.translate(_SEPARATORS)
+    if not _NUMBER_TEXT.fullmatch(raw) or "+" in digits[1:] or not digits.lstrip("+"):
+        raise ValidationError(
+            f"{raw!r} is not a phone number in E.164 format, like +15551234567",
+            field=field,
+            code="invalid_phone_number",
+        )
+    return _e164(digits, field, default_region)
+
+
+def validate_rate(raw: object, *, field: str = "rate") -> float:
+    """A rate from outside (calls per second): a finite number from :data:`MIN_RATE` to
+    :data:`MAX_RATE`; raise ``invalid_request`` (field ``rate``) otherwise (``inf``,
+    ``1e400``, ``0``, ``nan``, ``1e-300`` ...)."""
+    try:
+        if isinstance(raw, bool):
+            raise ValueError
+        rate = float(raw) if isinstance(raw, int | float | str) else float(str(raw))
+    except (ValueError, OverflowError):
+        raise ValidationError(
+            f"{field} must be a number of calls per second", field=field
+        ) from None
+    if not (math.isfinite(rate) and MIN_RATE <= rate <= MAX_RATE):
+        raise ValidationError(
+            f"{field} must be a finite number from {MIN_RATE:g} to {MAX_RATE:g} calls per second",
+            field=field,
+        )
+    return rate
+
+
+def usable_rate(rate: float | None) -> bool:
+    """A stored rate the meter can run at (None: no rate of its own)."""
+    return rate is None or (math.isfinite(rate) and MIN_RATE <= rate <= MAX_RATE)
 
 
 @functools.lru_cache(maxsize=65536)
@@ -558,14 +608,14 @@ class Batch:
             "name": self.name,
             "kind": str(self.kind),
             "status": str(self.status),
-            "rate": self.rate,
+            "rate": _finite(self.rate),
             "strict": self.strict,
             "total_rows": self.total_rows,
             "queued_rows": self.queued_rows,
             "invalid_rows": self.invalid_rows,
             "duplicate_rows": self.duplicate_rows,
             "counts": dict(self.counts),
-            "current_rate": self.current_rate,
+            "current_rate": _finite(self.current_rate),
             "achieved_rate": self.achieved_rate,
             "eta_seconds": self.eta_seconds,
             "created_at": iso(self.created_at),
@@ -573,6 +623,11 @@ class Batch:
             "ingested_at": iso(self.ingested_at),
             "completed_at": iso(self.completed_at),
         }
+
+
+def _finite(value: float | None) -> float | None:
+    """A number for JSON: a rate stored before rates were checked may be ``inf``."""
+    return value if value is None or math.isfinite(value) else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,7 @@ from callgate.engine.meter import GCRA
 from callgate.engine.reconcile import ReconcileConfig
 from callgate.engine.retry import RetryPolicy
 from callgate.engine.worker import BatchThrottle, Worker, WorkerConfig
-from callgate.exceptions import ConfigurationError, StoreError
+from callgate.exceptions import ConfigurationError, StoreError, WorkerFailed
 from callgate.providers.base import Provider
 from callgate.store import Store, SubmitResult, open_store
 from callgate.webhooks.sender import WebhookSender
@@ -292,6 +292,14 @@ class Gateway:
         )
         self._changed()
         return done
+
+    def ready(self) -> None:
+        """Raise unless the database answers and every worker of this process runs
+        (:class:`~callgate.engine.worker.WorkerFailed` for one that stopped on an error)."""
+        self.store.ping()
+        for worker in self._workers:
+            if worker.failure is not None:
+                raise WorkerFailed(f"the worker stopped: {worker.failure!r}")
 
     def wake(self) -> None:
         """Tell this process's workers that something may have become claimable."""

@@ -6,6 +6,7 @@ is a 4xx, never a 500.
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
@@ -13,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from callgate import auth
@@ -25,21 +27,24 @@ from callgate.exceptions import (
     NotFound,
     StoreError,
     ValidationError,
+    WorkerFailed,
 )
 from callgate.gateway import Gateway
 
+log = logging.getLogger("callgate.api")
 STATUS_FOR: list[tuple[type[CallgateError], int]] = [
     (IdempotencyConflict, 409),
     (ValidationError, 400),
     (NotFound, 404),
     (InvalidTransition, 409),
     (StoreError, 503),
+    (WorkerFailed, 503),
 ]
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "Invalid request"},
     401: {"model": ErrorOut, "description": "Missing or unknown API key"},
     413: {"model": ErrorOut, "description": "Request body too large"},
-    503: {"model": ErrorOut, "description": "The database is unavailable"},
+    503: {"model": ErrorOut, "description": "The database is unavailable (or a worker failed)"},
 }
 
 
@@ -123,8 +128,8 @@ def create_app(gateway: Gateway) -> FastAPI:
 
     @app.get("/readyz", response_model=Health, responses={503: ERRORS[503]}, tags=["health"])
     async def readyz() -> dict[str, str]:
-        """The database answers."""
-        gateway.store.ping()
+        """The database answers, and no worker of this process has stopped on an error."""
+        gateway.ready()
         return {"status": "ok"}
 
     secured = [Depends(require_key)]
@@ -185,6 +190,13 @@ def _install_error_handlers(app: FastAPI) -> None:
             str(exc.detail),
             headers=headers,
         )
+
+    @app.exception_handler(ClientDisconnect)
+    async def disconnected(request: Request, exc: ClientDisconnect) -> JSONResponse:
+        # the client went away mid-request (an upload cut off): nothing is stored, and
+        # nobody is left to read an answer; not an error of callgate's
+        log.info("%s %s: the client disconnected", request.method, request.url.path)
+        return error_response(400, "client_disconnected", "the client disconnected")
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

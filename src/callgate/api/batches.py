@@ -12,13 +12,14 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from callgate.api.json_route import BoundedJsonRoute
 from callgate.api.models import BatchId, ErrorOut
 from callgate.batches import ERROR_COLUMNS, RESULT_COLUMNS, BatchRejected, csv_chunks, jsonl_chunks
-from callgate.domain import Batch
+from callgate.domain import Batch, validate_rate
 from callgate.exceptions import ValidationError
 from callgate.gateway import Gateway
 
-router = APIRouter(tags=["batches"])
+router = APIRouter(tags=["batches"], route_class=BoundedJsonRoute)
 PAGE = 1000
 SPOOL = 8 * 1024 * 1024  # bytes of an upload kept in memory before it goes to disk
 FORM_FIELDS = ("kind", "rate", "name", "strict", "format")
@@ -101,18 +102,11 @@ def _options(values: dict[str, Any]) -> dict[str, Any]:
         if values.get(name) not in (None, ""):
             out[name] = str(values[name])
     if values.get("rate") not in (None, ""):
-        try:
-            out["rate"] = float(values["rate"])
-        except ValueError:
-            raise ValidationError("rate must be a number", field="rate") from None
+        out["rate"] = validate_rate(values["rate"])
     strict = str(values.get("strict") or "false").strip().lower()
     if strict not in ("true", "false"):
         raise ValidationError("strict must be true or false", field="strict")
     out["strict"] = strict == "true"
-    if out.get("name") is not None and "\x00" in out["name"]:
-        raise ValidationError("name contains a NUL character", field="name")
-    if out.get("name") is not None and len(out["name"]) > 200:
-        raise ValidationError("name must be at most 200 characters", field="name")
     return out
 
 

@@ -13,12 +13,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from callgate.api.jobs import job_out
+from callgate.api.json_route import BoundedJsonRoute
 from callgate.api.models import FaxGatewayIn, JobOut
 from callgate.domain import Kind
 from callgate.gateway import Gateway
 from callgate.urls import check_url
 
-router = APIRouter(tags=["compat"])
+router = APIRouter(tags=["compat"], route_class=BoundedJsonRoute)
 COMPAT = "fax_gateway"
 
 

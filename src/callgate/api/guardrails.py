@@ -8,11 +8,12 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from callgate.api.json_route import BoundedJsonRoute
 from callgate.domain import Kind, normalize_number
 from callgate.exceptions import NotFound, ValidationError
 from callgate.gateway import Gateway
 
-router = APIRouter(tags=["guardrails"])
+router = APIRouter(tags=["guardrails"], route_class=BoundedJsonRoute)
 KindName = Literal["fax", "sms", "call", "request"]
 
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
 
+from callgate.api.json_route import BoundedJsonRoute
 from callgate.api.models import (
     CallIn,
     Cursor,
@@ -25,7 +26,7 @@ from callgate.exceptions import ValidationError
 from callgate.gateway import Gateway
 from callgate.urls import check_url
 
-router = APIRouter(tags=["jobs"])
+router = APIRouter(tags=["jobs"], route_class=BoundedJsonRoute)
 IdemHeader = Annotated[
     str | None,
     Header(

@@ -1,0 +1,293 @@
+"""Hostile input (issue 15): single requests that used to stop or endanger the whole
+gateway. Each case failed on the code before the fix: poison rates, deep nesting,
+numbers that are not plain E.164, and a worker that died in silence."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import time
+import tracemalloc
+from typing import Any
+
+import pytest
+
+from callgate.domain import Kind
+from callgate.exceptions import WorkerFailed
+from callgate.testing import run_virtual
+from tests.integration.test_api import OK_NUMBER, Api, MakeApi, api, error, fake_dns, make_api
+
+__all__ = ["api", "fake_dns", "make_api"]  # fixtures
+
+CSV = b"To,Body\n+15005550006,hi\n+15005550006,again\n"
+#: rates no meter can run at: infinite, beyond float, too small to ever send, not a number
+POISON_RATES = ["inf", "Infinity", "-inf", "1e400", "nan", "1e-300", "0", "-1", "0.0001", "1e5"]
+
+
+def nothing_stored(api: Api) -> None:
+    assert not any(api.gw.store.counts().values())
+    assert api.gw.store.list_jobs(limit=10) == []
+
+
+def later_sms_is_delivered(api: Api) -> None:
+    job = api.sms()
+    api.work()
+    assert api.gw.store.get_job(job["id"]).status == "delivered"
+
+
+# -- 1. poison rates ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rate", POISON_RATES)
+def test_a_poison_rate_in_the_form_is_400_and_nothing_is_stored(api: Api, rate: str) -> None:
+    r = api.post("/v1/batches", files={"file": ("rows.csv", CSV)}, data={"rate": rate})
+    error(r, 400, "invalid_request", "rate")
+    nothing_stored(api)
+    again = api.post("/v1/batches", files={"file": ("rows.csv", CSV)}, data={"rate": rate})
+    error(again, 400, "invalid_request", "rate")  # a retried request: still no batch
+    nothing_stored(api)
+    later_sms_is_delivered(api)
+
+
+@pytest.mark.parametrize("rate", POISON_RATES)
+def test_a_poison_rate_in_the_query_is_400_and_nothing_is_stored(api: Api, rate: str) -> None:
+    r = api.post(
+        "/v1/batches", params={"rate": rate}, content=CSV, headers={"Content-Type": "text/csv"}
+    )
+    error(r, 400, "invalid_request", "rate")
+    nothing_stored(api)
+    later_sms_is_delivered(api)
+
+
+@pytest.mark.parametrize("rate", [math.inf, math.nan, 1e-300, 0.0, -1.0, 1e9])
+def test_the_gateway_refuses_a_poison_rate_too(api: Api, rate: float) -> None:
+    import io
+
+    from callgate.exceptions import ValidationError
+
+    with pytest.raises(ValidationError) as caught:
+        api.gw.submit_batch(io.BytesIO(CSV), rate=rate)
+    assert caught.value.field == "rate"
+    nothing_stored(api)
+
+
+@pytest.mark.parametrize("rate", [math.inf, 0.0, 1e-300])
+def test_a_stored_poison_rate_is_that_batchs_error_not_the_workers(
+    api: Api, rate: float, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A rate written before rates were checked (or by hand): the worker holds that batch's
+    jobs (reason invalid_rate) and goes on sending everything else."""
+    store, now = api.gw.store, time.time()
+    batch = store.create_batch(kind=Kind.SMS, now=now, rate=rate)
+    spec = api.gw.spec(Kind.SMS, to=OK_NUMBER, body="campaign")
+    store.add_batch_rows(batch.id, [(1, spec)], [], now)
+    store.finish_batch_ingest(batch.id, now)
+    with caplog.at_level(logging.ERROR, logger="callgate.worker"):
+        later_sms_is_delivered(api)
+    got = store.get_batch(batch.id)
+    assert got.status == "paused"
+    [job] = store.list_jobs(status=None, limit=10)[1:]
+    assert (job.status, job.reason) == ("held", "invalid_rate")
+    assert any("invalid_rate" in r.getMessage() for r in caplog.records)
+    body = api.get(f"/v1/batches/{batch.id}").json()  # inf is no JSON: never a 500
+    assert body["status"] == "paused"
+
+
+# -- a worker that stops is loud ----------------------------------------------------------------
+
+
+def test_a_worker_that_dies_says_so(api: Api, caplog: pytest.LogCaptureFixture) -> None:
+    gw = api.gw
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise ZeroDivisionError("float division by zero")
+
+    api.sms()
+
+    async def main(clock: Any) -> None:
+        worker = gw.worker()
+        worker.store = _Broken(gw.store, broken)
+        with pytest.raises(WorkerFailed):
+            await asyncio.wait_for(worker.run(), 60)
+
+    with caplog.at_level(logging.ERROR, logger="callgate.worker"):
+        run_virtual(main)
+    assert any(r.levelno == logging.ERROR and r.exc_info for r in caplog.records)
+    with pytest.raises(WorkerFailed):
+        gw.ready()
+    error(api.get("/readyz"), 503, "worker_failed")
+    assert api.get("/healthz").status_code == 200  # the process is up; it is not ready
+
+
+class _Broken:
+    """The store, with ``claim`` raising what a poison value used to raise."""
+
+    def __init__(self, store: Any, claim: Any) -> None:
+        self._store, self.claim = store, claim
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+# -- 2. deep nesting ----------------------------------------------------------------------------
+
+
+def deep(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+def _within_a_second_and_bounded(api: Api, send: Any) -> Any:
+    """The answer comes within a second, and takes little memory (measured on a second
+    try: tracing allocations slows the first one down)."""
+    started = time.perf_counter()
+    r = send()
+    elapsed = time.perf_counter() - started
+    assert elapsed < 1.0, elapsed
+    tracemalloc.start()
+    try:
+        again = send()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 1024 * 1024, peak  # the old parser took ~1 GB at depth 20,000
+    assert (again.status_code, again.json()) == (r.status_code, r.json())
+    return r
+
+
+def test_a_json_batch_nested_100000_deep_is_400_fast_and_small(api: Api) -> None:
+    doc = b'[{"to": "+15005550006", "body": "hi", "metadata": {"x": ' + deep(100_000) + b"}}]"
+    assert len(doc) > 200_000
+    r = _within_a_second_and_bounded(
+        api,
+        lambda: api.post("/v1/batches", content=doc, headers={"Content-Type": "application/json"}),
+    )
+    error(r, 400, "too_deep", "file")
+    nothing_stored(api)
+    later_sms_is_delivered(api)
+
+
+def test_a_deep_jsonl_line_after_a_valid_row_stores_nothing(api: Api) -> None:
+    body = b'{"to": "+15005550006", "body": "hi"}\n{"metadata": ' + deep(100_000) + b"}\n"
+    r = _within_a_second_and_bounded(
+        api,
+        lambda: api.post(
+            "/v1/batches", content=body, headers={"Content-Type": "application/x-ndjson"}
+        ),
+    )
+    err = error(r, 400, "too_deep", "file")
+    assert "line 2" in err["message"]
+    nothing_stored(api)
+
+
+def test_a_csv_line_without_end_is_400(api: Api) -> None:
+    body = b"To,Body\n+15005550006," + b"x" * (2 << 20)
+    r = api.post("/v1/batches", files={"file": ("rows.csv", body)})
+    error(r, 400, "line_too_long", "file")
+    nothing_stored(api)
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (
+            b'{"to": "+15005550006", "body": "x", "metadata": {"a": ' + deep(50_000) + b"}}",
+            "too_deep",
+        ),
+        (b'{"to": "+15005550006", "body": "x", "metadata": {"a": 1e400}}', "invalid_number"),
+        (b'{"to": "+15005550006", "body": "x", "metadata": {"a": NaN}}', "invalid_number"),
+        (b'{"to": "+15005550006", "body": "x", "metadata": {"a": -Infinity}}', "invalid_number"),
+        (b'{"to": "+15005550006", "body": "x", "max_attempts": 1e400}', "invalid_number"),
+        (
+            b'{"to": "+15005550006", "body": "x", "metadata": {"a": ' + b"9" * 5000 + b"}}",
+            "invalid_number",
+        ),
+    ],
+)
+def test_a_json_body_beyond_the_limits_is_400_and_stores_nothing(
+    api: Api, body: bytes, code: str
+) -> None:
+    r = api.post("/v1/messages", content=body, headers={"Content-Type": "application/json"})
+    error(r, 400, code, "body")
+    nothing_stored(api)
+
+
+# -- 4. one E.164 rule ---------------------------------------------------------------------------
+
+WRONG_NUMBERS = [
+    "+1500555ABCD",  # letters are not digits (phonenumbers would dial +15005552223)
+    "+15005550187;ext=12",  # an extension is not part of the number called
+    "+15005550187 x12",
+    "+15005550187#12",
+    "+１５００５５５０００６",  # full-width digits
+    "+١٥٠٠٥٥٥٠٠٠٦",  # Arabic-Indic digits
+    "+۱۵۰۰۵۵۵۰۰۰۶",  # Extended Arabic-Indic digits
+    "＋15005550006",  # full-width plus
+    "+1500\u200b5550006",  # a zero-width space
+    "+15005550006\n",
+    "tel:+15005550006",
+    "+1+5005550006",
+]
+
+
+@pytest.mark.parametrize("number", WRONG_NUMBERS)
+@pytest.mark.parametrize("field", ["to", "from"])
+def test_anything_but_a_plain_e164_number_is_400(api: Api, number: str, field: str) -> None:
+    body = {"to": OK_NUMBER, "body": "x"} | {field: number}
+    error(api.post("/v1/messages", json=body), 400, "invalid_phone_number", field)
+    nothing_stored(api)
+
+
+@pytest.mark.parametrize("number", WRONG_NUMBERS[:8])
+def test_a_batch_row_with_such_a_number_is_an_invalid_row(api: Api, number: str) -> None:
+    rows = json.dumps([{"to": OK_NUMBER, "body": "ok"}, {"to": number, "body": "x"}])
+    r = api.post(
+        "/v1/batches?strict=true", content=rows, headers={"Content-Type": "application/json"}
+    )
+    assert r.status_code == 400, r.text
+    body = r.json()
+    assert (body["error"]["code"], body["error"]["field"]) == ("batch_rejected", "to")
+    assert [(e["line"], e["code"]) for e in body["errors"]] == [(2, "invalid_phone_number")]
+    nothing_stored(api)
+
+
+def test_separators_between_the_digits_are_still_accepted(api: Api) -> None:
+    job = api.submit("/v1/messages", {"to": "+1 (500) 555-0006", "body": "x"})
+    assert job["to"] == OK_NUMBER
+
+
+# -- 7. the Telnyx webhook ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def telnyx(make_api: MakeApi) -> Api:
+    from tests.unit.test_provider_routes import TELNYX_PUBLIC
+
+    return make_api(telnyx_public_key=TELNYX_PUBLIC)
+
+
+def _telnyx(api: Api, body: bytes, stamp: str, sign: bool = True) -> Any:
+    import base64
+
+    from tests.unit.test_provider_routes import TELNYX_KEY
+
+    signature = base64.b64encode(TELNYX_KEY.sign(stamp.encode() + b"|" + body)).decode()
+    headers: dict[str, Any] = {"Content-Type": "application/json"}
+    headers["Telnyx-Timestamp"] = stamp.encode()  # as the bytes arrive
+    headers["Telnyx-Signature-Ed25519"] = signature if sign else "AAAA"
+    return api.post("/provider/telnyx/events", content=body, headers=headers, token=None)
+
+
+@pytest.mark.parametrize(
+    "stamp", ["9" * 5000, "1" * 40, "\u00b2\u00b3", "１７００００００００", "-5", "1e9", " "]
+)
+def test_an_absurd_telnyx_timestamp_is_403(telnyx: Api, stamp: str) -> None:
+    r = _telnyx(telnyx, b"{}", stamp, sign=False)
+    error(r, 403, "forbidden", "telnyx-timestamp")
+
+
+def test_a_signed_telnyx_webhook_nested_50000_deep_is_400(telnyx: Api) -> None:
+    body = b'{"data": {"payload": ' + deep(50_000) + b"}}"
+    r = _telnyx(telnyx, body, str(int(time.time())))
+    error(r, 400, "invalid_request", "body")
