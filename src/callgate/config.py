@@ -170,6 +170,12 @@ class Settings(BaseSettings):
     max_batch_bytes: int = Field(
         1_000_000_000, ge=1024, description="larger batch uploads (POST /v1/batches) → 413"
     )
+    dns_timeout: float = Field(
+        2.0, gt=0, le=30, description="seconds a URL's host may take to resolve (then: not)"
+    )
+    dns_cache_ttl: float = Field(
+        60.0, ge=0, le=86400, description="seconds a host's addresses are remembered"
+    )
     url_allowlist: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="hosts exempt from the SSRF check, comma-separated"
     )

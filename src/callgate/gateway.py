@@ -17,7 +17,7 @@ import httpx
 from callgate.clock import Clock, SystemClock
 from callgate.config import Settings, load_settings
 from callgate.domain import AttemptResult, Batch, Job, JobSpec, Kind, make_spec
-from callgate.engine.audit import Redactor
+from callgate.engine.audit import Redactor, redact_logs
 from callgate.engine.guardrails import (
     SIMULATOR_NUMBERS,
     Allowlist,
@@ -34,6 +34,7 @@ from callgate.engine.worker import BatchThrottle, Worker, WorkerConfig
 from callgate.exceptions import ConfigurationError, StoreError, WorkerFailed
 from callgate.providers.base import Provider
 from callgate.store import Store, SubmitResult, open_store
+from callgate.urls import DnsCache, UrlChecker
 from callgate.webhooks.sender import WebhookSender
 
 log = logging.getLogger("callgate.gateway")
@@ -132,8 +133,15 @@ class Gateway:
         self._rng = rng or random.Random(self.settings.simulator_seed)
         self._workers: list[Worker] = []
         self._senders: list[WebhookSender] = []
+        #: URL safety checks, with one DNS cache (hosts repeat across jobs and batch rows)
+        self.urls = UrlChecker(
+            self.settings.environment,
+            self.settings.url_allowlist,
+            DnsCache(timeout=self.settings.dns_timeout, ttl=self.settings.dns_cache_ttl),
+        )
         redactor = Redactor.of(self.settings.secret_values(), mask_pii=self.settings.audit.mask_pii)
         self.guard = Guard(make_guardrails(self.settings), self.store, redactor)
+        redact_logs(redactor)
 
     def __repr__(self) -> str:
         return f"Gateway({self.store!r})"
@@ -191,31 +199,10 @@ class Gateway:
         """Accept a batch file (seekable bytes: CSV, JSON or JSON Lines); see
         :func:`callgate.batches.ingest`. URLs get the same SSRF check as the API's."""
         from callgate.batches import RowMapper, ingest
-        from callgate.urls import check_url, resolve
 
-        known: dict[str, list[str] | OSError] = {}
-
-        def cached(host: str) -> list[str]:  # hosts repeat across a batch's rows
-            if host not in known:
-                try:
-                    known[host] = resolve(host)
-                except OSError as exc:
-                    known[host] = exc
-            found = known[host]
-            if isinstance(found, OSError):
-                raise found
-            return found
-
-        def url_check(url: str, field: str) -> str:
-            return check_url(
-                url,
-                field=field,
-                environment=self.settings.environment,
-                allowlist=self.settings.url_allowlist,
-                resolver=cached,
-            )
-
-        mapper = RowMapper(kind, default_region=self.settings.default_region, url_check=url_check)
+        mapper = RowMapper(
+            kind, default_region=self.settings.default_region, url_check=self.urls.check
+        )
         batch = ingest(
             self.store,
             stream,
@@ -323,6 +310,7 @@ class Gateway:
             transport=transport,
             rng=self._rng,
             poll=poll,
+            urls=self.urls,
         )
         self._senders.append(sender)
         for worker in self._workers:

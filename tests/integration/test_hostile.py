@@ -8,13 +8,15 @@ import asyncio
 import json
 import logging
 import math
+import threading
 import time
 import tracemalloc
 from typing import Any
 
 import pytest
 
-from callgate.domain import Kind
+from callgate import urls
+from callgate.domain import Kind, make_spec
 from callgate.exceptions import WorkerFailed
 from callgate.testing import run_virtual
 from tests.integration.test_api import OK_NUMBER, Api, MakeApi, api, error, fake_dns, make_api
@@ -291,3 +293,83 @@ def test_a_signed_telnyx_webhook_nested_50000_deep_is_400(telnyx: Api) -> None:
     body = b'{"data": {"payload": ' + deep(50_000) + b"}}"
     r = _telnyx(telnyx, body, str(int(time.time())))
     error(r, 400, "invalid_request", "body")
+
+
+# -- 3. DNS off the event loop ---------------------------------------------------------------
+
+
+def test_a_resolver_that_takes_5_s_never_holds_up_the_server(
+    make_api: MakeApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fax whose media host resolves slowly: /healthz answers meanwhile, in < 100 ms
+    (it took 4.97 s when the lookup ran on the event loop)."""
+    started, release = threading.Event(), threading.Event()
+
+    def slow(host: str) -> list[str]:
+        started.set()
+        release.wait(5.0)  # the stub resolver: 5 s unless the test lets it go
+        return ["93.184.215.14"]
+
+    monkeypatch.setattr(urls, "resolve", slow)
+    api = make_api(dns_timeout=10.0)
+    headers = {"Authorization": f"Bearer {api.token}"}
+    fax = {"to": OK_NUMBER, "media_url": "https://slow.example.net/ballot.pdf"}
+
+    async def main() -> tuple[float, Any]:
+        sending = asyncio.create_task(api.client.post("/v1/faxes", json=fax, headers=headers))
+        assert await asyncio.to_thread(started.wait, 5.0)
+        began = time.perf_counter()
+        health = await api.client.get("/healthz")
+        elapsed = time.perf_counter() - began
+        assert health.status_code == 200
+        release.set()
+        return elapsed, await sending
+
+    elapsed, r = api.runner.run(main())
+    assert elapsed < 0.1, elapsed
+    assert r.status_code == 202, r.text
+
+
+def test_a_lookup_past_the_timeout_is_a_host_that_does_not_resolve(
+    make_api: MakeApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release = threading.Event()
+    calls: list[str] = []
+
+    def stuck(host: str) -> list[str]:
+        calls.append(host)
+        release.wait(5.0)
+        return ["93.184.215.14"]
+
+    monkeypatch.setattr(urls, "resolve", stuck)
+    api = make_api(environment="staging", dns_timeout=0.05)
+    fax = {"to": OK_NUMBER, "media_url": "https://stuck.example.net/ballot.pdf"}
+    try:
+        for _ in range(3):  # remembered: one lookup, not one per request
+            error(api.post("/v1/faxes", json=fax), 400, "unsafe_url", "media_url")
+    finally:
+        release.set()
+    assert calls == ["stuck.example.net"]
+
+
+# -- 5. private database files --------------------------------------------------------------
+
+
+def test_the_sqlite_database_and_its_wal_files_are_0600(tmp_path: Any) -> None:
+    from callgate.store import open_store
+
+    path = tmp_path / "gw.db"
+    store = open_store(f"sqlite:///{path}")
+    store.submit([make_spec("sms", to=OK_NUMBER, body="x")], time.time())
+    files = sorted(tmp_path.glob("gw.db*"))
+    assert {p.name for p in files} >= {"gw.db", "gw.db-wal", "gw.db-shm"}
+    assert {p.name: p.stat().st_mode & 0o777 for p in files} == {p.name: 0o600 for p in files}
+    store.close()
+    for p in tmp_path.glob("gw.db*"):
+        p.chmod(0o644)  # made before the fix, or by someone else's umask: fixed on open
+    store = open_store(f"sqlite:///{path}")
+    try:
+        modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.glob("gw.db*")}
+        assert set(modes.values()) == {0o600}, modes
+    finally:
+        store.close()

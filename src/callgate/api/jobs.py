@@ -24,7 +24,6 @@ from callgate.api.models import (
 from callgate.domain import Job, Kind, Status, normalize_number
 from callgate.exceptions import ValidationError
 from callgate.gateway import Gateway
-from callgate.urls import check_url
 
 router = APIRouter(tags=["jobs"], route_class=BoundedJsonRoute)
 IdemHeader = Annotated[
@@ -50,7 +49,7 @@ def _gateway(request: Request) -> Gateway:
     return gw
 
 
-def _submit(request: Request, kind: Kind, body: Any, header_key: str | None) -> JSONResponse:
+async def _submit(request: Request, kind: Kind, body: Any, header_key: str | None) -> JSONResponse:
     gw = _gateway(request)
     fields = body.model_dump(by_alias=True, exclude_none=True)
     if header_key is not None:
@@ -61,12 +60,7 @@ def _submit(request: Request, kind: Kind, body: Any, header_key: str | None) -> 
         fields["idempotency_key"] = header_key
     for name in URL_FIELDS:
         if name in fields:
-            fields[name] = check_url(
-                fields[name],
-                field=name,
-                environment=gw.settings.environment,
-                allowlist=gw.settings.url_allowlist,
-            )
+            fields[name] = await gw.urls.acheck(fields[name], name)
     result = gw.submit(gw.spec(kind, **fields), scope=request.state.api_key.id)
     headers = {"Location": f"/v1/jobs/{result.job.id}"}
     if not result.created:
@@ -85,7 +79,7 @@ async def send_fax(
     request: Request, body: FaxIn, idempotency_key: IdemHeader = None
 ) -> JSONResponse:
     """Queue a fax."""
-    return _submit(request, Kind.FAX, body, idempotency_key)
+    return await _submit(request, Kind.FAX, body, idempotency_key)
 
 
 @router.post("/messages", status_code=202, response_model=JobOut, responses=ACCEPTED)
@@ -93,7 +87,7 @@ async def send_message(
     request: Request, body: MessageIn, idempotency_key: IdemHeader = None
 ) -> JSONResponse:
     """Queue an SMS or MMS."""
-    return _submit(request, Kind.SMS, body, idempotency_key)
+    return await _submit(request, Kind.SMS, body, idempotency_key)
 
 
 @router.post("/calls", status_code=202, response_model=JobOut, responses=ACCEPTED)
@@ -101,7 +95,7 @@ async def send_call(
     request: Request, body: CallIn, idempotency_key: IdemHeader = None
 ) -> JSONResponse:
     """Queue a voice call."""
-    return _submit(request, Kind.CALL, body, idempotency_key)
+    return await _submit(request, Kind.CALL, body, idempotency_key)
 
 
 @router.post("/requests", status_code=202, response_model=JobOut, responses=ACCEPTED)
@@ -109,7 +103,7 @@ async def send_request(
     request: Request, body: RequestIn, idempotency_key: IdemHeader = None
 ) -> JSONResponse:
     """Queue a generic provider API request (Lookup, Verify, Studio, ...)."""
-    return _submit(request, Kind.REQUEST, body, idempotency_key)
+    return await _submit(request, Kind.REQUEST, body, idempotency_key)
 
 
 @router.get("/jobs", response_model=JobPage)

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from callgate.clock import Clock
 from callgate.domain import EXPIRED, RELEASED, AttemptResult, Job, Outcome
+from callgate.engine.audit import Redactor
 from callgate.engine.guardrails import Guard
 from callgate.engine.meter import GCRA
 from callgate.engine.pacer import Pacer
@@ -132,6 +133,8 @@ class Worker:
         self.store = store
         #: the guardrails, re-checked just before each send (None: no guardrails)
         self.guard = guard
+        #: takes credentials out of what is stored about an attempt (the guard's)
+        self.redactor = guard.redactor if guard is not None else Redactor()
         self.provider = provider
         self.clock = clock
         self.meter = meter
@@ -204,6 +207,7 @@ class Worker:
                 worker_id=self.worker_id,
                 config=self.config.reconcile,
                 db=self._db,
+                redactor=self.redactor,
             )
             background.append(self._guarded("callgate-reconcile", self.reconciler.run()))
         try:
@@ -442,7 +446,7 @@ class Worker:
 
     async def _write(self, write: Write) -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending_writes.append((write, future))
+        self._pending_writes.append((self.redactor.write(write), future))
         # a store on threads takes a second batch while the first commits: an attempt row
         # waits for one commit, not for the one before it as well
         self._flushers = {t for t in self._flushers if not t.done()}  # ended, not yet dropped
