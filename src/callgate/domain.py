@@ -261,6 +261,12 @@ def event_type(status: Status) -> str:
 NUMBER_PATTERN = r"^\+?[0-9 ().\-]{1,40}$"
 _NUMBER_TEXT = re.compile(r"\+?[0-9 ().\-]{1,40}", re.ASCII)
 _SEPARATORS = str.maketrans("", "", " ().-")
+#: ids are 64-bit signed integers in both stores: anything past this cannot exist
+MAX_ID = 2**63 - 1
+#: the provider APIs a ``request`` job may call (see docs/providers.md)
+REQUEST_APIS = ("lookup", "verify", "studio", "raw")
+#: the most attempts a job may be given
+MAX_ATTEMPTS = 100
 #: the calls per second a batch (or the meter) may be given: finite, within these bounds
 MIN_RATE = 0.001
 MAX_RATE = 10_000.0
@@ -282,6 +288,17 @@ def normalize_number(raw: object, *, field: str = "to", default_region: str | No
             code="invalid_phone_number",
         )
     return _e164(digits, field, default_region)
+
+
+def validate_label(value: str, *, field: str = "name") -> str:
+    """A name a person gives (a batch's, an API key's): 1-200 characters, not blank, no
+    control characters; raise ``invalid_request`` otherwise."""
+    if not value.strip() or len(value) > 200 or any(ord(ch) < 32 for ch in value):
+        raise ValidationError(
+            f"{field} must be 1-200 characters, not blank, without control characters",
+            field=field,
+        )
+    return value
 
 
 def validate_rate(raw: object, *, field: str = "rate") -> float:
@@ -376,7 +393,11 @@ def _payload_for(kind: Kind, fields: Mapping[str, Any]) -> dict[str, Any]:
         else:
             payload["url"] = validate_url(url, field="url")
     else:
-        payload["api"] = _require_text(fields.get("api"), "api")
+        payload["api"] = _require_text(fields.get("api"), "api").strip().lower()
+        if payload["api"] not in REQUEST_APIS:
+            raise ValidationError(
+                f"api must be one of {', '.join(REQUEST_APIS)}", field="api", code="invalid_api"
+            )
         payload["method"] = _require_text(fields.get("method", "POST"), "method").upper()
         params = fields.get("params", {})
         if not isinstance(params, Mapping):
@@ -398,12 +419,14 @@ def make_spec(
     metadata: Mapping[str, Any] | None = None,
     max_attempts: int | None = None,
     default_region: str | None = None,
+    now: float | None = None,
     **fields: Any,
 ) -> JobSpec:
     """Validate a request and return its :class:`JobSpec`; nothing is stored here.
 
     ``fields`` are the kind's own: ``media_url`` (fax), ``body``/``media_url`` (sms),
     ``twiml`` or ``url`` (call), ``api``/``method``/``params`` (request), and ``from``.
+    Given ``now`` (unix seconds), an ``expires_at`` that has already passed is refused.
     """
     try:
         kind = Kind(kind)
@@ -423,8 +446,12 @@ def make_spec(
             )
     if not_before and expires_at and expires_at <= not_before:
         raise ValidationError("expires_at must be after not_before", field="expires_at")
-    if max_attempts is not None and max_attempts < 1:
-        raise ValidationError("max_attempts must be at least 1", field="max_attempts")
+    if max_attempts is not None and not 1 <= max_attempts <= MAX_ATTEMPTS:
+        raise ValidationError(
+            f"max_attempts must be from 1 to {MAX_ATTEMPTS}", field="max_attempts"
+        )
+    if expires_at is not None and now is not None and expires_at.timestamp() <= now:
+        raise ValidationError("expires_at is in the past", field="expires_at", code="invalid_time")
     if idempotency_key is not None and not (0 < len(idempotency_key) <= 255):
         raise ValidationError("idempotency_key must be 1-255 characters", field="idempotency_key")
     return JobSpec(

@@ -165,6 +165,7 @@ class Gateway:
 
     def spec(self, kind: Kind | str, **fields: Any) -> JobSpec:
         fields.setdefault("default_region", self.settings.default_region)
+        fields.setdefault("now", self.clock.now())
         return make_spec(kind, **fields)
 
     def submit(self, spec: JobSpec, *, scope: str = "") -> SubmitResult:
@@ -201,7 +202,10 @@ class Gateway:
         from callgate.batches import RowMapper, ingest
 
         mapper = RowMapper(
-            kind, default_region=self.settings.default_region, url_check=self.urls.check
+            kind,
+            default_region=self.settings.default_region,
+            url_check=self.urls.check,
+            now=self.clock.now(),
         )
         batch = ingest(
             self.store,

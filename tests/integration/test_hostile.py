@@ -373,3 +373,99 @@ def test_the_sqlite_database_and_its_wal_files_are_0600(tmp_path: Any) -> None:
         assert set(modes.values()) == {0o600}, modes
     finally:
         store.close()
+
+
+# -- 7. the smaller holes ------------------------------------------------------------------------
+
+
+def test_a_trailing_slash_is_404_with_no_redirect_built_from_host(api: Api) -> None:
+    r = api.get("/v1/jobs/", token=None, headers={"Host": "evil.example"})
+    error(r, 404, "not_found")
+    assert "location" not in r.headers
+
+
+@pytest.mark.parametrize("name", ["../../etc/passwd", "LOOKUPS", "", "lookup/../x"])
+def test_a_request_for_an_unknown_api_is_400(api: Api, name: str) -> None:
+    r = api.post("/v1/requests", json={"api": name, "to": OK_NUMBER})
+    error(r, 400, "missing_field" if not name else "invalid_api", "api")
+    nothing_stored(api)
+
+
+def test_an_expiry_in_the_past_is_400(api: Api) -> None:
+    past = "2020-01-01T00:00:00Z"
+    body = {"to": OK_NUMBER, "body": "x", "expires_at": past}
+    error(api.post("/v1/messages", json=body), 400, "invalid_time", "expires_at")
+    rows = json.dumps([{"to": OK_NUMBER, "body": "x", "expires_at": past}])
+    r = api.post(
+        "/v1/batches?strict=true", content=rows, headers={"Content-Type": "application/json"}
+    )
+    assert r.status_code == 400, r.text
+    assert [e["code"] for e in r.json()["errors"]] == ["invalid_time"]
+    nothing_stored(api)
+
+
+def test_a_client_that_disconnects_mid_upload_leaves_no_traceback(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    boundary = "cut"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.csv"\r\n'
+        "\r\nTo,Body\r\n+15005550006,hi\r\n"
+    ).encode()
+    messages = [
+        {"type": "http.request", "body": head, "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/batches",
+        "raw_path": b"/v1/batches",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"authorization", f"Bearer {api.token}".encode()),
+            (b"content-type", f"multipart/form-data; boundary={boundary}".encode()),
+        ],
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 8000),
+    }
+    with caplog.at_level(logging.INFO):
+        api.runner.run(api.app(scope, receive, send))
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert "client disconnected" in caplog.text
+    nothing_stored(api)
+
+
+def test_the_document_lists_the_answers_the_server_gives(api: Api) -> None:
+    doc = api.get("/openapi.json").json()
+    paths = doc["paths"]
+    assert {"200", "201"} <= set(paths["/v1/allowlist"]["post"]["responses"])
+    assert "404" in paths["/v1/allowlist/{number}"]["delete"]["responses"]
+    assert "404" in paths["/v1/suppressions/{number}"]["delete"]["responses"]
+    assert not [
+        (path, method)
+        for path, operations in paths.items()
+        for method, operation in operations.items()
+        if "422" in operation["responses"]  # bad input is a 400, never FastAPI's 422
+    ]
+    to = doc["components"]["schemas"]["MessageIn"]["properties"]["to"]
+    assert to["minLength"] == 1
+    assert to["pattern"].startswith("^\\+?[0-9")
+    rate = paths["/v1/batches"]["post"]["requestBody"]["content"]["multipart/form-data"]
+    assert rate["schema"]["properties"]["rate"]["minimum"] == 0.001
+    assert (
+        "http_error"
+        in doc["components"]["schemas"]["ErrorBody"]["properties"]["code"]["description"]
+    )

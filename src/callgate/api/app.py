@@ -113,6 +113,9 @@ def create_app(gateway: Gateway) -> FastAPI:
     from callgate.api.jobs import router as jobs_router
 
     app = FastAPI(
+        # no redirect from /v1/jobs/ to /v1/jobs: its Location would be built from the
+        # client's Host header, for anyone, without a key
+        redirect_slashes=False,
         title="callgate",
         version="1",
         description="A reliable gateway for outbound faxes, SMS, calls and provider API "
@@ -120,6 +123,7 @@ def create_app(gateway: Gateway) -> FastAPI:
     )
     app.state.gateway = gateway
     _install_error_handlers(app)
+    _document_what_is_answered(app)
 
     @app.get("/healthz", response_model=Health, tags=["health"])
     async def healthz() -> dict[str, str]:
@@ -156,6 +160,23 @@ def create_app(gateway: Gateway) -> FastAPI:
         batch_limit=gateway.settings.max_batch_bytes,
     )
     return app
+
+
+def _document_what_is_answered(app: FastAPI) -> None:
+    """The document lists the answers the service gives: FastAPI's 422 never comes (bad
+    input is a 400 with the error body), so it goes."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = build()
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                operation.get("responses", {}).pop("422", None)
+        for name in ("HTTPValidationError", "ValidationError"):
+            schema.get("components", {}).get("schemas", {}).pop(name, None)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _install_error_handlers(app: FastAPI) -> None:

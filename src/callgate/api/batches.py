@@ -14,8 +14,15 @@ from starlette.datastructures import UploadFile
 
 from callgate.api.json_route import BoundedJsonRoute
 from callgate.api.models import BatchId, ErrorOut
-from callgate.batches import ERROR_COLUMNS, RESULT_COLUMNS, BatchRejected, csv_chunks, jsonl_chunks
-from callgate.domain import Batch, validate_rate
+from callgate.batches import (
+    ERROR_COLUMNS,
+    RESULT_COLUMNS,
+    BatchRejected,
+    batch_name,
+    csv_chunks,
+    jsonl_chunks,
+)
+from callgate.domain import MAX_RATE, MIN_RATE, Batch, validate_rate
 from callgate.exceptions import ValidationError
 from callgate.gateway import Gateway
 
@@ -24,6 +31,14 @@ PAGE = 1000
 SPOOL = 8 * 1024 * 1024  # bytes of an upload kept in memory before it goes to disk
 FORM_FIELDS = ("kind", "rate", "name", "strict", "format")
 
+#: the upload's options, as form fields or query parameters
+UPLOAD_OPTIONS: dict[str, dict[str, Any]] = {
+    "kind": {"type": "string", "enum": ["sms", "call", "fax", "request"]},
+    "rate": {"type": "number", "minimum": MIN_RATE, "maximum": MAX_RATE},
+    "name": {"type": "string", "maxLength": 200},
+    "strict": {"type": "boolean"},
+    "format": {"type": "string", "enum": ["csv", "json", "jsonl"]},
+}
 UPLOAD_BODY: dict[str, Any] = {
     "required": True,
     "content": {
@@ -31,14 +46,7 @@ UPLOAD_BODY: dict[str, Any] = {
             "schema": {
                 "type": "object",
                 "required": ["file"],
-                "properties": {
-                    "file": {"type": "string", "format": "binary"},
-                    "kind": {"type": "string", "enum": ["sms", "call", "fax", "request"]},
-                    "rate": {"type": "number", "exclusiveMinimum": 0},
-                    "name": {"type": "string", "maxLength": 200},
-                    "strict": {"type": "boolean"},
-                    "format": {"type": "string", "enum": ["csv", "json", "jsonl"]},
-                },
+                "properties": {"file": {"type": "string", "format": "binary"}, **UPLOAD_OPTIONS},
             }
         },
         "application/json": {
@@ -101,6 +109,8 @@ def _options(values: dict[str, Any]) -> dict[str, Any]:
     for name in ("kind", "name", "format"):
         if values.get(name) not in (None, ""):
             out[name] = str(values[name])
+    if "name" in out:
+        out["name"] = batch_name(out["name"])
     if values.get("rate") not in (None, ""):
         out["rate"] = validate_rate(values["rate"])
     strict = str(values.get("strict") or "false").strip().lower()
@@ -116,14 +126,8 @@ def _options(values: dict[str, Any]) -> dict[str, Any]:
     openapi_extra={
         "requestBody": UPLOAD_BODY,
         "parameters": [
-            {"name": n, "in": "query", "required": False, "schema": {"type": t}}
-            for n, t in (
-                ("kind", "string"),
-                ("rate", "number"),
-                ("name", "string"),
-                ("strict", "boolean"),
-                ("format", "string"),
-            )
+            {"name": n, "in": "query", "required": False, "schema": UPLOAD_OPTIONS[n]}
+            for n in ("kind", "rate", "name", "strict", "format")
         ],
     },
     responses={

@@ -17,7 +17,7 @@ from typing import IO
 from callgate.batches.dedupe import Deduper
 from callgate.batches.parse import RowError, detect_format, read_rows
 from callgate.batches.rows import RowMapper, ValidRow, validate_rows
-from callgate.domain import Batch, JobSpec, validate_rate
+from callgate.domain import Batch, JobSpec, validate_label, validate_rate
 from callgate.exceptions import ValidationError
 from callgate.store.base import Store
 
@@ -67,7 +67,7 @@ def ingest(
     mapper = mapper or RowMapper()
     fmt = fmt or detect_format(stream, filename)
     rate = None if rate is None else validate_rate(rate)
-    name = _name(name)
+    name = batch_name(name)
     start = stream.tell()
     if strict:
         _check_strict(_items(stream, fmt, mapper))
@@ -91,16 +91,9 @@ def ingest(
     return store.get_batch(batch.id)
 
 
-def _name(name: str | None) -> str | None:
-    """A batch's name: None, or 1-200 characters without control characters."""
-    if name is None:
-        return None
-    if not name.strip() or len(name) > 200 or any(ord(ch) < 32 for ch in name):
-        raise ValidationError(
-            "name must be 1-200 characters, not blank, without control characters",
-            field="name",
-        )
-    return name
+def batch_name(name: str | None) -> str | None:
+    """A batch's name: None, or a label (1-200 characters, no control characters)."""
+    return None if name is None else validate_label(name)
 
 
 def _abandon(store: Store, batch_id: int, now: float) -> None:
