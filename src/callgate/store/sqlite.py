@@ -44,9 +44,14 @@ _COMPANIONS = ("", "-wal", "-shm", "-journal")
 def _private(path: str) -> None:
     """Create the database file ``FILE_MODE`` (not world-readable under the usual umask)
     and bring it and its companions (``-wal``, ``-shm``, ``-journal``) to that mode on
-    every open; a file callgate does not own is left as it is, with a warning."""
+    every open; a file callgate does not own is left as it is, with a warning.
+
+    An existing file is never opened here: closing a descriptor of a database file drops
+    every POSIX lock this process holds on it, the locks of its open connections too."""
     try:
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE))
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, FILE_MODE))
+    except FileExistsError:
+        pass
     except OSError as exc:
         raise StoreError(f"cannot open database {path!r}: {exc}") from exc
     for suffix in _COMPANIONS:
