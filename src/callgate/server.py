@@ -51,7 +51,7 @@ async def serve(
         serving = asyncio.create_task(server.serve(), name="callgate-http")
         while not server.started and not serving.done():
             await asyncio.sleep(0.01)
-        if server.started and on_ready is not None:
+        if server.started and server.servers and on_ready is not None:
             bound = server.servers[0].sockets[0].getsockname()[1]
             on_ready(int(bound))
         await serving

@@ -88,3 +88,45 @@ def test_send_refuses_a_number_that_is_not_plain_e164(cg: Callgate, number: str)
     assert done.returncode == 1, done.stderr
     assert "[invalid_phone_number]" in done.stderr
     no_batch(cg)
+
+
+def test_a_job_row_the_worker_cannot_read_is_that_jobs_error(cg: Callgate) -> None:
+    """Its payload is not JSON (edited by hand, or a bug): the job fails (``unreadable``)
+    and the worker goes on sending the others."""
+    import sqlite3
+
+    bad = cg.json("send", "sms", "--to", "+15005550006", "--body", "hi")
+    with sqlite3.connect(cg.db) as conn:
+        conn.execute("UPDATE jobs SET payload = '{' WHERE id = ?", (bad["id"],))
+    good = cg.json("send", "sms", "--to", "+15005550009", "--body", "hi")
+    done = cg.run("worker", "--drain", timeout=60)
+    assert done.returncode == 0, done.stderr
+    with sqlite3.connect(cg.db) as conn:
+        rows = dict(conn.execute("SELECT id, status || ' ' || coalesce(reason, '') FROM jobs"))
+    assert rows[bad["id"]] == "failed unreadable"
+    assert rows[good["id"]].startswith(("delivered", "failed permanent"))
+
+
+@pytest.mark.parametrize("command", [["serve", "--port", "0"], ["worker"]])
+def test_a_worker_that_stops_on_an_error_takes_the_process_down_loudly(
+    cg: Callgate, command: list[str]
+) -> None:
+    """The meter's own row is unreadable (no job or batch to blame): an error line with
+    the traceback, and a non-zero exit instead of a process that idles, sending nothing."""
+    import sqlite3
+    import subprocess
+
+    cg.json("send", "sms", "--to", "+15005550006", "--body", "hi")
+    with sqlite3.connect(cg.db) as conn:
+        conn.execute("UPDATE meter SET tat = 'x'")
+    proc = cg.start(*command, env={"CALLGATE_RATE": "5"})  # a metered claim reads the row
+    try:
+        _, stderr = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, stderr = proc.communicate()
+        pytest.fail(f"callgate {command[0]} still running with a dead worker:\n{stderr}")
+    assert proc.returncode == 1, stderr
+    assert "the worker loop failed; the worker stops" in stderr
+    assert "Traceback" in stderr
+    assert "error [worker_failed]" in stderr

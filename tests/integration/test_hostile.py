@@ -469,3 +469,16 @@ def test_the_document_lists_the_answers_the_server_gives(api: Api) -> None:
         "http_error"
         in doc["components"]["schemas"]["ErrorBody"]["properties"]["code"]["description"]
     )
+
+
+def test_a_job_row_that_cannot_be_read_fails_and_the_rest_is_sent(api: Api) -> None:
+    bad = api.sms()
+    store: Any = api.gw.store
+    with store._write() as c:  # edited by hand, or written by a bug
+        c.execute("UPDATE jobs SET payload = ? WHERE id = ?", ("{", bad["id"]))
+    good = api.sms(to="+15005550009")
+    api.work()
+    [row] = store._read("SELECT status, reason FROM jobs WHERE id = ?", (bad["id"],))
+    assert tuple(row) == ("failed", "unreadable")
+    assert api.gw.store.get_job(good["id"]).status in ("delivered", "failed")
+    assert api.gw.store.get_job(good["id"]).attempts == 1
