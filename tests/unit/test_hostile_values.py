@@ -159,3 +159,30 @@ def test_a_retry_after_the_engine_cannot_use_is_no_wait_or_a_day(value: float) -
 def test_a_retry_after_header_of_odd_digits(header: str) -> None:
     wait = retry_after(header, time.time())
     assert wait is None or (math.isfinite(wait) and wait <= 86400)
+
+
+EMBEDDED_LOOPBACK = [
+    "[64:ff9b::7f00:1]",  # NAT64
+    "[64:ff9b:1::7f00:1]",  # NAT64, local use
+    "[::ffff:127.0.0.1]",  # IPv4-mapped
+    "[::ffff:0:7f00:1]",  # SIIT
+    "[2002:7f00:1::]",  # 6to4
+    "[::127.0.0.1]",  # IPv4-compatible (deprecated)
+    "[2001:0:4136:e378:8000:63bf:80ff:fffe]",  # Teredo, client 127.0.0.1
+    "[64:ff9b::a00:1]",  # NAT64 of 10.0.0.1
+]
+MULTICAST = ["224.0.0.1", "239.1.2.3", "[ff02::1]", "[ff0e::1]"]
+
+
+@pytest.mark.parametrize("host", EMBEDDED_LOOPBACK + MULTICAST)
+@pytest.mark.parametrize("environment", ["staging", "production"])
+def test_ipv4_inside_ipv6_and_multicast_are_unsafe(host: str, environment: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        urls.check_url(f"http://{host}/x.pdf", field="media_url", environment=environment)
+    assert caught.value.code == "unsafe_url"
+
+
+@pytest.mark.parametrize("host", ["[64:ff9b::808:808]", "8.8.8.8", "[2606:4700::1111]"])
+def test_public_addresses_still_pass_in_any_form(host: str) -> None:
+    url = f"http://{host}/x.pdf"
+    assert urls.check_url(url, field="media_url", environment="production") == url
