@@ -24,7 +24,7 @@ from rich.table import Table
 
 from callgate.config import Settings, load_settings
 from callgate.domain import MAX_ID, Job, Kind, Status, parse_time
-from callgate.exceptions import CallgateError, ConfigurationError, StoreError
+from callgate.exceptions import CallgateError, ConfigurationError, StoreError, ValidationError
 from callgate.gateway import Gateway
 
 P = ParamSpec("P")
@@ -344,9 +344,37 @@ def jobs_cancel(job_id: IdArgument, as_json: JsonFlag = False) -> None:
 
 @jobs_app.command("retry")
 @friendly
-def jobs_retry(job_id: IdArgument, as_json: JsonFlag = False) -> None:
-    """Queue a failed, canceled, held, uncertain or blocked job again."""
-    _steer(job_id, as_json, "retry")
+def jobs_retry(
+    job_id: Annotated[
+        int | None, typer.Argument(help="One job (or filters below).", min=1, max=MAX_ID)
+    ] = None,
+    status: Annotated[
+        list[Status] | None,
+        typer.Option(help="Jobs in this status (repeatable; default: failed)."),
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="...that entered it at or after (ISO 8601).")
+    ] = None,
+    reason: Annotated[str | None, typer.Option(help="...with this reason.")] = None,
+    batch: Annotated[int | None, typer.Option(help="...of this batch.", min=1, max=MAX_ID)] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Queue a failed, canceled, held, uncertain or blocked job again, with a fresh
+    attempt budget; or every job the filters match (at least one is required)."""
+    filtered = bool(status) or since is not None or reason is not None or batch is not None
+    if job_id is not None:
+        if filtered:
+            raise ValidationError("give a job id or filters, not both", field="job_id")
+        _steer(job_id, as_json, "retry")
+        return
+    with gateway() as gw:
+        n = gw.retry_matching(
+            statuses=status or (), since=_time(since, "since"), reason=reason, batch_id=batch
+        )
+    if as_json:
+        print_json({"retried": n})
+    else:
+        out.print(f"queued {n} job(s) again")
 
 
 # -- serve and keys --------------------------------------------------------------------

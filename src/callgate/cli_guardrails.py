@@ -152,7 +152,9 @@ def _print_breaker(state: dict[str, object], as_json: bool) -> None:
     line = "OPEN: no new sends" if open_ else "closed: sending"
     out.print(f"breaker {line}", markup=False)
     if state.get("detail"):
-        out.print(f"why: {state['detail']} (by {state['by']}, {state['changed_at']})", markup=False)
+        rule = f"{state['rule']} rule, " if state.get("rule") else ""
+        when = f"({rule}by {state['by']}, {state['changed_at']})"
+        out.print(f"why: {state['detail']} {when}", markup=False)
 
 
 @breaker_app.callback()
@@ -195,6 +197,30 @@ def breaker_reset(
     with gateway() as gw:
         gw.reset_breaker(reason, actor="cli")
         _print_breaker(gw.breaker(), as_json)
+
+
+# -- providers -------------------------------------------------------------------------
+
+
+@app.command("providers")
+@friendly
+def providers_command(as_json: JsonFlag = False) -> None:
+    """Each provider and its circuit: open while it refuses the credentials or fails for
+    every job (its jobs wait, without using attempts, until a probe gets through)."""
+    with gateway() as gw:
+        found = gw.providers()
+    if as_json:
+        print_json(found)
+        return
+    table = Table("provider", "kinds", "state", "waiting", "since", "next probe", "why")
+    for p in found:
+        why = f"{p['fault']}: {p['detail']}" if p["state"] != "closed" else ""
+        since = p["opened_at"] if p["state"] != "closed" else ""
+        table.add_row(
+            p["name"], ", ".join(p["kinds"]), p["state"], str(p["waiting"]), since or "",
+            p["probe_at"] or "", why,
+        )  # fmt: skip
+    out.print(table, markup=False)
 
 
 # -- the audit log ---------------------------------------------------------------------

@@ -31,6 +31,7 @@ from collections.abc import (
     Collection,
     Iterator,
     Mapping,
+    Sequence,
 )
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -263,6 +264,23 @@ def _doc(response: httpx.Response) -> Any:
 
 def _job_path(job_id: int, action: str = "") -> str:
     return f"/v1/jobs/{int(job_id)}" + (f"/{action}" if action else "")
+
+
+def _retry_call(
+    status: Sequence[str] | None,
+    since: datetime | None,
+    reason: str | None,
+    batch: int | None,
+) -> _Call:
+    """``POST /v1/jobs/retry``: every job the filters match."""
+    fields: dict[str, Any] = {"status": list(status) if status else None, "since": since}
+    fields |= {"reason": reason, "batch": batch}
+    body = {k: _wire(v) for k, v in fields.items() if v is not None}
+    return _Call("POST", "/v1/jobs/retry", json=body)
+
+
+def _retried(response: httpx.Response) -> int:
+    return int(_json(response)["retried"])
 
 
 #: error classes by the API's stable ``code``, then by HTTP status
@@ -596,6 +614,18 @@ class Client:
         """Queue a failed, canceled, held, uncertain or blocked job again."""
         return _read_job(self._send(_Call("POST", _job_path(job_id, "retry"))))
 
+    def retry_jobs(
+        self,
+        *,
+        status: Sequence[str] | None = None,
+        since: datetime | None = None,
+        reason: str | None = None,
+        batch: int | None = None,
+    ) -> int:
+        """Queue again every job the filters match (at least one; ``status`` defaults to
+        failed); how many."""
+        return _retried(self._send(_retry_call(status, since, reason, batch)))
+
     # -- guardrails (answers as the API's JSON documents) --------------------------------
 
     def allowlist(self) -> dict[str, Any]:
@@ -868,6 +898,18 @@ class AsyncClient:
     async def retry(self, job_id: int) -> RemoteJob:
         """Queue a failed, canceled, held, uncertain or blocked job again."""
         return _read_job(await self._send(_Call("POST", _job_path(job_id, "retry"))))
+
+    async def retry_jobs(
+        self,
+        *,
+        status: Sequence[str] | None = None,
+        since: datetime | None = None,
+        reason: str | None = None,
+        batch: int | None = None,
+    ) -> int:
+        """Queue again every job the filters match (at least one; ``status`` defaults to
+        failed); how many."""
+        return _retried(await self._send(_retry_call(status, since, reason, batch)))
 
     # -- guardrails (answers as the API's JSON documents) --------------------------------
 

@@ -56,16 +56,32 @@ def _none_if_blank(value: object) -> object:
 
 class CapsSettings(BaseModel):
     """Per-recipient caps per kind, ``"3/24h"`` (``CALLGATE_CAPS__SMS``, ``caps.sms``);
-    empty or ``none``: no cap. Counted over attempts that reached the provider."""
+    empty or ``none``: no cap. They count jobs that reached the provider, once each (a
+    retry is not a new message). ``*_duplicates`` cap identical jobs (the same content to
+    the same number): what catches a runaway fax without stopping an office's day."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-    fax: str | None = "20/24h"
+    fax: str | None = None
     sms: str | None = "3/24h"
     call: str | None = "2/24h"
     request: str | None = None
+    fax_duplicates: str | None = "3/24h"
+    sms_duplicates: str | None = None
+    call_duplicates: str | None = None
+    request_duplicates: str | None = None
     over: Literal["hold", "block"] = Field("hold", description="what happens over the cap")
 
-    @field_validator("fax", "sms", "call", "request", mode="before")
+    @field_validator(
+        "fax",
+        "sms",
+        "call",
+        "request",
+        "fax_duplicates",
+        "sms_duplicates",
+        "call_duplicates",
+        "request_duplicates",
+        mode="before",
+    )
     @classmethod
     def _cap(cls, value: object) -> object:
         value = _none_if_blank(value)
@@ -106,11 +122,26 @@ class BreakerSettings(BaseModel):
     ceiling: int | None = Field(None, ge=1, description="trip above this many sends/minute")
     baseline_minutes: int = Field(15, ge=1, description="the trailing baseline's length")
     min_per_minute: int = Field(60, ge=1, description="no ratio trip below this")
+    baseline_floor: float = Field(
+        30.0, ge=0, description="sends/minute the baseline is never taken as less than"
+    )
 
     @field_validator("ceiling", mode="before")
     @classmethod
     def _blank(cls, value: object) -> object:
         return _none_if_blank(value)
+
+
+class ProviderCircuitSettings(BaseModel):
+    """Each provider's circuit (``CALLGATE_PROVIDER_CIRCUIT__FAILURES``,
+    ``provider_circuit.failures``, ...); see docs/providers.md."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    enabled: bool = True
+    failures: int = Field(5, ge=1, description="faults in a row that open it (auth: one)")
+    window: float = Field(60.0, gt=0, description="seconds those faults fall within")
+    probe_after: float = Field(30.0, gt=0, description="seconds before the first probe")
+    probe_max: float = Field(600.0, gt=0, description="longest wait between probes")
 
 
 class AuditSettings(BaseModel):
@@ -246,6 +277,7 @@ class Settings(BaseSettings):
     provider_request: ProviderName | None = None
     public_url: str | None = Field(None, description="base of the status-callback URLs")
     provider_timeout: float = Field(30.0, gt=0, description="seconds per provider request")
+    provider_circuit: ProviderCircuitSettings = Field(default_factory=ProviderCircuitSettings)  # type: ignore[arg-type]
     twilio_account_sid: str | None = None
     twilio_auth_token: SecretStr | None = None
     twilio_auth_token_file: Path | None = None

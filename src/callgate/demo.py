@@ -34,11 +34,12 @@ MIX: list[tuple[Kind, str, dict[str, object]]] = [
     (Kind.SMS, "+15005550004", {"body": "Unsubscribed recipient (21610)."}),
     (Kind.SMS, "+15005550009", {"body": "Not SMS-capable (21614)."}),
     (Kind.SMS, "+15005550131", {"body": "Rate limited once (429), then sent."}),
-    (Kind.CALL, "+15005550006", {"twiml": "<Response><Say>Reminder</Say></Response>"}),
+    (Kind.CALL, "+12025550143", {"twiml": "<Response><Say>Reminder</Say></Response>"}),
     # the guardrails: a stranger outside production is blocked (not allowlisted); a
-    # second reminder to one person within the day is held (over the per-recipient cap)
+    # second reminder to one person within the day is held (over the per-recipient cap:
+    # a person's number, allowlisted; the simulator's test numbers keep no caps)
     (Kind.SMS, "+12025550199", {"body": "To a stranger: never sent in development."}),
-    (Kind.CALL, "+15005550006", {"twiml": "<Response><Say>Reminder again</Say></Response>"}),
+    (Kind.CALL, "+12025550143", {"twiml": "<Response><Say>Reminder again</Say></Response>"}),
 ]
 #: the demo's guardrails, fixed (not from the environment) so that it shows the same
 #: thing at any hour: development, one allowlisted real-looking number, one call a day

@@ -58,6 +58,10 @@ TERMINAL = frozenset(
 CLAIMABLE = frozenset({Status.QUEUED, Status.RETRYING})
 #: statuses that can be canceled at once (in flight waits for its attempt to end)
 CANCELABLE_NOW = frozenset({Status.QUEUED, Status.RETRYING, Status.HELD, Status.UNCERTAIN})
+#: statuses a person may queue again (a fresh attempt budget)
+RETRYABLE = frozenset(
+    {Status.FAILED, Status.CANCELED, Status.HELD, Status.UNCERTAIN, Status.BLOCKED}
+)
 
 
 class Outcome(StrEnum):
@@ -74,6 +78,15 @@ class Outcome(StrEnum):
     UNKNOWN = "unknown"
 
 
+class Fault(StrEnum):
+    """A failure of the provider itself, not of one job: its circuit counts these
+    (:mod:`callgate.engine.health`). The adapters say which of their errors are faults."""
+
+    AUTH = "auth"  # the credentials or the account were refused (401, 20003): opens at once
+    ACCESS = "access"  # forbidden (403) without a reason of the job's own: a run opens it
+    OUTAGE = "outage"  # 5xx, no connection, no answer: a run of them opens it
+
+
 class AttemptState(StrEnum):
     SENDING = "sending"  # written before the request; a crash here means "unknown"
     PENDING = "pending"  # the provider accepted it; tracking its status
@@ -88,6 +101,7 @@ class Reason(StrEnum):
     CANCELED = "canceled"
     LEASE_LOST = "lease_lost"
     PERMANENT = "permanent"
+    PROVIDER_UNAVAILABLE = "provider_unavailable"  # held: its provider's circuit is open
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,6 +420,76 @@ def _payload_for(kind: Kind, fields: Mapping[str, Any]) -> dict[str, Any]:
     return payload
 
 
+#: where each kind of request names the number it is about (Twilio's parameter names)
+REQUEST_NUMBER_FIELDS: Mapping[str, tuple[str, ...]] = {
+    "lookup": ("PhoneNumber", "To"),
+    "verify": ("To",),
+    "studio": ("To",),
+}
+#: the only requests that contact nobody (a read): the others need a number to check
+READS = frozenset({"lookup"})
+#: raw requests to these resources contact someone (a message, a call, a verification)
+CONTACT_RESOURCES = frozenset(
+    {"Messages", "Calls", "Verifications", "Executions", "Notifications", "Participants", "Faxes"}
+)
+
+
+def request_number(payload: Mapping[str, Any]) -> tuple[str, object] | None:
+    """(field, value) of the number a request's params name, if they name one."""
+    api = str(payload.get("api", "")).lower()
+    params = payload.get("params") or {}
+    if api == "raw":
+        inner = params.get("params")
+        if isinstance(inner, Mapping) and "To" in inner:
+            return "params.params.To", inner["To"]
+        return None
+    for name in REQUEST_NUMBER_FIELDS.get(api, ("To",)):
+        if name in params:
+            return f"params.{name}", params[name]
+    return None
+
+
+def contacts_someone(payload: Mapping[str, Any]) -> bool:
+    """Whether a request reaches a person (so the guardrails must see its number): every
+    one but a read (a Lookup, a raw GET or DELETE) and raw requests to resources that
+    contact nobody."""
+    api = str(payload.get("api", "")).lower()
+    if api in READS:
+        return False
+    if api != "raw":
+        return True
+    params = payload.get("params") or {}
+    method = str(params.get("method") or payload.get("method") or "GET").upper()
+    if method in ("GET", "DELETE"):
+        return False
+    segments = str(params.get("path") or "").split("/")
+    return any(seg.removesuffix(".json") in CONTACT_RESOURCES for seg in segments)
+
+
+def _request_to(
+    payload: Mapping[str, Any], to: str | None, default_region: str | None
+) -> str | None:
+    """The number a request job is checked and serialised as: ``to``, or the one its
+    params name (the two must agree); a request that contacts someone needs one."""
+    named = request_number(payload)
+    if named is not None:
+        field, value = named
+        number = normalize_number(value, field=field, default_region=default_region)
+        if to is not None and number != to:
+            raise ValidationError(
+                f"to ({to}) and {field} ({number}) name different numbers", field=field
+            )
+        to = number
+    if to is None and contacts_someone(payload):
+        raise ValidationError(
+            f"a {payload.get('api')} request contacts someone: give its number in to (or "
+            "params.To), so that the allowlist, suppressions, caps and quiet hours see it",
+            field="to",
+            code="missing_field",
+        )
+    return to
+
+
 def make_spec(
     kind: Kind | str,
     *,
@@ -437,6 +521,9 @@ def make_spec(
     number = None
     if to is not None or kind is not Kind.REQUEST:
         number = normalize_number(to, default_region=default_region)
+    payload = _payload_for(kind, fields)
+    if kind is Kind.REQUEST:
+        number = _request_to(payload, number, default_region)
     for name, value in (("not_before", not_before), ("expires_at", expires_at)):
         if value is not None and value.tzinfo is None:
             raise ValidationError(f"{name} must carry a time zone", field=name)
@@ -457,7 +544,7 @@ def make_spec(
     return JobSpec(
         kind=kind,
         to=number,
-        payload=_payload_for(kind, fields),
+        payload=payload,
         group_key=group_key,
         not_before=not_before,
         expires_at=expires_at,
@@ -565,6 +652,8 @@ class AttemptResult:
     ended_at: float | None = None
     #: the provider's answer to a ``request`` job (a Lookup's result), when it has one
     response: Mapping[str, Any] | None = None
+    #: the provider itself failed (credentials, outage), not this job (see :class:`Fault`)
+    fault: Fault | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,13 +10,23 @@ import asyncio
 import logging
 import random
 from collections.abc import Coroutine, Sequence
+from datetime import datetime
 from typing import IO, Any
 
 import httpx
 
 from callgate.clock import Clock, SystemClock
 from callgate.config import Settings, load_settings
-from callgate.domain import AttemptResult, Batch, Job, JobSpec, Kind, make_spec
+from callgate.domain import (
+    RETRYABLE,
+    AttemptResult,
+    Batch,
+    Job,
+    JobSpec,
+    Kind,
+    Status,
+    make_spec,
+)
 from callgate.engine.audit import Redactor, redact_logs
 from callgate.engine.guardrails import (
     SIMULATOR_NUMBERS,
@@ -27,13 +37,15 @@ from callgate.engine.guardrails import (
     Guardrails,
     QuietWindow,
 )
+from callgate.engine.health import CircuitPolicy, ProviderHealth, routes_of
 from callgate.engine.meter import GCRA
 from callgate.engine.reconcile import ReconcileConfig
 from callgate.engine.retry import RetryPolicy
 from callgate.engine.worker import BatchThrottle, Worker, WorkerConfig
-from callgate.exceptions import ConfigurationError, StoreError, WorkerFailed
+from callgate.exceptions import ConfigurationError, StoreError, ValidationError, WorkerFailed
 from callgate.providers.base import Provider
 from callgate.store import Store, SubmitResult, open_store
+from callgate.store.base import Circuit
 from callgate.urls import DnsCache, UrlChecker
 from callgate.webhooks.sender import WebhookSender
 
@@ -71,15 +83,17 @@ def make_guardrails(settings: Settings) -> Guardrails:
     if settings.environment == "development":
         entries.add(SIMULATOR_NUMBERS)
     caps = {k: Cap.parse(v) for k in Kind if (v := getattr(settings.caps, str(k)))}
+    same = {k: Cap.parse(v) for k in Kind if (v := getattr(settings.caps, f"{k}_duplicates"))}
     quiet = {k: QuietWindow.parse(v) for k in Kind if (v := getattr(settings.quiet_hours, str(k)))}
     return Guardrails(
         environment=settings.environment,
         allowlist=Allowlist(frozenset(entries)),
         caps=caps,
+        same=same,
         cap_blocks=settings.caps.over == "block",
         quiet=quiet,
         default_timezone=settings.default_timezone,
-        breaker=BreakerPolicy(**settings.breaker.model_dump()),
+        breaker=BreakerPolicy(**settings.breaker.model_dump(), account_rate=settings.rate or None),
     )
 
 
@@ -112,6 +126,15 @@ def worker_config(settings: Settings) -> WorkerConfig:
     )
 
 
+def _retryable(raw: Status | str) -> Status:
+    status = next((s for s in RETRYABLE if s == raw), None)
+    if status is None:
+        raise ValidationError(
+            f"{raw!r} cannot be retried; one of {', '.join(sorted(RETRYABLE))}", field="status"
+        )
+    return status
+
+
 class Gateway:
     """callgate in-process: submit jobs, run a worker, read results."""
 
@@ -130,6 +153,7 @@ class Gateway:
             self.settings.database_url, migrate=self.settings.auto_migrate
         )
         self._provider = provider
+        self._health: ProviderHealth | None = None
         self._rng = rng or random.Random(self.settings.simulator_seed)
         self._workers: list[Worker] = []
         self._senders: list[WebhookSender] = []
@@ -160,6 +184,14 @@ class Gateway:
         if self._provider is None:
             self._provider = make_provider(self.settings, self.clock)
         return self._provider
+
+    @property
+    def health(self) -> ProviderHealth:
+        """The circuits of the providers this gateway sends through."""
+        if self._health is None:
+            policy = CircuitPolicy(**self.settings.provider_circuit.model_dump())
+            self._health = ProviderHealth(self.store, routes_of(self.provider), policy)
+        return self._health
 
     # -- submitting ---------------------------------------------------------------------
 
@@ -238,6 +270,37 @@ class Gateway:
         self._changed()
         return job
 
+    def retry_matching(
+        self,
+        *,
+        statuses: Sequence[Status | str] = (),
+        since: datetime | None = None,
+        reason: str | None = None,
+        batch_id: int | None = None,
+    ) -> int:
+        """Queue again every job that matches (``statuses``, default ``failed``; in that
+        status since ``since``; with ``reason``; of ``batch_id``), each with a fresh
+        attempt budget as :meth:`retry` gives one job; how many. At least one filter is
+        required: "retry everything" is never what a person meant."""
+        if not statuses and since is None and reason is None and batch_id is None:
+            raise ValidationError(
+                "name the jobs to retry: at least one of status, since, reason or batch",
+                field="status",
+                code="filter_required",
+            )
+        wanted = [_retryable(raw) for raw in statuses or (Status.FAILED,)]
+        if since is not None and since.tzinfo is None:
+            raise ValidationError("since must carry a time zone", field="since")
+        n = self.store.retry_matching(
+            self.clock.now(),
+            statuses=wanted,
+            since=None if since is None else since.timestamp(),
+            reason=reason,
+            batch_id=batch_id,
+        )
+        self._changed()
+        return n
+
     async def provider_status(self, provider: str, ref: str, result: AttemptResult) -> bool:
         """A verified status callback from ``provider`` (``twilio``, ``signalwire``,
         ``telnyx``) about attempt ``ref``. A final status goes to the worker tracking
@@ -265,18 +328,27 @@ class Gateway:
         state = self.guard.breaker().to_dict()
         return state | {"history": self.store.breaker_log(20)}
 
+    def providers(self) -> list[dict[str, Any]]:
+        """Each provider sent through here, with its circuit and the jobs waiting for it."""
+        stored = {c.name: c for c in self.store.circuits()}
+        out = []
+        for name in sorted(set(self.health.routes.values())):
+            kinds = self.health.kinds(name)
+            circuit = stored.get(name) or Circuit(name, False)
+            waiting = self.store.waiting_for_provider(kinds)
+            out.append({"kinds": kinds} | circuit.to_dict() | {"waiting": waiting})
+        return out
+
     def trip_breaker(self, reason: str, *, actor: str = "operator") -> bool:
         """The kill switch: no new sends until :meth:`reset_breaker`."""
         tripped = self.store.set_breaker(
-            True, self.clock.now(), reason="manual", detail=reason, actor=actor
+            True, self.clock.now(), reason="manual", detail=reason, actor=actor, rule="manual"
         )
         return tripped
 
     def reset_breaker(self, reason: str, *, actor: str = "operator") -> bool:
         """Only a person resets the breaker, and says why."""
         if not reason.strip():
-            from callgate.exceptions import ValidationError
-
             raise ValidationError("a reason is required to reset the breaker", field="reason")
         done = self.store.set_breaker(
             False, self.clock.now(), reason="reset", detail=reason, actor=actor
@@ -348,6 +420,7 @@ class Gateway:
             worker_id=worker_id,
             rng=self._rng,
             guard=self.guard,
+            health=self.health,
         )
         worker.on_commit.extend(sender.wake for sender in self._senders)
         self._workers.append(worker)

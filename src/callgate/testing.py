@@ -120,7 +120,10 @@ async def wait_until(
 #: hours, no anomaly breaker. Never for a deployment that can reach real people.
 GUARDRAILS_OFF: dict[str, Any] = {
     "allowlist": ["*"],
-    "caps": {"fax": None, "sms": None, "call": None, "request": None},
+    "caps": {
+        **{k: None for k in ("fax", "sms", "call", "request")},
+        **{f"{k}_duplicates": None for k in ("fax", "sms", "call", "request")},
+    },
     "quiet_hours": {"fax": None, "sms": None, "call": None, "request": None},
     "breaker": {"enabled": False},
 }
@@ -128,17 +131,45 @@ GUARDRAILS_OFF: dict[str, Any] = {
 GUARDRAILS_OFF_ENV: dict[str, str] = {
     "CALLGATE_ALLOWLIST": "*",
     **{f"CALLGATE_CAPS__{k}": "none" for k in ("FAX", "SMS", "CALL", "REQUEST")},
+    **{f"CALLGATE_CAPS__{k}_DUPLICATES": "none" for k in ("FAX", "SMS", "CALL", "REQUEST")},
     **{f"CALLGATE_QUIET_HOURS__{k}": "none" for k in ("FAX", "SMS", "CALL", "REQUEST")},
     "CALLGATE_BREAKER__ENABLED": "false",
 }
 
+#: fictional-looking numbers by zone (each region has one time zone): a prefix that
+#: takes 4 more digits, and its allowlist pattern
+DAYTIME_REGIONS: tuple[tuple[str, str], ...] = (
+    ("America/New_York", "+1212555"),
+    ("Europe/London", "+44207946"),
+    ("America/Los_Angeles", "+1415555"),
+    ("Pacific/Honolulu", "+1808555"),
+    ("Australia/Sydney", "+6125550"),
+    ("Asia/Tokyo", "+8131234"),
+)
+
+
+def daytime_numbers(n: int, now: float) -> tuple[list[str], str]:
+    """``n`` valid numbers (at most 10,000) where it is between 09:00 and 19:00 at
+    ``now``, and the allowlist pattern that covers them: for tests and benches on real
+    time with the default quiet hours on."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    for zone, prefix in DAYTIME_REGIONS:
+        if 9 <= datetime.fromtimestamp(now, ZoneInfo(zone)).hour < 19:
+            return [f"{prefix}{i:04d}" for i in range(n)], f"{prefix}*"
+    raise AssertionError(f"no region of {DAYTIME_REGIONS} is in its daytime at {now}")
+
+
 __all__ = [
+    "DAYTIME_REGIONS",
     "EPOCH",
     "GUARDRAILS_OFF",
     "GUARDRAILS_OFF_ENV",
     "PipeLines",
     "ServeProcess",
     "VirtualTimeLoop",
+    "daytime_numbers",
     "free_port",
     "run_virtual",
     "wait_until",

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -78,3 +79,15 @@ def test_batch_rate_bench() -> None:
     assert (doc["calls"], doc["batch_status"], doc["job_ids_called_twice"]) == (60, "completed", 0)
     assert doc["max_calls_in_1s_window"] <= 30
     assert {"achieved_rate_per_s", "steady_rate_per_s", "achieved_ratio"} <= doc.keys()
+
+
+@pytest.mark.slow
+def test_defaults_bench() -> None:
+    doc = run_bench("defaults.py", "--quick")
+    campaign: Any = doc["campaign"]
+    assert (campaign["sent"], campaign["breaker_tripped"]) == (30, False)
+    assert campaign["jobs"] == {"delivered": 30}
+    wrong: Any = doc["wrong_credentials"]
+    assert 1 <= wrong["requests_while_failing"] <= 5
+    assert wrong["jobs_after_failing"] == {"held": 5}
+    assert wrong["delivered_after_fix"] == 5

@@ -66,3 +66,27 @@ def test_the_kill_switch_stops_sending_until_a_person_resets_it(cg: Callgate) ->
     assert cg.run("worker", "--drain").returncode == 0
     assert cg.json("jobs", "show", str(job["id"]))["status"] == "delivered"
     assert "OPEN" not in cg.run("breaker").stdout
+
+
+def test_bulk_retry_and_the_providers_from_the_command_line(cg: Callgate) -> None:
+    guarded(cg)
+    strangers = [f"+1212555{i:04d}" for i in range(3)]
+    for n in strangers:
+        assert cg.json("send", "sms", "--to", n, "--body", "hi")["status"] == "blocked"
+    refused = cg.run("jobs", "retry")
+    assert refused.returncode == 1
+    assert "filter_required" in refused.stderr
+    both = cg.run("jobs", "retry", "1", "--status", "blocked")
+    assert both.returncode == 1
+    assert "not both" in both.stderr
+    assert cg.run("allowlist", "add", "+1212555*").returncode == 0
+    retried = cg.json("jobs", "retry", "--status", "blocked", "--reason", "not_allowlisted")
+    assert retried == {"retried": 3}
+    assert "queued 0 job(s) again" in cg.ok("jobs", "retry", "--status", "blocked")
+    assert {j["status"] for j in cg.jobs()} == {"queued"}
+
+    [sim] = cg.json("providers")
+    assert (sim["name"], sim["state"], sim["waiting"]) == ("simulator", "closed", 0)
+    table = cg.ok("providers")
+    assert "simulator" in table
+    assert "closed" in table

@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl
 
 import pytest
 
-from callgate.domain import AttemptResult, Job, Kind, Outcome, make_spec
+from callgate.domain import AttemptResult, Fault, Job, Kind, Outcome, make_spec
 from callgate.providers.base import CannotReconcile
 from callgate.providers.callbacks import (
     StatusUpdate,
@@ -245,6 +245,7 @@ def test_a_429_carries_retry_after_and_the_next_try_goes_through(sim: SimProcess
 def test_wrong_credentials_are_a_provider_error(sim: SimProcess) -> None:
     result = run(send(twilio(sim, auth_token="wrong"), job(FROM, Kind.SMS, body="hi")))
     assert (result.outcome, result.error_code) == (Outcome.PROVIDER_ERROR, "20003")
+    assert result.fault is Fault.AUTH  # the provider's, not the job's: its circuit opens
 
 
 def test_an_sms_without_callbacks_is_polled_to_its_end(quiet: SimProcess) -> None:
@@ -515,11 +516,12 @@ def test_telnyx_api_errors(sim: SimProcess, quiet: SimProcess) -> None:
     invalid = run(send(telnyx(sim), job("+15005550001", Kind.FAX, media_url=PDF)))
     assert (invalid.outcome, invalid.error_code) == (Outcome.PERMANENT, "10016")
     down = run(send(telnyx(sim), job("+15005550130", Kind.FAX, media_url=PDF)))
-    assert down.outcome is Outcome.PROVIDER_ERROR
+    assert (down.outcome, down.fault) == (Outcome.PROVIDER_ERROR, Fault.OUTAGE)
     limited = run(send(telnyx(quiet), job("+15005550131", Kind.FAX, media_url=PDF)))
     assert (limited.outcome, limited.retry_after) == (Outcome.RATE_LIMITED, 1.0)
     unauthorized = run(send(telnyx(sim, api_key="wrong"), job(FROM, Kind.FAX, media_url=PDF)))
-    assert unauthorized.outcome is Outcome.PROVIDER_ERROR
+    assert (unauthorized.outcome, unauthorized.fault) == (Outcome.PROVIDER_ERROR, Fault.AUTH)
+    assert invalid.fault is None  # an invalid number is the job's own
 
 
 def test_a_telnyx_fax_is_polled_to_its_end_and_found(quiet: SimProcess) -> None:

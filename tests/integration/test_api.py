@@ -269,10 +269,38 @@ def test_a_submitted_job_reads_back_the_same(
     assert {k: detail[k] for k in job} == job
 
 
-def test_a_request_needs_no_number(api: Api) -> None:
-    job = api.submit("/v1/requests", {"api": "verify", "params": {"x": 1}})
+def test_a_request_that_contacts_someone_needs_its_number(api: Api) -> None:
+    r = api.post("/v1/requests", json={"api": "verify", "params": {"ServiceSid": "VA1"}})
+    err = error(r, 400, "missing_field", "to")
+    assert "contacts someone" in err["message"]
+    raw = {"domain": "api", "path": "/2010-04-01/Accounts/AC1/Messages.json", "params": {}}
+    r = api.post("/v1/requests", json={"api": "raw", "params": raw})
+    error(r, 400, "missing_field", "to")
+
+
+def test_a_request_is_the_number_its_params_name(api: Api) -> None:
+    job = api.submit(
+        "/v1/requests", {"api": "verify", "params": {"ServiceSid": "VA1", "To": "+1 500 555 0006"}}
+    )
+    assert (job["to"], job["group_key"]) == (OK_NUMBER, OK_NUMBER)
+    raw = {"domain": "api", "path": "/Calls.json", "params": {"To": OK_NUMBER, "Url": "x"}}
+    assert api.submit("/v1/requests", {"api": "raw", "params": raw})["to"] == OK_NUMBER
+    r = api.post(
+        "/v1/requests",
+        json={"api": "verify", "to": "+15005550007", "params": {"To": OK_NUMBER}},
+    )
+    err = error(r, 400, "invalid_request", "params.To")
+    assert "different numbers" in err["message"]
+    r = api.post("/v1/requests", json={"api": "studio", "params": {"To": "call me maybe"}})
+    error(r, 400, "invalid_phone_number", "params.To")
+
+
+def test_a_request_that_contacts_nobody_needs_no_number(api: Api) -> None:
+    read = {"domain": "api", "method": "GET", "path": "/2010-04-01/Accounts/AC1.json"}
+    job = api.submit("/v1/requests", {"api": "raw", "method": "GET", "params": read})
     assert job["to"] is None
-    assert job["payload"] == {"api": "verify", "method": "POST", "params": {"x": 1}}
+    update = {"domain": "messaging", "path": "/v1/Services", "params": {"FriendlyName": "x"}}
+    assert api.submit("/v1/requests", {"api": "raw", "params": update})["to"] is None
 
 
 def test_numbers_are_normalised_to_e164(api: Api) -> None:

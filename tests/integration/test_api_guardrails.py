@@ -52,3 +52,49 @@ def test_breaker_trip_and_reset_with_a_reason(api: Api) -> None:
     assert reset["state"] == "closed"
     assert [h["action"] for h in reset["history"]] == ["reset", "tripped"]
     assert reset["history"][0]["detail"] == "list fixed"
+
+
+def test_a_request_is_guarded_as_the_number_its_params_name(make_api: MakeApi) -> None:
+    """A Verify names its number in params.To: that number meets the allowlist."""
+    gate = make_api(environment="development", allowlist=["+1212555*"])
+    body = {"api": "verify", "params": {"ServiceSid": "VA1", "To": "+13105550100"}}
+    job = valid(JobOut, gate.post("/v1/requests", json=body))
+    assert (job["to"], job["status"], job["reason"]) == (
+        "+13105550100",
+        "blocked",
+        "not_allowlisted",
+    )
+    allowed = {"api": "verify", "params": {"ServiceSid": "VA1", "To": NYC}}
+    assert valid(JobOut, gate.post("/v1/requests", json=allowed))["status"] == "queued"
+
+
+def test_bulk_retry_queues_every_match_and_needs_a_filter(make_api: MakeApi) -> None:
+    gate = make_api(environment="staging", allowlist=["+1808555*"])
+    blocked = [gate.sms(f"+1212555{i:04d}")["id"] for i in range(3)]
+    kept = gate.sms("+18085550100")
+    assert kept["status"] == "queued"
+    error(gate.post("/v1/jobs/retry", json={}), 400, "filter_required", "status")
+    error(gate.post("/v1/jobs/retry", json={"status": ["delivered"]}), 400, "invalid_request")
+    none = gate.post("/v1/jobs/retry", json={"status": ["blocked"], "reason": "over_cap"})
+    assert none.json() == {"retried": 0}
+    gate.post("/v1/allowlist", json={"number": "+1212555*"})
+    r = gate.post(
+        "/v1/jobs/retry",
+        json={"status": ["blocked"], "since": "2000-01-01T00:00:00Z", "reason": "not_allowlisted"},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json() == {"retried": 3}
+    for job_id in blocked:
+        job = valid(JobOut, gate.get(f"/v1/jobs/{job_id}"))
+        assert (job["status"], job["reason"], job["attempts"]) == ("queued", "retry_requested", 0)
+    assert gate.post("/v1/jobs/retry", json={"status": "blocked"}).json() == {"retried": 0}
+    error(gate.post("/v1/jobs/retry", json={"status": []}), 400, "invalid_request", "status")
+
+
+def test_providers_show_their_circuits(api: Api) -> None:
+    from callgate.api.guardrails import ProviderList
+
+    body = valid(ProviderList, api.get("/v1/providers"))
+    [sim] = body["data"]
+    assert (sim["name"], sim["state"], sim["waiting"]) == ("simulator", "closed", 0)
+    assert sim["kinds"] == ["call", "fax", "request", "sms"]

@@ -202,7 +202,13 @@ def test_breaker_trips_on_a_burst_loses_nothing_and_resumes_after_reset(
     make_settings, tmp_path: Path
 ) -> None:
     settings = make_settings(
-        breaker={"enabled": True, "factor": 10, "baseline_minutes": 15, "min_per_minute": 60},
+        breaker={
+            "enabled": True,
+            "factor": 10,
+            "baseline_minutes": 15,
+            "min_per_minute": 60,
+            "baseline_floor": 5,  # the baseline of 10 a minute is above it
+        },
         rate=200 / 60,  # the burst can go out at 20× the baseline: 200 a minute
         burst=1.0,
         sweep_interval=5.0,
@@ -294,3 +300,101 @@ def test_audit_rows_are_stored_per_attempt_and_pruned(store: Store) -> None:
     assert [r["attempt"] for r in store.audit(after_id=rows[1]["id"])] == [2]
     assert store.prune_audit(150.0) == 2
     assert [r["attempt"] for r in store.audit(job_id)] == [2]
+
+
+def test_a_retry_of_the_same_job_never_counts_against_the_cap(
+    make_settings, tmp_path: Path
+) -> None:
+    """Caps count jobs that reached the person, once each: a call retried on a busy line
+    is one call, and the cap holds the second call, not the first one's retries."""
+    settings = make_settings(
+        environment="staging",
+        allowlist=["+1212*"],
+        caps={"call": "1/24h"},
+        simulator_mix={"busy": 1.0},
+        call_max_attempts=3,
+        call_retry_delay=60.0,
+    )
+
+    def setup(gw: Gateway) -> None:
+        gw.send("call", to=NYC, twiml="<Response/>")
+        gw.send("call", to=NYC, twiml="<Response><Say>again</Say></Response>")
+
+    async def during(gw: Gateway, worker: Worker) -> None:
+        def ended() -> bool:
+            return gw.store.counts()["failed"] == 2  # busy every time, both calls
+
+        await wait_until(ended, step=60.0, timeout=3 * 86400)
+
+    gw = drive(settings, setup, during)
+    first, second = sorted(gw.store.list_jobs(), key=lambda j: j.id)
+    one = [a.started_at.timestamp() for a in gw.store.attempts(first.id)]
+    two = [a.started_at.timestamp() for a in gw.store.attempts(second.id)]
+    assert len(one) == 3  # every retry of the first call went out
+    assert one[-1] - one[0] < 3600  # none of them waited for the cap
+    assert two[0] >= one[0] + 86400  # the second call waited for the window
+    assert len(read_log(tmp_path / "sim.log")) == 6
+    held = [e for e in gw.store.events(second.id) if e.type == "job.held"]
+    assert [e.reason for e in held] == ["over_cap"]
+    assert "1 call job(s) within 1/24h" in (held[0].detail or "")
+
+
+def test_identical_faxes_are_capped_different_ones_are_not(make_settings, tmp_path: Path):
+    """An office gets its day of faxes; the same fax sent again and again is held."""
+    settings = make_settings(
+        environment="staging",
+        allowlist=["+1212*"],
+        caps={"fax": None, "fax_duplicates": "2/24h"},
+    )
+    office = "+12125550140"
+
+    def setup(gw: Gateway) -> None:
+        for i in range(40):
+            gw.send("fax", to=office, media_url=f"https://example.org/ballot-{i}.pdf")
+        for _ in range(5):
+            gw.send("fax", to=office, media_url="https://example.org/same.pdf")
+
+    async def during(gw: Gateway, worker: Worker) -> None:
+        def settled() -> bool:
+            counts = gw.store.counts()
+            return counts["delivered"] + counts["held"] == 45
+
+        await wait_until(settled, step=1.0, timeout=3600)
+
+    gw = drive(settings, setup, during)
+    assert len(read_log(tmp_path / "sim.log")) == 42
+    jobs = gw.store.list_jobs(limit=100)
+    held = [j for j in jobs if j.status is Status.HELD]
+    assert len(held) == 3
+    assert {j.payload["media_url"] for j in held} == {"https://example.org/same.pdf"}
+    assert {j.reason for j in held} == {"over_cap"}
+    assert "this very fax 2 time(s) within 2/24h" in (held[0].detail or "")
+
+
+def test_cap_counts_read_only_the_window_however_long_the_history(
+    store: Store, backend: str
+) -> None:
+    """The caps' query walks the jobs that reached the number within the window: a year
+    of deliveries to one office costs nothing at send time (jobs_reached)."""
+    from callgate.domain import make_spec
+
+    office = "+12125550140"
+    specs = [make_spec("fax", to=office, media_url=f"https://e.org/{i}.pdf") for i in range(300)]
+    results = store.submit(specs, 0.0)
+    ids = [r.job.id for r in results]
+    with store._write() as c:  # type: ignore[attr-defined]
+        c.executemany(
+            "UPDATE jobs SET status = 'delivered', reached_at = ? WHERE id = ?",
+            [(1000.0 + i, job_id) for i, job_id in enumerate(ids)],
+        )
+    facts = store.number_facts(office, "fax", 1249.0, job_id=ids[0], same_since=0.0)
+    assert (facts.sent, facts.oldest) == (50, 1250.0)
+    assert facts.same == 0  # no other job had this one's content
+    if backend == "sqlite":  # PostgreSQL may well scan 300 rows; SQLite must not
+        from callgate.store.sql_guardrails import REACHED_SQL
+
+        params = {"number": office, "kind": "fax", "job": ids[0], "since": 1250.0}
+        plan = store._read(  # type: ignore[attr-defined]
+            "EXPLAIN QUERY PLAN " + REACHED_SQL, params | {"same": 0.0, "low": 0.0}
+        )
+        assert "USING INDEX jobs_reached" in " ".join(str(r) for r in plan)

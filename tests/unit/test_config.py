@@ -84,7 +84,8 @@ def test_guardrail_settings_from_env_and_toml(
     monkeypatch.setenv("CALLGATE_AUDIT__MASK_PII", "true")
     s = load_settings()
     assert s.allowlist == ["+12025550143"]
-    assert (s.caps.sms, s.caps.call, s.caps.fax) == ("5/1h", "1/12h", "20/24h")
+    assert (s.caps.sms, s.caps.call, s.caps.fax) == ("5/1h", "1/12h", None)
+    assert s.caps.fax_duplicates == "3/24h"  # the same fax again and again is capped
     assert (s.quiet_hours.sms, s.quiet_hours.call, s.quiet_hours.fax) == (
         None,
         "21:00-08:00",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 
@@ -11,6 +13,7 @@ from callgate.domain import Job, Kind, Status
 from callgate.engine.guardrails import (
     Allowlist,
     BreakerPolicy,
+    BreakerRule,
     BreakerState,
     Cap,
     CapUse,
@@ -22,6 +25,7 @@ from callgate.engine.guardrails import (
     quiet_hours,
     zone_for,
 )
+from callgate.store.base import SendCounts
 
 NYC, HONOLULU = "+12125550123", "+18085550123"
 
@@ -104,14 +108,52 @@ def test_quiet_window_within_a_day() -> None:
         QuietWindow.parse("9pm-8am")
 
 
-def test_breaker_ratio_floor_and_ceiling() -> None:
-    policy = BreakerPolicy(factor=10, baseline_minutes=15, min_per_minute=60)
-    assert policy.check(last_minute=59, baseline_total=0) is None  # below the floor
-    assert policy.check(last_minute=100, baseline_total=15 * 20) is None  # 5×
-    assert "10×" in (policy.check(last_minute=201, baseline_total=15 * 20) or "")
+def counts(
+    unintended: int, baseline_total: int = 0, *, batch: int = 0, age: float | None = 1e9
+) -> SendCounts:
+    """Send counts as the store gives them; ``age``: seconds of history before now."""
+    return SendCounts(
+        unintended + batch, unintended, baseline_total, None if age is None else NOW - age
+    )
+
+
+NOW = 1_800_000_000.0
+
+
+def test_breaker_baseline_rule_with_its_floor() -> None:
+    policy = BreakerPolicy(factor=10, baseline_minutes=15, min_per_minute=60, baseline_floor=30)
+    check = functools.partial(policy.check, now=NOW)
+    assert check(counts(59)) is None  # below min_per_minute
+    assert check(counts(300)) is None  # a quiet quarter hour counts as 30 a minute, not 0
+    rule, why = check(counts(301)) or ("", "")
+    assert rule == BreakerRule.BASELINE
+    assert "10×" in why
+    assert "at least 30" in why  # it says the floor was used
+    assert check(counts(1000, 15 * 200)) is None  # 5× a busy baseline
+    assert check(counts(2001, 15 * 200)) == (BreakerRule.BASELINE, ANY)
+    assert check(counts(0, 15 * 200, batch=50_000)) is None  # a batch's sends are intended
+
+
+def test_breaker_waits_for_a_baseline_before_its_ratio_applies() -> None:
+    policy = BreakerPolicy(factor=10, baseline_minutes=15, account_rate=10.0)
+    young = 15 * 60  # a new deployment: less than a baseline and a minute of history
+    assert policy.check(counts(600, age=young), NOW) is None  # within 10/s
+    assert policy.check(counts(600, age=None), NOW) is None  # no history at all
+    rule, why = policy.check(counts(601, age=young), NOW) or ("", "")
+    assert rule == BreakerRule.WARMUP
+    assert "configured rate of 600 per minute" in why
+    unlimited = BreakerPolicy(account_rate=None)
+    assert unlimited.check(counts(100_000, age=young), NOW) is None
+    assert policy.check(counts(601, age=16 * 60), NOW) == (BreakerRule.BASELINE, ANY)
+
+
+def test_breaker_ceiling_counts_every_send() -> None:
     ceiling = BreakerPolicy(ceiling=500)
-    assert "ceiling" in (ceiling.check(501, 15 * 1000) or "")
-    assert BreakerPolicy(enabled=False).check(10_000, 0) is None
+    assert ceiling.check(counts(0, batch=501), NOW) == (BreakerRule.CEILING, ANY)
+    assert ceiling.check(counts(0, batch=500), NOW) is None
+    # after a reset only the ceiling applies for a while
+    assert ceiling.check(counts(499, age=1e9), NOW, ratio=False) is None
+    assert BreakerPolicy(enabled=False).check(counts(10_000), NOW) is None
 
 
 def rules(**kw: Any) -> Guardrails:

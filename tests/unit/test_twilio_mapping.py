@@ -9,12 +9,14 @@ import aiohttp
 import httpx
 import pytest
 
-from callgate.domain import Kind, Outcome
+from callgate.domain import Fault, Kind, Outcome
 from callgate.providers.twilio_mapping import (
     ERROR_CODES,
     Suppression,
     api_error,
     call_outcome,
+    code_fault,
+    error_fault,
     error_outcome,
     fax_outcome,
     message_outcome,
@@ -47,13 +49,46 @@ O = Outcome  # noqa: E741 - the tables read better short
         (400, 21635, O.PERMANENT),
         (400, "21211", O.PERMANENT),  # callbacks carry codes as strings
         (400, 99999, O.PERMANENT),  # any other 4xx
-        (403, None, O.PERMANENT),
+        (403, None, O.PROVIDER_ERROR),  # forbidden: the account's (a run opens the circuit)
         (404, 20404, O.PERMANENT),
         (500, 21211, O.PERMANENT),  # a known code decides over the HTTP status
     ],
 )
 def test_api_errors(http_status: int | None, code: object, expected: Outcome) -> None:
     assert error_outcome(http_status, code) is expected
+
+
+@pytest.mark.parametrize(
+    ("http_status", "code", "expected"),
+    [
+        (401, 20003, Fault.AUTH),  # wrong credentials: the provider, not the job
+        (401, None, Fault.AUTH),
+        (400, 20005, Fault.AUTH),  # the account is not active
+        (400, 30002, Fault.AUTH),  # the account is suspended
+        (403, None, Fault.ACCESS),
+        (403, 21408, None),  # no permission for this number's region: the job's own
+        (500, None, Fault.OUTAGE),
+        (503, 20503, Fault.OUTAGE),
+        (None, None, Fault.OUTAGE),  # no answer at all
+        (400, 21211, None),  # the number: the job's own
+        (500, 21211, None),  # a known code of the job's own decides over the status
+        (400, 99999, None),
+        (429, 20429, None),  # a rate limit is metered, not a fault
+    ],
+)
+def test_faults_are_the_providers_own_errors(
+    http_status: int | None, code: object, expected: Fault | None
+) -> None:
+    assert error_fault(http_status, code) is expected
+    assert api_error(http_status or 500, {"code": code}).fault is (
+        error_fault(http_status or 500, code)
+    )
+
+
+def test_a_message_failed_for_the_account_is_a_fault() -> None:
+    assert code_fault(30002) is Fault.AUTH
+    assert code_fault("20003") is Fault.AUTH
+    assert code_fault(30003) is None
 
 
 @pytest.mark.parametrize(

@@ -234,10 +234,14 @@ def _allowed(request: Request, given: str) -> str:
 
     methods = {m.strip() for m in given.split(",") if m.strip()}
     path = request.url.path
-    for template, operations in request.app.openapi().get("paths", {}).items():
-        pattern = re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template))
-        if re.fullmatch(pattern, path):
-            methods |= {m.upper() for m in operations}
+    paths = request.app.openapi().get("paths", {})
+    if path in paths:  # a path of its own (/v1/jobs/retry), not a value of /v1/jobs/{id}
+        methods = {m.upper() for m in paths[path]}
+    else:
+        for template, operations in paths.items():
+            pattern = re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template))
+            if re.fullmatch(pattern, path):
+                methods |= {m.upper() for m in operations}
     if "GET" in methods:
         methods.add("HEAD")
     return ", ".join(sorted(methods))

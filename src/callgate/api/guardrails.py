@@ -59,9 +59,13 @@ class BreakerIn(BaseModel):
     reason: str = Field(min_length=1, description="recorded in the breaker's history")
 
 
+BREAKER_RULE = "which rule tripped it: baseline, warmup, ceiling or manual (see docs)"
+
+
 class BreakerEntry(BaseModel):
     action: str
     reason: str | None
+    rule: str | None = Field(description=BREAKER_RULE)
     detail: str | None
     by: str | None
     at: str | None
@@ -70,10 +74,30 @@ class BreakerEntry(BaseModel):
 class BreakerOut(BaseModel):
     state: Literal["open", "closed"]
     reason: str | None
+    rule: str | None = Field(description=BREAKER_RULE)
     detail: str | None
     changed_at: str | None
     by: str | None
     history: list[BreakerEntry]
+
+
+class ProviderOut(BaseModel):
+    name: str
+    kinds: list[KindName] = Field(description="the kinds of job it sends here")
+    state: Literal["closed", "open", "half_open"] = Field(
+        description="open: no job is sent through it; half_open: a probe is under way"
+    )
+    fault: Literal["auth", "access", "outage"] | None = Field(description="why it opened")
+    detail: str | None = Field(description="what the provider said")
+    opened_at: str | None
+    probe_at: str | None = Field(description="when the next probe may go (while open)")
+    failed_probes: int
+    changed_at: str | None
+    waiting: int = Field(description="jobs held until it answers (provider_unavailable)")
+
+
+class ProviderList(BaseModel):
+    data: list[ProviderOut]
 
 
 def _gateway(request: Request) -> Gateway:
@@ -177,3 +201,10 @@ async def breaker_reset(request: Request, body: BreakerIn) -> dict[str, Any]:
     gw = _gateway(request)
     gw.reset_breaker(body.reason, actor=_actor(request))
     return gw.breaker()
+
+
+@router.get("/providers", response_model=ProviderList, tags=["providers"])
+async def providers(request: Request) -> dict[str, Any]:
+    """Each provider this gateway sends through, and its circuit: open while it refuses
+    the credentials or fails for every job (its jobs wait without using attempts)."""
+    return {"data": _gateway(request).providers()}

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from callgate.api.json_route import BoundedJsonRoute
 from callgate.api.models import (
@@ -20,6 +21,8 @@ from callgate.api.models import (
     JobPage,
     MessageIn,
     RequestIn,
+    RetriedOut,
+    RetryJobsIn,
 )
 from callgate.domain import Job, Kind, Status, normalize_number
 from callgate.exceptions import ValidationError
@@ -135,15 +138,42 @@ def gw_region(request: Request) -> str | None:
 
 
 def _utc(value: datetime, field: str) -> float:
+    return _aware(value, field).timestamp()
+
+
+def _aware(value: datetime, field: str) -> datetime:
     if value.tzinfo is None:
         raise ValidationError(f"{field} must carry a time zone", field=field)
-    return value.timestamp()
+    return value
 
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such job"}}
 STEER: dict[int | str, dict[str, Any]] = NOT_FOUND | {
     409: {"description": "The job's status does not allow this"}
 }
+
+
+@router.post("/jobs/retry", response_model=RetriedOut)
+async def retry_jobs(request: Request, body: RetryJobsIn) -> dict[str, int]:
+    """Queue again every job the filters match, each with a fresh attempt budget (as
+    one job's retry): e.g. the jobs that failed while the credentials were wrong. No
+    filter at all: 400 ``filter_required``."""
+    since = None if body.since is None else _aware(body.since, "since")
+    statuses = [body.status] if isinstance(body.status, str) else body.status
+    if statuses == []:
+        raise ValidationError("status names no status", field="status")
+    n = _gateway(request).retry_matching(
+        statuses=statuses or (), since=since, reason=body.reason, batch_id=body.batch
+    )
+    return {"retried": n}
+
+
+@router.api_route(
+    "/jobs/retry", methods=["GET", "HEAD", "PUT", "PATCH", "DELETE"], include_in_schema=False
+)
+async def retry_jobs_other_methods() -> None:
+    """``/v1/jobs/retry`` is a path of its own, not a job id: only POST."""
+    raise StarletteHTTPException(405, "only POST is allowed here", headers={"Allow": "POST"})
 
 
 @router.get("/jobs/{job_id}", response_model=JobDetail, responses=NOT_FOUND)

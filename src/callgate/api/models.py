@@ -126,6 +126,28 @@ class RequestIn(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
+#: the statuses a person may retry (callgate.domain.RETRYABLE)
+RetryableStatus = Literal["failed", "canceled", "held", "uncertain", "blocked"]
+
+
+class RetryJobsIn(BaseModel):
+    """Which jobs to queue again; at least one filter."""
+
+    model_config = ConfigDict(extra="forbid")
+    status: RetryableStatus | list[RetryableStatus] | None = Field(
+        None, description="Jobs in this status, or these statuses (default: failed)"
+    )
+    since: IsoTime | None = Field(None, description="...that entered it at or after this time")
+    reason: str | None = Field(
+        None, min_length=1, max_length=64, description="...with this reason code"
+    )
+    batch: int | None = Field(None, ge=1, le=ID_MAX, description="...of this batch")
+
+
+class RetriedOut(BaseModel):
+    retried: int = Field(description="How many jobs were queued again")
+
+
 class FaxGatewayIn(BaseModel):
     """vote/fax_gateway's queue message."""
 

@@ -25,7 +25,7 @@ from callgate.domain import Decision, Job, Kind, Status
 from callgate.engine.audit import Redactor
 from callgate.exceptions import ConfigurationError
 from callgate.providers.audit import Exchange
-from callgate.store.base import Store
+from callgate.store.base import SendCounts, Store
 
 log = logging.getLogger("callgate.guardrails")
 
@@ -93,7 +93,8 @@ _CAP = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([smhd])\s*$")
 
 @dataclass(frozen=True, slots=True)
 class Cap:
-    """At most ``limit`` attempts that reached the provider per ``window`` seconds."""
+    """At most ``limit`` jobs that reached the provider per ``window`` seconds (a job
+    counts once, from its first attempt: a retry is not a new message)."""
 
     limit: int
     window: float
@@ -119,23 +120,37 @@ class Cap:
 
 @dataclass(frozen=True, slots=True)
 class CapUse:
-    """Attempts to one number, of one kind, that reached the provider in the window."""
+    """Other jobs to one number, of one kind, that reached the provider in the window."""
 
     count: int
-    oldest: float | None  # start of the oldest of them (unix seconds)
+    oldest: float | None  # when the oldest of them first did (unix seconds)
 
 
 def over_cap(
-    number: str, kind: Kind, cap: Cap, use: CapUse, now: float, *, block: bool
+    number: str,
+    kind: Kind,
+    cap: Cap,
+    use: CapUse,
+    now: float,
+    *,
+    block: bool,
+    same: bool = False,
 ) -> Decision | None:
-    """``None`` while under the cap; else held until the oldest counted attempt leaves
-    the window (or blocked, when so configured)."""
+    """``None`` while under the cap; else held until the oldest counted job leaves the
+    window (or blocked, when so configured). ``same``: the cap on identical jobs (the
+    same content to the same number)."""
     if use.count < cap.limit:
         return None
-    detail = (
-        f"{number} already had {use.count} {kind} attempt(s) within {cap}, "
-        f"the per-recipient cap for {kind}"
-    )
+    if same:
+        detail = (
+            f"{number} already got this very {kind} {use.count} time(s) within {cap}, "
+            f"the cap on identical {kind} jobs"
+        )
+    else:
+        detail = (
+            f"{number} already got {use.count} {kind} job(s) within {cap}, "
+            f"the per-recipient cap for {kind}"
+        )
     if block:
         return Decision(Status.BLOCKED, GuardReason.OVER_CAP, detail)
     until = (use.oldest if use.oldest is not None else now) + cap.window
@@ -229,33 +244,70 @@ def quiet_hours(
 # -- the anomaly breaker ---------------------------------------------------------------
 
 
+class BreakerRule:
+    """Which rule tripped the breaker (``rule`` in ``breaker.tripped`` and the API)."""
+
+    BASELINE = "baseline"  # unintended sends far above the trailing baseline
+    WARMUP = "warmup"  # a new deployment sending faster than its configured rate
+    CEILING = "ceiling"  # every send together above the absolute ceiling
+    MANUAL = "manual"  # a person: the kill switch
+
+
 @dataclass(frozen=True, slots=True)
 class BreakerPolicy:
-    """Trips when the sends of the last minute exceed ``factor`` × the trailing baseline
-    (the mean per minute over the ``baseline_minutes`` before it), provided they are at
-    least ``min_per_minute``; or exceed the absolute ``ceiling`` per minute."""
+    """The anomaly breaker. Sends of a batch are intended (a person declared them, at
+    the batch's rate or the account's): only the others, *unintended* sends, are weighed
+    against the baseline. It trips when
+
+    * ``ceiling``: all sends of the last minute exceed the absolute ceiling;
+    * ``baseline``: unintended sends of the last minute are at least ``min_per_minute``
+      and exceed ``factor`` × the baseline: the mean per minute of unintended sends over
+      the ``baseline_minutes`` before it, never taken as less than ``baseline_floor``
+      (a quiet hour is not a baseline of zero);
+    * ``warmup``: until the database holds a whole baseline of history, the baseline rule
+      waits, and only unintended sends above the configured account rate (``account_rate``
+      per second, ``None``: unlimited) trip it: a first campaign or a first busy minute
+      within the rate is not an anomaly.
+    """
 
     enabled: bool = True
     factor: float = 10.0
     ceiling: int | None = None
     baseline_minutes: int = 15
     min_per_minute: int = 60
+    baseline_floor: float = 30.0
+    account_rate: float | None = None
 
-    def check(self, last_minute: int, baseline_total: int, *, ratio: bool = True) -> str | None:
-        """Why it trips (a sentence), or ``None``. Without ``ratio`` (for a while after a
-        person reset it, having accepted the current rate) only the ceiling applies."""
+    def check(
+        self, counts: SendCounts, now: float, *, ratio: bool = True
+    ) -> tuple[str, str] | None:
+        """(rule, why it trips) or ``None``. Without ``ratio`` (for a while after a person
+        reset it, having accepted the current rate) only the ceiling applies."""
         if not self.enabled:
             return None
-        if self.ceiling is not None and last_minute > self.ceiling:
-            return (
-                f"{last_minute} sends in the last minute, above the ceiling of "
-                f"{self.ceiling} per minute"
-            )
-        baseline = baseline_total / self.baseline_minutes
-        if ratio and last_minute >= self.min_per_minute and last_minute > self.factor * baseline:
-            return (
-                f"{last_minute} sends in the last minute, more than {self.factor:g}× the "
-                f"trailing baseline of {baseline:.1f} per minute"
+        last = counts.last_minute
+        if self.ceiling is not None and last > self.ceiling:
+            why = f"{last} sends in the last minute, above the ceiling of {self.ceiling} per minute"
+            return BreakerRule.CEILING, why
+        if not ratio:
+            return None
+        unintended = counts.unintended
+        history = 60.0 * (self.baseline_minutes + 1)
+        if counts.first_at is None or now - counts.first_at < history:
+            limit = None if self.account_rate is None else self.account_rate * 60
+            if limit is not None and unintended > limit and unintended >= self.min_per_minute:
+                return BreakerRule.WARMUP, (
+                    f"{unintended} sends not of a batch in the last minute, above the "
+                    f"configured rate of {limit:g} per minute, before a baseline is known"
+                )
+            return None
+        seen = counts.baseline / self.baseline_minutes
+        baseline = max(seen, self.baseline_floor)
+        if unintended >= self.min_per_minute and unintended > self.factor * baseline:
+            return BreakerRule.BASELINE, (
+                f"{unintended} sends not of a batch in the last minute, more than "
+                f"{self.factor:g}× the trailing baseline of {seen:.1f} per minute"
+                + (f" (counted as at least {self.baseline_floor:g})" if seen < baseline else "")
             )
         return None
 
@@ -277,11 +329,13 @@ class BreakerState:
     detail: str | None = None
     changed_at: float | None = None
     by: str | None = None
+    rule: str | None = None
 
     def to_dict(self) -> dict[str, object]:
         return {
             "state": "open" if self.open else "closed",
             "reason": self.reason,
+            "rule": self.rule,
             "detail": self.detail,
             "changed_at": _utc(self.changed_at) if self.changed_at is not None else None,
             "by": self.by,
@@ -299,6 +353,7 @@ class GuardFacts:
     suppressed: str | None = None  # why, when the number is suppressed for this kind
     is_suppressed: bool = False
     cap_use: CapUse = CapUse(0, None)
+    same_use: CapUse = CapUse(0, None)  # jobs with this job's very content
     breaker: BreakerState = BreakerState(False)
 
 
@@ -309,6 +364,8 @@ class Guardrails:
     environment: str = "development"
     allowlist: Allowlist = Allowlist()
     caps: Mapping[Kind, Cap] = field(default_factory=dict)
+    #: caps on identical jobs: the same content to the same number (a runaway duplicate)
+    same: Mapping[Kind, Cap] = field(default_factory=dict)
     cap_blocks: bool = False
     quiet: Mapping[Kind, QuietWindow] = field(default_factory=dict)
     default_timezone: str = "UTC"
@@ -328,9 +385,9 @@ class Guardrails:
             return suppressed(job.to, job.kind, facts.suppressed)
         return None
 
-    def _fictional(self, number: str) -> bool:
-        """The simulator's test numbers in development: no person answers them, so
-        quiet hours (which protect people's nights) do not apply; caps still do."""
+    def fictional(self, number: str) -> bool:
+        """The simulator's test numbers in development: no person answers them, so the
+        rules that protect people (quiet hours, caps) do not apply to them."""
         return self.environment == "development" and fnmatch.fnmatchcase(number, SIMULATOR_NUMBERS)
 
     def at_send(self, job: Job, facts: GuardFacts, now: float) -> Decision | None:
@@ -338,16 +395,21 @@ class Guardrails:
         if facts.breaker.open:
             return breaker_open(facts.breaker.detail)
         refused = self.refusal(job, facts)
-        if refused is not None or job.to is None:
+        if refused is not None or job.to is None or self.fictional(job.to):
             return refused
         window = self.quiet.get(job.kind)
-        if window is not None and not self._fictional(job.to):
+        if window is not None:
             held = quiet_hours(job.to, job.kind, window, now, self.default_timezone)
             if held is not None:
                 return held
-        cap = self.caps.get(job.kind)
-        if cap is not None:
-            return over_cap(job.to, job.kind, cap, facts.cap_use, now, block=self.cap_blocks)
+        capped = ((self.caps, facts.cap_use, False), (self.same, facts.same_use, True))
+        for caps, use, same in capped:
+            cap = caps.get(job.kind)
+            over = cap and over_cap(
+                job.to, job.kind, cap, use, now, block=self.cap_blocks, same=same
+            )
+            if over:
+                return over
         return None
 
 
@@ -369,13 +431,21 @@ class Guard:
 
     def facts(self, job: Job, now: float) -> GuardFacts:
         assert job.to is not None
-        cap = self.rules.caps.get(job.kind)
-        got = self.store.number_facts(job.to, str(job.kind), now - (cap.window if cap else 0))
+        cap, same = self.rules.caps.get(job.kind), self.rules.same.get(job.kind)
+        counted = not self.rules.fictional(job.to)
+        got = self.store.number_facts(
+            job.to,
+            str(job.kind),
+            now - cap.window if cap and counted else None,
+            job_id=job.id,
+            same_since=now - same.window if same and counted else None,
+        )
         return GuardFacts(
             allowlisted=Allowlist(frozenset(got.allowlist)).allows(job.to),
             suppressed=got.suppressed_why,
             is_suppressed=got.suppressed,
             cap_use=CapUse(got.sent, got.oldest),
+            same_use=CapUse(got.same, got.same_oldest),
             breaker=self.breaker(),
         )
 
@@ -405,13 +475,16 @@ class Guard:
         # once a whole baseline has passed since (the ceiling applies throughout)
         since_reset = now - state.changed_at if state.changed_at is not None else None
         ratio = since_reset is None or since_reset >= 60 * policy.baseline_minutes
-        last, baseline = self.store.send_counts(now, policy.baseline_minutes)
-        why = policy.check(last, baseline, ratio=ratio)
-        if why is None:
+        counts = self.store.send_counts(now, policy.baseline_minutes)
+        tripped = policy.check(counts, now, ratio=ratio)
+        if tripped is None:
             return None
-        if not self.store.set_breaker(True, now, reason="anomaly", detail=why, actor="callgate"):
+        rule, why = tripped
+        if not self.store.set_breaker(
+            True, now, reason="anomaly", detail=why, actor="callgate", rule=rule
+        ):
             return None  # it was open already
-        log.error("breaker.tripped: %s; no new sends until a person resets it", why)
+        log.error("breaker.tripped (%s): %s; no new sends until a person resets it", rule, why)
         return why
 
     def learn(self, job: Job, error_code: str | None, now: float) -> None:
@@ -462,6 +535,7 @@ __all__ = [
     "SIMULATOR_NUMBERS",
     "Allowlist",
     "BreakerPolicy",
+    "BreakerRule",
     "BreakerState",
     "Cap",
     "CapUse",

@@ -23,9 +23,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from callgate.clock import Clock
-from callgate.domain import EXPIRED, RELEASED, AttemptResult, Job, Outcome
+from callgate.domain import EXPIRED, RELEASED, AttemptResult, Decision, Job, Outcome
 from callgate.engine.audit import Redactor
 from callgate.engine.guardrails import Guard
+from callgate.engine.health import ProviderHealth
 from callgate.engine.meter import GCRA
 from callgate.engine.pacer import Pacer
 from callgate.engine.reconcile import ReconcileConfig, Reconciler
@@ -129,12 +130,15 @@ class Worker:
         worker_id: str | None = None,
         rng: random.Random | None = None,
         guard: Guard | None = None,
+        health: ProviderHealth | None = None,
     ) -> None:
         self.store = store
         #: the guardrails, re-checked just before each send (None: no guardrails)
         self.guard = guard
         #: takes credentials out of what is stored about an attempt (the guard's)
         self.redactor = guard.redactor if guard is not None else Redactor()
+        #: the providers' circuits (None: a provider's failures are only its jobs')
+        self.health = health
         self.provider = provider
         self.clock = clock
         self.meter = meter
@@ -190,6 +194,8 @@ class Worker:
         self.provider.set_listener(self._hub.notify)
         self.store.prepare_worker()
         self._db = StoreCalls(self.store.offload)
+        if self.health is not None:
+            await self._db(self.health.start, self.clock.now())
         loop = asyncio.get_running_loop()
         stop_listening = self.store.listen(
             self._wake_threadsafe(loop), self._status_threadsafe(loop)
@@ -309,9 +315,12 @@ class Worker:
         return await self.reconciler.run_once()
 
     async def _drained(self) -> bool:
-        """Nothing left that this worker may do: no active jobs, or the breaker is open
-        (the queued ones stay queued until a person resets it)."""
+        """Nothing left that this worker may do: no active jobs (but for jobs waiting for
+        a provider whose probe is due: one is queued now), or the breaker is open (the
+        queued ones stay queued until a person resets it)."""
         if await self._db(self.store.active_count) == 0:
+            if self.health is not None:
+                return await self._db(self.health.sweep, self.clock.now()) == 0
             return True
         if self.guard is not None and (await self._db(self.guard.breaker)).open:
             log.warning("the breaker is open: queued jobs stay queued until it is reset")
@@ -435,6 +444,8 @@ class Worker:
                     self.wake()
                 if self.guard is not None:
                     await self._db(self.guard.evaluate_breaker, now)
+                if self.health is not None and await self._db(self.health.sweep, now) > 0:
+                    self.wake()  # jobs that waited for their provider are queued again
                 if await self._db(self.store.complete_batches, now):
                     for callback in self.on_commit:  # a batch.completed event to send
                         callback()
@@ -518,11 +529,10 @@ class Worker:
         if job.expired(max(slot, self.clock.now())):
             await self._write(SettleUnsent(job.id, EXPIRED, self.clock.now()))
             return
-        if self.guard is not None:  # fail closed: the last word before the request
-            refused = await self._db(self.guard.at_send, job, self.clock.now())
-            if refused is not None:
-                await self._write(SettleUnsent(job.id, refused, self.clock.now()))
-                return
+        refused = await self._db(self._at_send, job, self.clock.now())
+        if refused is not None:  # fail closed: the last word before the request
+            await self._write(SettleUnsent(job.id, refused, self.clock.now()))
+            return
         now = self.clock.now()
         number = await self._write(StartAttempt(job.id, self.worker_id, now))
         self._lead.observe(self.clock.now() - now, self.clock.now())
@@ -540,6 +550,13 @@ class Worker:
             await self._write_until_done(job, Accepted(job.id, number, ref, self.clock.now()))
             result = await self._track(job, ref, number)
         await self._record(job, number, result)
+
+    def _at_send(self, job: Job, now: float) -> Decision | None:
+        """The guardrails, then the provider's circuit (blocks on the store)."""
+        refused = self.guard.at_send(job, now) if self.guard is not None else None
+        if refused is None and self.health is not None:
+            refused = self.health.check(job, now)
+        return refused
 
     async def _reserve_slots(self, n: int, batch_id: int | None = None) -> list[float]:
         slots = await self._db(
@@ -624,6 +641,11 @@ class Worker:
                     log.warning("provider answered 429; meter rate lowered to %.2f/s", rate)
             await self._throttle_batch(job, now)
         decision = self.retry.decide(job, job.attempts + 1, result, now)
+        if self.health is not None:
+            try:
+                decision = await self._db(self.health.observe, job, result, decision, now)
+            except StoreError as exc:  # the outcome must still be recorded
+                log.warning("job %s: the provider's circuit could not be updated: %s", job.id, exc)
         await self._write_until_done(job, Finish(job.id, number, result, decision, now))
         self.stats.finished += 1
         if self.guard is not None and outcome is Outcome.PERMANENT:

@@ -6,7 +6,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import NamedTuple, Protocol, runtime_checkable
 
-from callgate.domain import AttemptResult, Job
+from callgate.domain import AttemptResult, Fault, Job
 from callgate.exceptions import ProviderError
 
 #: called with a provider reference when that attempt's status changed (a callback came)
@@ -34,6 +34,18 @@ class Provider(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+def http_fault(status: int | None) -> Fault | None:
+    """What an HTTP error status says of the provider itself, whatever the vendor: 401
+    (credentials refused) → auth, 403 → access, 5xx or no answer → outage."""
+    if status == 401:
+        return Fault.AUTH
+    if status == 403:
+        return Fault.ACCESS
+    if status is None or status >= 500:
+        return Fault.OUTAGE
+    return None
 
 
 class Found(NamedTuple):

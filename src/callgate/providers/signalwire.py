@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 from callgate.clock import Clock
-from callgate.domain import AttemptResult, Job, Kind, Outcome
+from callgate.domain import AttemptResult, Fault, Job, Kind, Outcome
 from callgate.providers.base import CannotReconcile, Found, PushedStatuses, StatusListener
 from callgate.providers.twilio import TRANSPORT_ERRORS, TwilioProvider
 from callgate.providers.twilio_http import header
@@ -95,7 +95,9 @@ class SignalWireProvider:
         try:
             response = await self.client.request_async("POST", self.faxes_url + ".json", data=form)
         except TRANSPORT_ERRORS as exc:
-            return AttemptResult(transport_outcome(exc), error_message=f"no answer: {exc!r}")
+            return AttemptResult(
+                transport_outcome(exc), error_message=f"no answer: {exc!r}", fault=Fault.OUTAGE
+            )
         body = _json(response.text)
         if response.status_code >= 300:
             return api_error(

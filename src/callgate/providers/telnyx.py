@@ -17,9 +17,15 @@ import telnyx
 from telnyx.types.fax_list_params import FilterCreatedAt
 
 from callgate.clock import Clock, SystemClock
-from callgate.domain import AttemptResult, Job, Kind, Outcome
+from callgate.domain import AttemptResult, Fault, Job, Kind, Outcome
 from callgate.providers.audit import audited
-from callgate.providers.base import CannotReconcile, Found, PushedStatuses, StatusListener
+from callgate.providers.base import (
+    CannotReconcile,
+    Found,
+    PushedStatuses,
+    StatusListener,
+    http_fault,
+)
 from callgate.providers.telnyx_mapping import fax_result
 from callgate.providers.twilio_mapping import retry_after, transport_outcome
 
@@ -90,22 +96,26 @@ class TelnyxProvider:
         except telnyx.APIStatusError as exc:
             return self.error_result(exc)
         except telnyx.APIConnectionError as exc:
-            return AttemptResult(transport_outcome(exc), error_message=f"no answer: {exc!r}")
+            return AttemptResult(
+                transport_outcome(exc), error_message=f"no answer: {exc!r}", fault=Fault.OUTAGE
+            )
         if created.data is None:
             return AttemptResult(Outcome.UNKNOWN, error_message="Telnyx answered without a fax")
         return fax_result(created.data)
 
     def error_result(self, exc: telnyx.APIStatusError) -> AttemptResult:
-        """An API error: 429 → rate_limited (Retry-After), 401 and 5xx → provider_error,
-        other 4xx (422 invalid parameters, 403, 404) → permanent."""
+        """An API error: 429 → rate_limited (Retry-After); 401, 403 and 5xx →
+        provider_error, and a fault of the provider's (its circuit counts them); other 4xx
+        (422 invalid parameters, 404) → permanent."""
         status = exc.status_code
         detail = _first_error(exc.body)
         if status == 429:
             wait = retry_after(exc.response.headers.get("retry-after"), self.clock.now())
             return AttemptResult(Outcome.RATE_LIMITED, None, str(status), detail, wait)
-        outcome = Outcome.PROVIDER_ERROR if status == 401 or status >= 500 else Outcome.PERMANENT
+        fault = http_fault(status)
+        outcome = Outcome.PROVIDER_ERROR if fault is not None else Outcome.PERMANENT
         code = _first_code(exc.body) or str(status)
-        return AttemptResult(outcome, error_code=code, error_message=detail)
+        return AttemptResult(outcome, error_code=code, error_message=detail, fault=fault)
 
     async def status(self, job: Job, ref: str) -> AttemptResult:
         pushed = self.pushed.pop(ref)

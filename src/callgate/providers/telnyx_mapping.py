@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from callgate.domain import AttemptResult, Outcome
+from callgate.domain import AttemptResult, Fault, Outcome
 
 #: a fax's ``status`` (resource) or the event's status → outcome; "failed" by reason
 FAX_STATUS: Mapping[str, Outcome | None] = {
@@ -79,6 +79,14 @@ FAILURE_REASONS: Mapping[str, Outcome] = {
 }
 
 
+#: failure reasons that are Telnyx's own fault or the account's (its circuit counts them)
+FAULTS: Mapping[str, Fault] = {
+    "account_disabled": Fault.AUTH,
+    "no_outbound_profile": Fault.AUTH,
+    "service_unavailable": Fault.OUTAGE,
+}
+
+
 def failure_outcome(reason: str | None) -> Outcome:
     """A failed fax's ``failure_reason``; one we do not know is a line failure (retried
     after the fax delay, never given up on at once)."""
@@ -107,4 +115,5 @@ def fax_result(fax: Any) -> AttemptResult:
         error_code=reason,
         error_message=None if outcome is None or outcome is Outcome.DELIVERED else f"fax {reason}",
         ended_at=updated.timestamp() if outcome and isinstance(updated, datetime) else None,
+        fault=FAULTS.get(reason or "") if status == "failed" else None,
     )

@@ -20,12 +20,14 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.rest import Client
 
 from callgate.clock import Clock, SystemClock
-from callgate.domain import AttemptResult, Job, Kind, Outcome
+from callgate.domain import AttemptResult, Fault, Job, Kind, Outcome
 from callgate.providers.base import CannotReconcile, Found, PushedStatuses, StatusListener
 from callgate.providers.twilio_http import AiohttpTwilioClient, RecordingClient, capture, header
 from callgate.providers.twilio_mapping import (
     api_error,
     call_outcome,
+    code_fault,
+    error_fault,
     error_outcome,
     message_outcome,
     retry_after,
@@ -129,6 +131,7 @@ class TwilioProvider:
                 return AttemptResult(
                     transport_outcome(exc, idempotent=idempotent),
                     error_message=f"no answer from Twilio: {exc!r}",
+                    fault=Fault.OUTAGE,
                 )
 
     def _from(self, job: Job) -> str | None:
@@ -177,6 +180,7 @@ class TwilioProvider:
             error_code=None if message.error_code is None else str(message.error_code),
             error_message=message.error_message,
             ended_at=_ts(message.date_updated) if outcome is not None else None,
+            fault=code_fault(message.error_code) if outcome is not None else None,
         )
 
     def call_result(self, call: Any) -> AttemptResult:
@@ -217,6 +221,7 @@ class TwilioProvider:
             error_code=str(exc.code if exc.code is not None else exc.status),
             error_message=str(exc.msg),
             retry_after=wait,
+            fault=error_fault(exc.status, exc.code),
         )
 
     # -- status and reconciliation -----------------------------------------------------
@@ -279,8 +284,10 @@ def api_call(job: Job, default_from: str | None = None) -> ApiCall:
     """
     api = str(job.payload.get("api", "")).lower()
     params = dict(job.payload.get("params") or {})
-    to = job.to or params.pop("To", None) or params.pop("PhoneNumber", None)
+    to = job.to or params.get("To") or params.get("PhoneNumber")
     params.pop("To", None)
+    if api == "lookup":
+        params.pop("PhoneNumber", None)  # it is the path's
     if api == "lookup":
         if not to:
             raise ValueError("a lookup needs a number (to)")

@@ -16,7 +16,8 @@ from typing import Any
 import aiohttp
 import httpx
 
-from callgate.domain import AttemptResult, Kind, Outcome
+from callgate.domain import AttemptResult, Fault, Kind, Outcome
+from callgate.providers.base import http_fault
 
 #: Twilio error codes (API errors and the ``ErrorCode`` of failed resources) → outcome.
 ERROR_CODES: Mapping[int, tuple[Outcome, str]] = {
@@ -63,6 +64,11 @@ ERROR_CODES: Mapping[int, tuple[Outcome, str]] = {
     34003: (Outcome.NO_ANSWER, "fax: callee did not answer"),
     34004: (Outcome.LINE_FAILED, "fax: error during transmission"),
 }
+
+#: error codes that say the account itself is refused: every request will fail alike
+AUTH_CODES = frozenset({20003, 20005, 30002})
+#: error codes of an outage on Twilio's side
+OUTAGE_CODES = frozenset({20500, 20503})
 
 #: error codes that also put the number on the suppression list, and why
 SUPPRESSING: Mapping[int, str] = {
@@ -129,16 +135,40 @@ def code_of(raw: object) -> int | None:
 
 
 def error_outcome(http_status: int | None, code: object = None) -> Outcome:
-    """An API error: a known code decides; else 429 → rate_limited, 401 and 5xx →
+    """An API error: a known code decides; else 429 → rate_limited, 401, 403 and 5xx →
     provider_error, any other 4xx → permanent."""
     known = ERROR_CODES.get(code_of(code) or 0)
     if known is not None:
         return known[0]
     if http_status == 429:
         return Outcome.RATE_LIMITED
-    if http_status is None or http_status == 401 or http_status >= 500:
+    if http_status is None or http_status in (401, 403) or http_status >= 500:
         return Outcome.PROVIDER_ERROR
     return Outcome.PERMANENT
+
+
+def error_fault(http_status: int | None, code: object = None) -> Fault | None:
+    """Whether an error is the provider's own (its circuit counts it), not the job's:
+    refused credentials or account (401, 20003, 20005, 30002) → auth; 403 without a
+    code of the job's own → access; 5xx, no answer, 20500, 20503 → outage."""
+    number = code_of(code)
+    found = code_fault(number)
+    if found is not None:
+        return found
+    known = ERROR_CODES.get(number or 0)
+    if known is not None and known[0] is not Outcome.PROVIDER_ERROR:
+        return None  # a code of the job's own (its number, its content)
+    return http_fault(http_status)
+
+
+def code_fault(code: object) -> Fault | None:
+    """A resource's error code (a failed message's) that is the provider's own fault."""
+    number = code_of(code)
+    if number in AUTH_CODES:
+        return Fault.AUTH
+    if number in OUTAGE_CODES:
+        return Fault.OUTAGE
+    return None
 
 
 def api_error(
@@ -160,6 +190,7 @@ def api_error(
         error_code=str(code if code is not None else http_status),
         error_message=str(message),
         retry_after=wait,
+        fault=error_fault(http_status, code),
     )
 
 
@@ -267,7 +298,9 @@ __all__ = [
     "Suppression",
     "api_error",
     "call_outcome",
+    "code_fault",
     "code_of",
+    "error_fault",
     "error_outcome",
     "failed_outcome",
     "fax_outcome",

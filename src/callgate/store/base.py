@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from callgate.domain import (
     ApiKey,
@@ -24,6 +24,8 @@ from callgate.domain import (
     JobSpec,
     Kind,
     Status,
+    from_ts,
+    iso,
 )
 
 
@@ -129,8 +131,53 @@ class NumberFacts:
     allowlist: tuple[str, ...]  # the stored allowlist's entries (numbers and patterns)
     suppressed: bool
     suppressed_why: str | None
-    sent: int  # attempts of this kind that reached the provider since ``since``
-    oldest: float | None  # when the oldest of them started
+    sent: int  # other jobs of this kind that reached the provider since ``since``
+    oldest: float | None  # when the oldest of them first did
+    same: int = 0  # of those since ``same_since``, the ones with this job's very content
+    same_oldest: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Circuit:
+    """A provider's circuit as stored: open while the provider fails for everyone."""
+
+    name: str
+    open: bool
+    fault: str | None = None  # auth | access | outage (see callgate.domain.Fault)
+    detail: str | None = None
+    opened_at: float | None = None
+    probe_at: float | None = None  # when the next probe may be sent
+    probes: int = 0  # probes that failed since it opened
+    probe_job: int | None = None  # the job sent as the probe, while under way
+    changed_at: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        state = "closed"
+        if self.open:
+            state = "half_open" if self.probe_job is not None else "open"
+        return {
+            "name": self.name,
+            "state": state,
+            "fault": self.fault,
+            "detail": self.detail,
+            "opened_at": _iso(self.opened_at),
+            "probe_at": _iso(self.probe_at) if self.open else None,
+            "failed_probes": self.probes,
+            "changed_at": _iso(self.changed_at),
+        }
+
+
+def _iso(ts: float | None) -> str | None:
+    return None if ts is None else iso(from_ts(ts))
+
+
+class SendCounts(NamedTuple):
+    """Attempts that went to the provider, as the anomaly breaker weighs them."""
+
+    last_minute: int  # every attempt started in the last minute
+    unintended: int  # of those, the ones not of a batch (a batch's rate was declared)
+    baseline: int  # attempts not of a batch in the baseline's minutes before the last one
+    first_at: float | None  # the first attempt this database holds (the history's age)
 
 
 #: one provider exchange for the audit log: (method, url, status, request, response,
@@ -371,18 +418,35 @@ class Store(Protocol):
 
     def suppressions(self, number: str | None = None) -> list[dict[str, Any]]: ...
 
-    def number_facts(self, number: str, kind: str, since: float) -> NumberFacts: ...
+    def number_facts(
+        self,
+        number: str,
+        kind: str,
+        since: float | None,
+        *,
+        job_id: int | None = None,
+        same_since: float | None = None,
+    ) -> NumberFacts: ...
 
     def refuse(self, job_id: int, decision: Decision, now: float) -> bool: ...
 
     def release_held(self, now: float) -> int: ...
 
-    def send_counts(self, now: float, minutes: int) -> tuple[int, int]: ...
+    def send_counts(self, now: float, minutes: int) -> SendCounts: ...
 
-    def breaker_state(self) -> tuple[bool, str | None, str | None, float | None, str | None]: ...
+    def breaker_state(
+        self,
+    ) -> tuple[bool, str | None, str | None, float | None, str | None, str | None]: ...
 
     def set_breaker(
-        self, open_: bool, now: float, *, reason: str, detail: str | None, actor: str
+        self,
+        open_: bool,
+        now: float,
+        *,
+        reason: str,
+        detail: str | None,
+        actor: str,
+        rule: str | None = None,
     ) -> bool: ...
 
     def breaker_log(self, limit: int = 50) -> list[dict[str, Any]]: ...
@@ -401,6 +465,38 @@ class Store(Protocol):
     ) -> list[dict[str, Any]]: ...
 
     def prune_audit(self, before: float) -> int: ...
+
+    # -- provider circuits (see store/sql_circuits.py and engine/health.py)
+    def circuits(self) -> list[Circuit]: ...
+
+    def open_circuit(
+        self,
+        name: str,
+        now: float,
+        *,
+        fault: str,
+        detail: str,
+        probe_at: float,
+        kinds: Sequence[str],
+    ) -> bool: ...
+
+    def take_probe(self, name: str, job_id: int, now: float, next_probe_at: float) -> bool: ...
+
+    def probe_failed(self, name: str, job_id: int, now: float, next_probe_at: float) -> None: ...
+
+    def probe_now(self, names: Sequence[str], now: float) -> int: ...
+
+    def close_circuit(
+        self, name: str, now: float, *, kinds: Sequence[str], detail: str
+    ) -> bool: ...
+
+    def hold_for_provider(self, kinds: Sequence[str], decision: Decision, now: float) -> int: ...
+
+    def release_for_provider(
+        self, kinds: Sequence[str], now: float, *, limit: int | None = None
+    ) -> int: ...
+
+    def waiting_for_provider(self, kinds: Sequence[str]) -> int: ...
 
     # -- webhook events that belong to no job (see store/sql_system_webhooks.py)
     def claim_system_webhooks(self, now: float, limit: int, lease: float) -> list[Any]: ...
@@ -424,6 +520,16 @@ class Store(Protocol):
     def cancel(self, job_id: int, now: float) -> Job: ...
 
     def retry(self, job_id: int, now: float) -> Job: ...
+
+    def retry_matching(
+        self,
+        now: float,
+        *,
+        statuses: Sequence[Status],
+        since: float | None = None,
+        reason: str | None = None,
+        batch_id: int | None = None,
+    ) -> int: ...
 
     # -- batches (see callgate.batches)
     def create_batch(

@@ -16,7 +16,7 @@ from typing import Any
 
 from callgate.domain import WEBHOOK_EVENT_TYPES, Reason, Status
 from callgate.store.base import Abandon, Accepted, Finish, SettleUnsent, StartAttempt, Write
-from callgate.store.sql_tx import Conn
+from callgate.store.sql_tx import Conn, reached_again
 
 _WEBHOOKS = "(" + ", ".join(f"'{t}'" for t in sorted(WEBHOOK_EVENT_TYPES)) + ")"
 
@@ -44,7 +44,7 @@ WITH req AS (
     SELECT * FROM unnest(:ids::bigint[], :workers::text[], :nows::float8[]) AS r(id, worker, now)
 ), started AS (
     UPDATE jobs j SET attempt_no = j.attempt_no + 1, attempts = j.attempts + 1,
-                      updated_at = req.now
+                      reached_at = coalesce(j.reached_at, req.now), updated_at = req.now
     FROM req
     WHERE j.id = ANY(:ids::bigint[]) AND j.id = req.id
       AND j.status = 'in_flight' AND j.worker_id = req.worker
@@ -94,6 +94,8 @@ WITH req AS (
 ), moved AS (
     UPDATE jobs j SET
         attempts = j.attempts - (1 - req.counted),
+        reached_at = CASE WHEN req.counted = 1 THEN j.reached_at
+                          ELSE {reached_again("j.id", "req.number")} END,
         provider_ref = coalesce(req.ref, j.provider_ref),
         status = CASE WHEN j.cancel_requested = 1 AND req.terminal = 0
                       THEN 'canceled' ELSE req.status END,
@@ -123,7 +125,8 @@ WITH req AS (
     SELECT * FROM unnest(:ids::bigint[], :numbers::int[], :messages::text[], {_DECISION})
         AS r(id, number, message, {_DECISION_COLS})
 ), moved AS (
-    UPDATE jobs j SET attempts = j.attempts - 1, {_MOVE}
+    UPDATE jobs j SET attempts = j.attempts - 1,
+                      reached_at = {reached_again("j.id", "req.number")}, {_MOVE}
     FROM req WHERE j.id = ANY(:ids::bigint[]) AND j.id = req.id
       AND j.status = 'in_flight' AND j.attempt_no = req.number
     {_RETURNING}

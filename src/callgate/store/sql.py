@@ -19,6 +19,7 @@ from callgate.domain import (
     CANCELABLE_NOW,
     EXPIRED,
     RELEASED,
+    RETRYABLE,
     ApiKey,
     Attempt,
     AttemptResult,
@@ -44,6 +45,7 @@ from callgate.store.base import (
     chunks,
 )
 from callgate.store.sql_batches import SQLBatches
+from callgate.store.sql_circuits import SQLCircuits
 from callgate.store.sql_guardrails import SQLGuardrails
 from callgate.store.sql_lanes import RUNNING_SQL, SQLLanes, lanes_of
 from callgate.store.sql_reconcile import SQLReconcile
@@ -56,6 +58,7 @@ from callgate.store.sql_tx import (
     claimable_jobs,
     job_from_row,
     move,
+    move_matching,
     seen_keys,
 )
 from callgate.store.sql_webhooks import SQLWebhooks
@@ -94,7 +97,15 @@ def _marks(items: Sequence[Any]) -> str:
     return ",".join("?" * len(items))
 
 
-class SQLStore(SQLReconcile, SQLWebhooks, SQLSystemWebhooks, SQLGuardrails, SQLBatches, SQLLanes):
+class SQLStore(
+    SQLReconcile,
+    SQLWebhooks,
+    SQLSystemWebhooks,
+    SQLGuardrails,
+    SQLCircuits,
+    SQLBatches,
+    SQLLanes,
+):
     """The Store (see :class:`callgate.store.base.Store`) over a backend's connections."""
 
     # -- what a backend provides ----------------------------------------------------------
@@ -632,26 +643,46 @@ class SQLStore(SQLReconcile, SQLWebhooks, SQLSystemWebhooks, SQLGuardrails, SQLB
             return self._get(c, job_id)
 
     def retry(self, job_id: int, now: float) -> Job:
-        allowed = {Status.FAILED, Status.CANCELED, Status.HELD, Status.UNCERTAIN, Status.BLOCKED}
         with self._write() as c:
             job = self._get(c, job_id)
-            if job.status not in allowed:
+            if job.status not in RETRYABLE:
                 raise InvalidTransition(
                     f"job {job_id} is {job.status}; only a failed, canceled, held, "
                     "uncertain or blocked job can be retried"
                 )
             c.execute("UPDATE jobs SET attempts = 0, cancel_requested = 0 WHERE id = ?", (job_id,))
-            move(
-                c,
-                job_id,
-                Status.QUEUED,
-                now,
-                reason="retry_requested",
-                detail="queued again on request",
-                run_at=now,
-            )
+            apply(c, job_id, retry_requested(now), now)
             self._notify(c)
             return self._get(c, job_id)
+
+    def retry_matching(
+        self,
+        now: float,
+        *,
+        statuses: Sequence[Status],
+        since: float | None = None,
+        reason: str | None = None,
+        batch_id: int | None = None,
+    ) -> int:
+        """Queue again, with a fresh attempt budget, every job in one of ``statuses``
+        (retryable ones) that entered it at or after ``since``, with ``reason``, of
+        ``batch_id``; how many."""
+        if not statuses or not set(statuses) <= RETRYABLE:
+            raise InvalidTransition(f"only {', '.join(sorted(RETRYABLE))} jobs can be retried")
+        where = [f"status IN ({', '.join('?' * len(statuses))})"]
+        params: list[Any] = [str(s) for s in statuses]
+        for clause, value in (
+            ("updated_at >= ?", since),
+            ("reason = ?", reason),
+            ("batch_id = ?", batch_id),
+        ):
+            if value is not None:
+                where.append(clause)
+                params.append(value)
+        moved = move_matching(
+            self, " AND ".join(where), params, now, retry_requested(now), reset_attempts=True
+        )
+        return len(moved)
 
     def _settle_lost(
         self, c: Conn, where: str, param: Any, decisions: LostClaim, now: float
@@ -676,6 +707,10 @@ class SQLStore(SQLReconcile, SQLWebhooks, SQLSystemWebhooks, SQLGuardrails, SQLB
             else:
                 apply(c, job_id, Decision(unsent.status, unsent.reason, unsent.detail, now), now)
         return len(rows)
+
+
+def retry_requested(now: float) -> Decision:
+    return Decision(Status.QUEUED, "retry_requested", "queued again on request", run_at=now)
 
 
 def _api_key(row: Sequence[Any]) -> ApiKey:

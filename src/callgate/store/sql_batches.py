@@ -15,6 +15,7 @@ from callgate.domain import (
     Batch,
     BatchRowError,
     BatchStatus,
+    Decision,
     JobSpec,
     Kind,
     Reason,
@@ -27,7 +28,7 @@ from callgate.domain import (
 from callgate.exceptions import InvalidTransition, NotFound
 from callgate.store.sql_lanes import current_rate
 from callgate.store.sql_system_webhooks import add_system_webhook
-from callgate.store.sql_tx import Conn, SQLParts, move, seen_keys
+from callgate.store.sql_tx import Conn, SQLParts, move, move_matching, seen_keys
 
 #: the reason on a job held because its batch is paused
 BATCH_PAUSED = "batch_paused"
@@ -35,8 +36,6 @@ BATCH_PAUSED = "batch_paused"
 INVALID_RATE = "invalid_rate"
 #: the reason on a job blocked because its number is suppressed (as the guardrails say)
 SUPPRESSED = "suppressed"
-#: jobs moved per transaction when a batch is paused, resumed or canceled
-STEER_CHUNK = 1000
 
 BATCH_COLUMNS = (
     "id, name, kind, status, rate, strict, total_rows, queued_rows, invalid_rows, "
@@ -333,8 +332,7 @@ class SQLBatches(SQLParts):
     def _steer(
         self, batch_id: int, where: str, now: float, status: Status, reason: str | None
     ) -> None:
-        """Move the batch's jobs matching ``where`` to ``status``, a chunk per transaction
-        (in group order, the lock order of every writer), each with its event."""
+        """Move the batch's jobs matching ``where`` to ``status``, each with its event."""
         detail = {
             Status.HELD: "the batch's rate cannot be used"
             if reason == INVALID_RATE
@@ -342,17 +340,9 @@ class SQLBatches(SQLParts):
             Status.QUEUED: "the batch was resumed",
             Status.CANCELED: "the batch was canceled",
         }[status]
-        while True:
-            with self._write() as c:
-                ids = c.execute(
-                    f"SELECT id FROM jobs WHERE batch_id = ? AND {where} "
-                    f"ORDER BY group_key, id LIMIT {STEER_CHUNK}{self._locking()}",
-                    (batch_id,),
-                ).fetchall()
-                for (job_id,) in ids:
-                    move(c, int(job_id), status, now, reason=reason, detail=detail)
-            if len(ids) < STEER_CHUNK:
-                return
+        move_matching(
+            self, f"batch_id = ? AND {where}", (batch_id,), now, Decision(status, reason, detail)
+        )
 
     def get_batch(self, batch_id: int, now: float | None = None) -> Batch:
         """The batch with its jobs per status and its rate now; given ``now``, also the

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from callgate.domain import Decision, Status, from_ts, iso
-from callgate.store.base import AuditRow, NumberFacts
+from callgate.store.base import AuditRow, NumberFacts, SendCounts
 from callgate.store.sql_system_webhooks import add_system_webhook
 from callgate.store.sql_tx import SQLParts, apply
 
@@ -17,6 +17,20 @@ from callgate.store.sql_tx import SQLParts, apply
 RELEASABLE_SQL = "('quiet_hours', 'over_cap')"
 #: a suppression of every kind
 ALL_KINDS = "*"
+#: jobs to a number that reached the provider within a cap's window (see number_facts)
+REACHED_SQL = """
+SELECT coalesce(sum(CASE WHEN j.reached_at > :since THEN 1 ELSE 0 END), 0),
+       min(CASE WHEN j.reached_at > :since THEN j.reached_at END),
+       coalesce(sum(CASE WHEN j.reached_at > :same AND j.payload = own.payload
+                         THEN 1 ELSE 0 END), 0),
+       min(CASE WHEN j.reached_at > :same AND j.payload = own.payload THEN j.reached_at END)
+FROM jobs j LEFT JOIN jobs own ON own.id = :job
+WHERE j.to_number = :number AND j.kind = :kind AND j.reached_at > :low AND j.id <> :job
+"""
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 class SQLGuardrails(SQLParts):
@@ -94,27 +108,57 @@ class SQLGuardrails(SQLParts):
 
     # -- facts for one job ----------------------------------------------------------------
 
-    def number_facts(self, number: str, kind: str, since: float) -> NumberFacts:
-        """The stored allowlist, the number's suppression for ``kind``, and its attempts
-        of ``kind`` that reached the provider since ``since`` (for the caps)."""
+    def number_facts(
+        self,
+        number: str,
+        kind: str,
+        since: float | None,
+        *,
+        job_id: int | None = None,
+        same_since: float | None = None,
+    ) -> NumberFacts:
+        """The stored allowlist, the number's suppression for ``kind``, and for the caps
+        the jobs of ``kind`` to the number other than ``job_id`` that reached the
+        provider after ``since``, and those of them after ``same_since`` with the very
+        content of ``job_id``. A job counts once, from its first counted attempt (a
+        retry is not a new message); a window is half-open, so a job held until the
+        oldest counted one leaves the window is under the cap then. The caps' reads walk
+        ``jobs_reached`` within the window only, however long the number's history."""
         allow = tuple(r[0] for r in self._read("SELECT number FROM allowlist"))
         sup = self._read(
             "SELECT reason, detail FROM suppressions WHERE number = ? AND kind IN (?, ?) "
             "ORDER BY kind LIMIT 1",
             (number, kind, ALL_KINDS),
         )
-        sent = self._read(
-            "SELECT count(*), min(a.started_at) FROM attempts a JOIN jobs j ON j.id = a.job_id "
-            "WHERE j.to_number = ? AND j.kind = ? AND a.started_at >= ? AND a.counted = 1",
-            (number, kind, since),
-        )
         why = None
         if sup:
             why = sup[0][0] if not sup[0][1] else f"{sup[0][0]}: {sup[0][1]}"
-        count, oldest = sent[0] if sent else (0, None)
-        return NumberFacts(
-            allow, bool(sup), why, int(count or 0), None if oldest is None else float(oldest)
-        )
+        counts = self._reached(number, kind, since, job_id, same_since)
+        return NumberFacts(allow, bool(sup), why, *counts)
+
+    def _reached(
+        self,
+        number: str,
+        kind: str,
+        since: float | None,
+        job_id: int | None,
+        same_since: float | None,
+    ) -> tuple[int, float | None, int, float | None]:
+        if since is None and (same_since is None or job_id is None):
+            return 0, None, 0, None
+        far = 1e300  # a window that holds nothing
+        kind_since = since if since is not None else far
+        same = same_since if same_since is not None and job_id is not None else far
+        params = {
+            "number": number,
+            "kind": kind,
+            "job": job_id if job_id is not None else -1,
+            "since": kind_since,
+            "same": same,
+            "low": min(kind_since, same),
+        }
+        row = self._read(REACHED_SQL, params)[0]
+        return int(row[0] or 0), _float(row[1]), int(row[2] or 0), _float(row[3])
 
     # -- holding, refusing, releasing ----------------------------------------------------
 
@@ -151,30 +195,48 @@ class SQLGuardrails(SQLParts):
 
     # -- the breaker --------------------------------------------------------------------
 
-    def send_counts(self, now: float, minutes: int) -> tuple[int, int]:
-        """Attempts started in the last minute, and in the ``minutes`` before it."""
+    def send_counts(self, now: float, minutes: int) -> SendCounts:
+        """Attempts started in the last minute (all, and those not of a batch), those not
+        of a batch in the ``minutes`` before it, and when the first attempt started."""
+        last = now - 60
         rows = self._read(
-            "SELECT coalesce(sum(CASE WHEN started_at > ? THEN 1 ELSE 0 END), 0), "
-            "coalesce(sum(CASE WHEN started_at <= ? THEN 1 ELSE 0 END), 0) "
-            "FROM attempts WHERE started_at > ?",
-            (now - 60, now - 60, now - 60 - 60 * minutes),
+            "SELECT coalesce(sum(CASE WHEN a.started_at > ? THEN 1 ELSE 0 END), 0), "
+            "coalesce(sum(CASE WHEN a.started_at > ? AND j.batch_id IS NULL "
+            "THEN 1 ELSE 0 END), 0), "
+            "coalesce(sum(CASE WHEN a.started_at <= ? AND j.batch_id IS NULL "
+            "THEN 1 ELSE 0 END), 0) "
+            "FROM attempts a JOIN jobs j ON j.id = a.job_id WHERE a.started_at > ?",
+            (last, last, last, last - 60 * minutes),
         )
-        return int(rows[0][0]), int(rows[0][1])
+        first = self._read("SELECT min(started_at) FROM attempts")
+        return SendCounts(int(rows[0][0]), int(rows[0][1]), int(rows[0][2]), _float(first[0][0]))
 
-    def breaker_state(self) -> tuple[bool, str | None, str | None, float | None, str | None]:
-        """(open, reason, detail, changed_at, changed_by)."""
+    def breaker_state(
+        self,
+    ) -> tuple[bool, str | None, str | None, float | None, str | None, str | None]:
+        """(open, reason, detail, changed_at, changed_by, rule)."""
         rows = self._read(
-            "SELECT open, reason, detail, changed_at, changed_by FROM breaker WHERE name = 'global'"
+            "SELECT open, reason, detail, changed_at, changed_by, rule FROM breaker "
+            "WHERE name = 'global'"
         )
         if not rows:
-            return (False, None, None, None, None)
+            return (False, None, None, None, None, None)
         r = rows[0]
-        return (bool(r[0]), r[1], r[2], r[3], r[4])
+        return (bool(r[0]), r[1], r[2], r[3], r[4], r[5])
 
     def set_breaker(
-        self, open_: bool, now: float, *, reason: str, detail: str | None, actor: str
+        self,
+        open_: bool,
+        now: float,
+        *,
+        reason: str,
+        detail: str | None,
+        actor: str,
+        rule: str | None = None,
     ) -> bool:
-        """Trip (``open_``) or reset the breaker and log it; False if it already was."""
+        """Trip (``open_``) or reset the breaker and log it; False if it already was.
+        ``rule``: which rule tripped it (see :class:`~callgate.engine.guardrails.
+        BreakerPolicy`; ``manual`` for the kill switch)."""
         with self._write() as c:
             c.execute(
                 "INSERT INTO breaker (name, open) VALUES ('global', 0) ON CONFLICT DO NOTHING"
@@ -186,34 +248,32 @@ class SQLGuardrails(SQLParts):
                 return False
             c.execute(
                 "UPDATE breaker SET open = ?, reason = ?, detail = ?, changed_at = ?, "
-                "changed_by = ? WHERE name = 'global'",
-                (int(open_), reason, detail, now, actor),
+                "changed_by = ?, rule = ? WHERE name = 'global'",
+                (int(open_), reason, detail, now, actor, rule),
             )
             c.execute(
-                "INSERT INTO breaker_log (action, reason, detail, actor, at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                ("tripped" if open_ else "reset", reason, detail, actor, now),
+                "INSERT INTO breaker_log (action, reason, detail, actor, at, rule) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                ("tripped" if open_ else "reset", reason, detail, actor, now, rule),
             )
             if open_:  # the webhook, in the same transaction as the trip
-                add_system_webhook(
-                    c,
-                    "breaker.tripped",
-                    {"reason": reason, "detail": detail, "by": actor, "at": iso(from_ts(now))},
-                    now,
-                )
+                data = {"reason": reason, "rule": rule, "detail": detail, "by": actor}
+                add_system_webhook(c, "breaker.tripped", data | {"at": iso(from_ts(now))}, now)
             if not open_:
                 self._notify(c)
             return True
 
     def breaker_log(self, limit: int = 50) -> list[dict[str, Any]]:
         rows = self._read(
-            "SELECT action, reason, detail, actor, at FROM breaker_log ORDER BY id DESC LIMIT ?",
+            "SELECT action, reason, detail, actor, at, rule FROM breaker_log "
+            "ORDER BY id DESC LIMIT ?",
             (limit,),
         )
-        return [
-            {"action": r[0], "reason": r[1], "detail": r[2], "by": r[3], "at": iso(from_ts(r[4]))}
-            for r in rows
-        ]
+        keys = ("action", "reason", "detail", "by", "at", "rule")
+        out = [dict(zip(keys, r, strict=True)) for r in rows]
+        for entry in out:
+            entry["at"] = iso(from_ts(entry["at"]))
+        return out
 
     # -- the audit log --------------------------------------------------------------------
 

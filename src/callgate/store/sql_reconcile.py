@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from callgate.domain import Decision, Job, Status
 from callgate.store.base import Uncertain
-from callgate.store.sql_tx import JOB_COLUMNS, SQLParts, apply, job_from_row
+from callgate.store.sql_tx import JOB_COLUMNS, SQLParts, apply, job_from_row, uncount
 
 _COLUMNS = ", ".join(f"j.{c.strip()}" for c in JOB_COLUMNS.split(","))
 
@@ -136,7 +136,7 @@ class SQLReconcile(SQLParts):
                     "WHERE job_id = ? AND number = ?",
                     (job_id, number),
                 )
-                c.execute("UPDATE jobs SET attempts = attempts - 1 WHERE id = ?", (job_id,))
+                uncount(c, job_id, number)
             apply(c, job_id, decision, now)
             if decision.status in (Status.QUEUED, Status.RETRYING):
                 self._notify(c)

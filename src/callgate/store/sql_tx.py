@@ -76,6 +76,15 @@ class SQLParts:
         raise NotImplementedError
 
 
+def reached_again(job: str, number: str) -> str:
+    """SQL for a job's ``reached_at`` once attempt ``number`` turned out not to count (a
+    429, never sent, proven absent): the start of its first other counted attempt."""
+    return (
+        f"(SELECT min(a.started_at) FROM attempts a WHERE a.job_id = {job} "
+        f"AND a.counted = 1 AND a.number <> {number})"
+    )
+
+
 JOB_COLUMNS = (
     "id, kind, to_number, group_key, status, payload, attempts, reason, created_at, "
     "updated_at, run_at, not_before, expires_at, strict_order, idempotency_key, "
@@ -184,8 +193,9 @@ class SQLTx:
             return None
         number = int(row[3]) + 1
         self._c.execute(
-            "UPDATE jobs SET attempt_no = ?, attempts = attempts + 1, updated_at = ? WHERE id = ?",
-            (number, now, job_id),
+            "UPDATE jobs SET attempt_no = ?, attempts = attempts + 1, "
+            "reached_at = coalesce(reached_at, ?), updated_at = ? WHERE id = ?",
+            (number, now, now, job_id),
         )
         self._c.execute(
             "INSERT INTO attempts (job_id, number, state, worker_id, started_at) "
@@ -227,7 +237,7 @@ class SQLTx:
             ),
         )
         if not decision.count_attempt:
-            self._c.execute("UPDATE jobs SET attempts = attempts - 1 WHERE id = ?", (job_id,))
+            uncount(self._c, job_id, number)
         if result.provider_ref is not None:
             self._c.execute(
                 "UPDATE jobs SET provider_ref = ? WHERE id = ?", (result.provider_ref, job_id)
@@ -251,7 +261,7 @@ class SQLTx:
             "WHERE job_id = ? AND number = ?",
             (now, f"not sent: {decision.detail}", job_id, number),
         )
-        self._c.execute("UPDATE jobs SET attempts = attempts - 1 WHERE id = ?", (job_id,))
+        uncount(self._c, job_id, number)
         apply(self._c, job_id, decision, now)
         return decision.status
 
@@ -263,6 +273,61 @@ class SQLTx:
             return None
         apply(self._c, job_id, decision, now)
         return decision.status
+
+
+#: jobs moved per transaction by :func:`move_matching`
+MOVE_CHUNK = 1000
+
+
+def move_matching(
+    parts: SQLParts,
+    where: str,
+    params: Sequence[Any],
+    now: float,
+    decision: Decision,
+    *,
+    limit: int | None = None,
+    reset_attempts: bool = False,
+) -> list[int]:
+    """Move the jobs matching ``where`` (which the move must make them leave) to
+    ``decision``, a chunk per transaction in group order (the lock order of every
+    writer), each with its event; return their ids. ``limit``: at most that many, the
+    oldest first; ``reset_attempts``: a fresh attempt budget, as for a retry."""
+    moved: list[int] = []
+    order = "id" if limit is not None else "group_key, id"
+    while limit is None or len(moved) < limit:
+        size = MOVE_CHUNK if limit is None else min(MOVE_CHUNK, limit - len(moved))
+        with parts._write() as c:
+            rows = c.execute(
+                f"SELECT id FROM jobs WHERE {where} ORDER BY {order} LIMIT {size}"
+                + parts._locking(),
+                params,
+            ).fetchall()
+            ids = [int(r[0]) for r in rows]
+            for part in chunks(ids) if reset_attempts else ():
+                c.execute(
+                    "UPDATE jobs SET attempts = 0, cancel_requested = 0 "
+                    f"WHERE id IN ({','.join('?' * len(part))})",
+                    part,
+                )
+            for job_id in ids:
+                apply(c, job_id, decision, now)
+            if ids and decision.status in (Status.QUEUED, Status.RETRYING):
+                parts._notify(c)
+        moved += ids
+        if len(ids) < size:
+            break
+    return moved
+
+
+def uncount(c: Conn, job_id: int, number: int) -> None:
+    """Attempt ``number`` is not an attempt after all: one fewer, and the job reached the
+    provider only if another attempt did (the caps count jobs that reached it)."""
+    c.execute(
+        f"UPDATE jobs SET attempts = attempts - 1, reached_at = {reached_again('?', '?')} "
+        "WHERE id = ?",
+        (job_id, number, job_id),
+    )
 
 
 def apply(c: Conn, job_id: int, decision: Decision, now: float) -> None:

@@ -27,7 +27,8 @@ CREATE TABLE jobs (
     updated_at        DOUBLE PRECISION NOT NULL,
     api_key_id        TEXT,
     batch_id          BIGINT,                            -- batches.id, for a batch's row
-    line_no           INTEGER                            -- its line in the batch file
+    line_no           INTEGER,                           -- its line in the batch file
+    reached_at        DOUBLE PRECISION        -- its first counted attempt's start (caps)
 );
 
 -- Invariant 2: at most one job of a group in flight, enforced by the database itself.
@@ -236,7 +237,8 @@ CREATE TABLE breaker (
     reason      TEXT,
     detail      TEXT,
     changed_at  DOUBLE PRECISION,
-    changed_by  TEXT
+    changed_by  TEXT,
+    rule        TEXT               -- the rule that tripped it (baseline, warmup, ceiling, manual)
 );
 
 CREATE TABLE breaker_log (
@@ -245,7 +247,8 @@ CREATE TABLE breaker_log (
     reason      TEXT,
     detail      TEXT,
     actor       TEXT NOT NULL,     -- callgate (automatic) or who asked
-    at          DOUBLE PRECISION NOT NULL
+    at          DOUBLE PRECISION NOT NULL,
+    rule        TEXT
 );
 
 CREATE TABLE audit_log (
@@ -325,4 +328,21 @@ CREATE TABLE batch_meters (
     served        BIGINT  NOT NULL DEFAULT 0,
     throttled     INTEGER NOT NULL DEFAULT 0,
     throttled_at  DOUBLE PRECISION
+);
+
+-- Caps count jobs that reached the provider, once each (migration 0007).
+CREATE INDEX jobs_reached ON jobs (to_number, kind, reached_at) WHERE reached_at IS NOT NULL;
+CREATE INDEX jobs_held ON jobs (reason, kind, id) WHERE status = 'held';
+
+-- One circuit per provider: open while it refuses the credentials or fails for a while.
+CREATE TABLE provider_circuits (
+    name        TEXT PRIMARY KEY,             -- twilio | signalwire | telnyx | simulator
+    open        INTEGER NOT NULL DEFAULT 0,
+    fault       TEXT,                         -- auth | outage: why it opened
+    detail      TEXT,                         -- what the provider said, for a person
+    opened_at   DOUBLE PRECISION,
+    probe_at    DOUBLE PRECISION,          -- when the next probe may be sent
+    probes      INTEGER NOT NULL DEFAULT 0,   -- probes that failed since it opened
+    probe_job   BIGINT,                    -- the job sent as the probe, while under way
+    changed_at  DOUBLE PRECISION
 );

@@ -27,7 +27,8 @@ CREATE TABLE jobs (
     updated_at        REAL    NOT NULL,
     api_key_id        TEXT,
     batch_id          INTEGER,                            -- batches.id, for a batch's row
-    line_no           INTEGER                            -- its line in the batch file
+    line_no           INTEGER,                           -- its line in the batch file
+    reached_at        REAL                    -- its first counted attempt's start (caps)
 );
 
 -- Invariant 2: at most one job of a group in flight, enforced by the database itself.
@@ -217,7 +218,8 @@ CREATE TABLE breaker (
     reason      TEXT,
     detail      TEXT,
     changed_at  REAL,
-    changed_by  TEXT
+    changed_by  TEXT,
+    rule        TEXT               -- the rule that tripped it (baseline, warmup, ceiling, manual)
 );
 
 CREATE TABLE breaker_log (
@@ -226,7 +228,8 @@ CREATE TABLE breaker_log (
     reason      TEXT,
     detail      TEXT,
     actor       TEXT NOT NULL,     -- callgate (automatic) or who asked
-    at          REAL NOT NULL
+    at          REAL NOT NULL,
+    rule        TEXT
 );
 
 CREATE TABLE audit_log (
@@ -307,4 +310,21 @@ CREATE TABLE batch_meters (
     served        INTEGER NOT NULL DEFAULT 0,
     throttled     INTEGER NOT NULL DEFAULT 0,
     throttled_at  REAL
+);
+
+-- Caps count jobs that reached the provider, once each (migration 0009).
+CREATE INDEX jobs_reached ON jobs (to_number, kind, reached_at) WHERE reached_at IS NOT NULL;
+CREATE INDEX jobs_held ON jobs (reason, kind, id) WHERE status = 'held';
+
+-- One circuit per provider: open while it refuses the credentials or fails for a while.
+CREATE TABLE provider_circuits (
+    name        TEXT PRIMARY KEY,             -- twilio | signalwire | telnyx | simulator
+    open        INTEGER NOT NULL DEFAULT 0,
+    fault       TEXT,                         -- auth | outage: why it opened
+    detail      TEXT,                         -- what the provider said, for a person
+    opened_at   REAL,
+    probe_at    REAL,                      -- when the next probe may be sent
+    probes      INTEGER NOT NULL DEFAULT 0,   -- probes that failed since it opened
+    probe_job   INTEGER,                   -- the job sent as the probe, while under way
+    changed_at  REAL
 );
