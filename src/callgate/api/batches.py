@@ -111,6 +111,10 @@ def _options(values: dict[str, Any]) -> dict[str, Any]:
             out[name] = str(values[name])
     if "name" in out:
         out["name"] = batch_name(out["name"])
+    for name in ("kind", "format"):  # each checked where it is given, even if overridden
+        allowed = UPLOAD_OPTIONS[name]["enum"]
+        if name in out and out[name] not in allowed:
+            raise ValidationError(f"{name} must be one of {', '.join(allowed)}", field=name)
     if values.get("rate") not in (None, ""):
         out["rate"] = validate_rate(values["rate"])
     strict = str(values.get("strict") or "false").strip().lower()

@@ -24,7 +24,7 @@ from callgate.api.models import (
     RetriedOut,
     RetryJobsIn,
 )
-from callgate.domain import Job, Kind, Status, normalize_number
+from callgate.domain import REQUEST_APIS, Job, Kind, Status, normalize_number
 from callgate.exceptions import ValidationError
 from callgate.gateway import Gateway
 
@@ -106,6 +106,10 @@ async def send_request(
     request: Request, body: RequestIn, idempotency_key: IdemHeader = None
 ) -> JSONResponse:
     """Queue a generic provider API request (Lookup, Verify, Studio, ...)."""
+    if body.api.strip() and body.api not in REQUEST_APIS:  # exactly as documented
+        raise ValidationError(
+            f"api must be one of {', '.join(REQUEST_APIS)}", field="api", code="invalid_api"
+        )
     return await _submit(request, Kind.REQUEST, body, idempotency_key)
 
 
