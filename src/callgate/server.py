@@ -51,9 +51,10 @@ async def serve(
         serving = asyncio.create_task(server.serve(), name="callgate-http")
         while not server.started and not serving.done():
             await asyncio.sleep(0.01)
-        if server.started and server.servers and on_ready is not None:
-            bound = server.servers[0].sockets[0].getsockname()[1]
-            on_ready(int(bound))
+        # a worker that died at once may have stopped the server already: no sockets left
+        sockets = [sock for srv in getattr(server, "servers", []) for sock in srv.sockets]
+        if server.started and sockets and on_ready is not None:
+            on_ready(int(sockets[0].getsockname()[1]))
         await serving
     finally:
         worker.stop()
