@@ -11,7 +11,7 @@ import os
 import secrets
 from pathlib import Path
 
-from callgate.domain import ApiKey
+from callgate.domain import ApiKey, validate_label
 from callgate.store import Store
 
 TOKEN_PREFIX = "cg_"
@@ -22,7 +22,9 @@ def hash_token(token: str) -> str:
 
 
 def create_key(store: Store, name: str, now: float) -> tuple[ApiKey, str]:
-    """Create a key; return it and its token (shown once, never stored)."""
+    """Create a key; return it and its token (shown once, never stored). ``name`` says
+    who uses it: 1-200 characters, not blank, no control characters."""
+    validate_label(name)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     key_id = "key_" + secrets.token_hex(6)
     return store.add_api_key(key_id, name, hash_token(token), token[:8], now), token

@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from callgate.config import Settings, load_settings
-from callgate.domain import Job, Kind, Status, parse_time
+from callgate.domain import MAX_ID, Job, Kind, Status, parse_time
 from callgate.exceptions import CallgateError, ConfigurationError, StoreError, ValidationError
 from callgate.gateway import Gateway
 
@@ -50,6 +50,8 @@ out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+#: a job's or batch's id: an id past 64 bits cannot exist (a usage error, not a crash)
+IdArgument = Annotated[int, typer.Argument(min=1, max=MAX_ID)]
 
 
 def friendly(fn: Callable[P, R]) -> Callable[P, R]:
@@ -270,7 +272,8 @@ def jobs_list(
 @jobs_app.command("show")
 @friendly
 def jobs_show(
-    job_id: Annotated[int, typer.Argument(help="Job id.")], as_json: JsonFlag = False
+    job_id: Annotated[int, typer.Argument(help="Job id.", min=1, max=MAX_ID)],
+    as_json: JsonFlag = False,
 ) -> None:
     """Show one job with its attempts and events."""
     with gateway() as gw:
@@ -334,7 +337,7 @@ def _steer(job_id: int, as_json: bool, action: str) -> None:
 
 @jobs_app.command("cancel")
 @friendly
-def jobs_cancel(job_id: Annotated[int, typer.Argument()], as_json: JsonFlag = False) -> None:
+def jobs_cancel(job_id: IdArgument, as_json: JsonFlag = False) -> None:
     """Cancel a job: at once if waiting, after its attempt ends if in flight."""
     _steer(job_id, as_json, "cancel")
 
@@ -342,7 +345,9 @@ def jobs_cancel(job_id: Annotated[int, typer.Argument()], as_json: JsonFlag = Fa
 @jobs_app.command("retry")
 @friendly
 def jobs_retry(
-    job_id: Annotated[int | None, typer.Argument(help="One job (or filters below).")] = None,
+    job_id: Annotated[
+        int | None, typer.Argument(help="One job (or filters below).", min=1, max=MAX_ID)
+    ] = None,
     status: Annotated[
         list[Status] | None,
         typer.Option(help="Jobs in this status (repeatable; default: failed)."),
@@ -351,7 +356,7 @@ def jobs_retry(
         str | None, typer.Option(help="...that entered it at or after (ISO 8601).")
     ] = None,
     reason: Annotated[str | None, typer.Option(help="...with this reason.")] = None,
-    batch: Annotated[int | None, typer.Option(help="...of this batch.")] = None,
+    batch: Annotated[int | None, typer.Option(help="...of this batch.", min=1, max=MAX_ID)] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Queue a failed, canceled, held, uncertain or blocked job again, with a fresh
@@ -477,7 +482,9 @@ def webhooks_list(
     status: Annotated[
         str | None, typer.Option(help="pending, delivered, failed (dead letters) or stopped.")
     ] = None,
-    job: Annotated[int | None, typer.Option(help="Only this job's deliveries.")] = None,
+    job: Annotated[
+        int | None, typer.Option(help="Only this job's deliveries.", min=1, max=MAX_ID)
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
     as_json: JsonFlag = False,
 ) -> None:
@@ -503,7 +510,9 @@ def webhooks_list(
 @hooks_app.command("replay")
 @friendly
 def webhooks_replay(
-    delivery_id: Annotated[int | None, typer.Argument(help="One delivery's id.")] = None,
+    delivery_id: Annotated[
+        int | None, typer.Argument(help="One delivery's id.", min=1, max=MAX_ID)
+    ] = None,
     since: Annotated[
         str | None, typer.Option(help="Every failed delivery created since (ISO 8601).")
     ] = None,

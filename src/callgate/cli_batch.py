@@ -3,6 +3,8 @@ resume and cancel a batch, and export its errors and results."""
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
 import time
 from collections.abc import Iterator
@@ -13,8 +15,9 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from callgate.batches import ERROR_COLUMNS, RESULT_COLUMNS, BatchRejected, csv_chunks, jsonl_chunks
-from callgate.cli import JsonFlag, err, friendly, gateway, out, print_json
-from callgate.domain import TERMINAL, Batch
+from callgate.cli import IdArgument, JsonFlag, err, friendly, gateway, out, print_json
+from callgate.domain import MAX_RATE, MIN_RATE, TERMINAL, Batch
+from callgate.exceptions import ValidationError
 from callgate.store.base import Store
 
 batch_app = typer.Typer(help="Submit, watch, steer and export batches.", no_args_is_help=True)
@@ -29,7 +32,9 @@ def batch_submit(
     kind: Annotated[
         str | None, typer.Option(help="sms|call|fax|request, for rows without an api column.")
     ] = None,
-    rate: Annotated[float | None, typer.Option(min=0.001, help="Calls per second.")] = None,
+    rate: Annotated[
+        float | None, typer.Option(min=MIN_RATE, max=MAX_RATE, help="Calls per second.")
+    ] = None,
     name: Annotated[str | None, typer.Option(help="A name to know the batch by.")] = None,
     strict: Annotated[
         bool, typer.Option("--strict", help="One invalid row rejects the whole batch.")
@@ -41,7 +46,7 @@ def batch_submit(
 ) -> None:
     """Queue every valid row of FILE (CSV with a header, JSON or JSON Lines); report the
     invalid ones; then show progress until every job has ended (unless --detach)."""
-    with gateway() as gw, file.open("rb") as stream:
+    with gateway() as gw, _batch_file(file, gw.settings.max_batch_bytes) as stream:
         try:
             batch = gw.submit_batch(
                 stream, kind=kind, filename=file.name, name=name, rate=rate, strict=strict
@@ -63,6 +68,21 @@ def batch_submit(
         print_json(batch.to_dict())
     else:
         out.print(_summary(batch))
+
+
+def _batch_file(file: Path, limit: int) -> IO[bytes]:
+    """FILE, opened, if it is a file of at most ``limit`` bytes (CALLGATE_MAX_BATCH_BYTES,
+    the API's limit too): ``/dev/zero``, a pipe or a 20 GB file is refused up front."""
+    stream = file.open("rb")
+    info = os.fstat(stream.fileno())
+    if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+        stream.close()
+        what = "not a regular file" if not stat.S_ISREG(info.st_mode) else "too large"
+        raise ValidationError(
+            f"{file} is {what}: a batch is a CSV or JSON file of at most {limit} bytes",
+            field="file",
+        )
+    return stream
 
 
 def _report_invalid(store: Store, batch: Batch) -> None:
@@ -131,7 +151,7 @@ def _summary(batch: Batch) -> str:
 
 @batch_app.command("show")
 @friendly
-def batch_show(batch_id: Annotated[int, typer.Argument()], as_json: JsonFlag = False) -> None:
+def batch_show(batch_id: IdArgument, as_json: JsonFlag = False) -> None:
     """A batch's rows and its jobs' counts per status."""
     with gateway() as gw:
         batch = gw.store.get_batch(batch_id, gw.clock.now())
@@ -147,21 +167,21 @@ def _steer(batch_id: int, action: str, as_json: bool) -> None:
 
 @batch_app.command("pause")
 @friendly
-def batch_pause(batch_id: Annotated[int, typer.Argument()], as_json: JsonFlag = False) -> None:
+def batch_pause(batch_id: IdArgument, as_json: JsonFlag = False) -> None:
     """Hold the batch's queued jobs until it is resumed."""
     _steer(batch_id, "pause", as_json)
 
 
 @batch_app.command("resume")
 @friendly
-def batch_resume(batch_id: Annotated[int, typer.Argument()], as_json: JsonFlag = False) -> None:
+def batch_resume(batch_id: IdArgument, as_json: JsonFlag = False) -> None:
     """Queue the jobs a pause held again."""
     _steer(batch_id, "resume", as_json)
 
 
 @batch_app.command("cancel")
 @friendly
-def batch_cancel(batch_id: Annotated[int, typer.Argument()], as_json: JsonFlag = False) -> None:
+def batch_cancel(batch_id: IdArgument, as_json: JsonFlag = False) -> None:
     """Cancel every job of the batch not yet ended."""
     _steer(batch_id, "cancel", as_json)
 
@@ -173,7 +193,13 @@ Output = Annotated[
 
 def _write(chunks: Iterator[str], output: Path | None) -> None:
     stream: IO[str]
-    with output.open("w", newline="") if output else _stdout() as stream:
+    try:
+        target = output.open("w", newline="") if output else _stdout()
+    except OSError as exc:  # a directory, no permission, no such folder
+        raise ValidationError(
+            f"cannot write {output}: {exc.strerror or exc}", field="output"
+        ) from None
+    with target as stream:
         for chunk in chunks:
             stream.write(chunk)
 
@@ -199,7 +225,7 @@ def _pages(fetch: Any) -> Iterator[dict[str, Any]]:
 @batch_app.command("results")
 @friendly
 def batch_results(
-    batch_id: Annotated[int, typer.Argument()],
+    batch_id: IdArgument,
     output: Output = None,
     format: Annotated[str, typer.Option(help="csv or jsonl")] = "csv",
 ) -> None:
@@ -216,7 +242,7 @@ def batch_results(
 
 @batch_app.command("errors")
 @friendly
-def batch_errors(batch_id: Annotated[int, typer.Argument()], output: Output = None) -> None:
+def batch_errors(batch_id: IdArgument, output: Output = None) -> None:
     """The rows that were not queued, as CSV: line, column, code, message, duplicate_of."""
     with gateway() as gw:
         store = gw.store

@@ -258,7 +258,10 @@ def audit_export(
 @friendly
 def audit_prune(
     older_than: Annotated[
-        float | None, typer.Option(help="Days to keep (default: CALLGATE_AUDIT__RETENTION_DAYS).")
+        float | None,
+        typer.Option(
+            min=0, max=36500, help="Days to keep (default: CALLGATE_AUDIT__RETENTION_DAYS)."
+        ),
     ] = None,
 ) -> None:
     """Delete audit rows older than the retention period."""

@@ -30,7 +30,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from callgate.domain import Kind
+from callgate.domain import MAX_RATE, MIN_RATE, Kind
 from callgate.engine.retry import DEFAULTS, KindPolicy
 from callgate.exceptions import ConfigurationError
 
@@ -60,7 +60,7 @@ class CapsSettings(BaseModel):
     retry is not a new message). ``*_duplicates`` cap identical jobs (the same content to
     the same number): what catches a runaway fax without stopping an office's day."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     fax: str | None = None
     sms: str | None = "3/24h"
     call: str | None = "2/24h"
@@ -96,7 +96,7 @@ class QuietHoursSettings(BaseModel):
     """Quiet hours per kind in the recipient's local time, ``"21:00-08:00"``; empty or
     ``none``: none (``CALLGATE_QUIET_HOURS__SMS``, ``quiet_hours.sms``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     fax: str | None = None
     sms: str | None = "21:00-08:00"
     call: str | None = "21:00-08:00"
@@ -116,7 +116,7 @@ class QuietHoursSettings(BaseModel):
 class BreakerSettings(BaseModel):
     """The anomaly breaker (``CALLGATE_BREAKER__FACTOR``, ``breaker.factor``, ...)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     enabled: bool = True
     factor: float = Field(10.0, gt=1, description="trip above this × the baseline")
     ceiling: int | None = Field(None, ge=1, description="trip above this many sends/minute")
@@ -136,7 +136,7 @@ class ProviderCircuitSettings(BaseModel):
     """Each provider's circuit (``CALLGATE_PROVIDER_CIRCUIT__FAILURES``,
     ``provider_circuit.failures``, ...); see docs/providers.md."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     enabled: bool = True
     failures: int = Field(5, ge=1, description="faults in a row that open it (auth: one)")
     window: float = Field(60.0, gt=0, description="seconds those faults fall within")
@@ -147,7 +147,7 @@ class ProviderCircuitSettings(BaseModel):
 class AuditSettings(BaseModel):
     """The audit log of provider exchanges (``CALLGATE_AUDIT__MASK_PII``, ``audit.mask_pii``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     mask_pii: bool = Field(False, description="mask numbers and content in the audit log")
     retention_days: float = Field(90.0, gt=0, description="callgate audit prune deletes older")
 
@@ -156,7 +156,7 @@ class BatchRulesSettings(BaseModel):
     """Error rules for batches (``CALLGATE_BATCH_RULES__THROTTLE_AFTER``,
     ``batch_rules.throttle_after``, ...); see docs/batches.md."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     lower_rate_on_429: bool = Field(True, description="repeated 429s lower the batch's rate")
     throttle_after: int = Field(3, ge=1, description="this many 429s within the window")
     throttle_window: float = Field(60.0, gt=0, description="seconds")
@@ -168,7 +168,7 @@ class BatchRulesSettings(BaseModel):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="CALLGATE_", extra="forbid", env_nested_delimiter="__"
+        env_prefix="CALLGATE_", extra="forbid", env_nested_delimiter="__", allow_inf_nan=False
     )
 
     database_url: str = Field(
@@ -201,6 +201,12 @@ class Settings(BaseSettings):
     max_batch_bytes: int = Field(
         1_000_000_000, ge=1024, description="larger batch uploads (POST /v1/batches) → 413"
     )
+    dns_timeout: float = Field(
+        2.0, gt=0, le=30, description="seconds a URL's host may take to resolve (then: not)"
+    )
+    dns_cache_ttl: float = Field(
+        60.0, ge=0, le=86400, description="seconds a host's addresses are remembered"
+    )
     url_allowlist: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="hosts exempt from the SSRF check, comma-separated"
     )
@@ -210,7 +216,7 @@ class Settings(BaseSettings):
     webhook_concurrency: int = Field(50, ge=1)
 
     # metering
-    rate: float = Field(10.0, ge=0, description="calls per second; 0 = unlimited")
+    rate: float = Field(10.0, ge=0, le=MAX_RATE, description="calls per second; 0 = unlimited")
     burst: float = Field(1.0, gt=0, description="seconds of meter slots claimable ahead")
     max_concurrency: int = Field(100, ge=1, description="jobs in flight, all workers")
     aimd_decrease: float = Field(0.5, gt=0, lt=1)
@@ -292,6 +298,13 @@ class Settings(BaseSettings):
     telnyx_from: str | None = None
     telnyx_base_url: str = "https://api.telnyx.com/v2"
     telnyx_webhook_tolerance: float = Field(300.0, gt=0, description="seconds (replays)")
+
+    @field_validator("rate")
+    @classmethod
+    def _usable_rate(cls, value: float) -> float:
+        if value and value < MIN_RATE:
+            raise ValueError(f"a rate is 0 (unlimited) or at least {MIN_RATE:g} calls/s")
+        return value
 
     @field_validator(
         "twilio_auth_token_file",

@@ -9,6 +9,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -266,11 +268,78 @@ def event_type(status: Status) -> str:
 # -- construction and validation -------------------------------------------------------
 
 
+#: what a phone number may be written with: an ASCII ``+`` and ASCII digits, and the
+#: separators people type between them (space, ``-``, ``.``, parentheses). Letters
+#: (``+1500555ABCD``), extensions (``;ext=12``, ``x12``), other scripts' digits and
+#: anything else are refused: the digits called are exactly the digits written.
+NUMBER_PATTERN = r"^\+?[0-9 ().\-]{1,40}$"
+_NUMBER_TEXT = re.compile(r"\+?[0-9 ().\-]{1,40}", re.ASCII)
+_SEPARATORS = str.maketrans("", "", " ().-")
+#: ids are 64-bit signed integers in both stores: anything past this cannot exist
+MAX_ID = 2**63 - 1
+#: the provider APIs the built-in adapters call for ``request`` jobs (docs/providers.md):
+#: the HTTP API takes these; in process, any plain name (an adapter of your own's)
+REQUEST_APIS = ("lookup", "verify", "studio", "raw")
+_API_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}", re.ASCII)
+#: the most attempts a job may be given
+MAX_ATTEMPTS = 100
+#: the calls per second a batch (or the meter) may be given: finite, within these bounds
+MIN_RATE = 0.001
+MAX_RATE = 10_000.0
+
+
 def normalize_number(raw: object, *, field: str = "to", default_region: str | None = None) -> str:
-    """Parse a phone number and return it in E.164; raise ``invalid_phone_number`` if bad."""
+    """Parse a phone number and return it in E.164; raise ``invalid_phone_number`` if bad.
+
+    The one rule for every number from outside (API, CLI, batch rows): ``+`` and ASCII
+    digits (separators allowed, see :data:`NUMBER_PATTERN`); without ``+`` only with a
+    ``default_region``."""
     if not isinstance(raw, str) or not raw.strip():
         raise ValidationError("a phone number is required", field=field, code="missing_field")
-    return _e164(raw, field, default_region)
+    digits = raw.translate(_SEPARATORS)
+    if not _NUMBER_TEXT.fullmatch(raw) or "+" in digits[1:] or not digits.lstrip("+"):
+        raise ValidationError(
+            f"{raw!r} is not a phone number in E.164 format, like +15551234567",
+            field=field,
+            code="invalid_phone_number",
+        )
+    return _e164(digits, field, default_region)
+
+
+def validate_label(value: str, *, field: str = "name") -> str:
+    """A name a person gives (a batch's, an API key's): 1-200 characters, not blank, no
+    control characters; raise ``invalid_request`` otherwise."""
+    if not value.strip() or len(value) > 200 or any(ord(ch) < 32 for ch in value):
+        raise ValidationError(
+            f"{field} must be 1-200 characters, not blank, without control characters",
+            field=field,
+        )
+    return value
+
+
+def validate_rate(raw: object, *, field: str = "rate") -> float:
+    """A rate from outside (calls per second): a finite number from :data:`MIN_RATE` to
+    :data:`MAX_RATE`; raise ``invalid_request`` (field ``rate``) otherwise (``inf``,
+    ``1e400``, ``0``, ``nan``, ``1e-300`` ...)."""
+    try:
+        if isinstance(raw, bool):
+            raise ValueError
+        rate = float(raw) if isinstance(raw, int | float | str) else float(str(raw))
+    except (ValueError, OverflowError):
+        raise ValidationError(
+            f"{field} must be a number of calls per second", field=field
+        ) from None
+    if not (math.isfinite(rate) and MIN_RATE <= rate <= MAX_RATE):
+        raise ValidationError(
+            f"{field} must be a finite number from {MIN_RATE:g} to {MAX_RATE:g} calls per second",
+            field=field,
+        )
+    return rate
+
+
+def usable_rate(rate: float | None) -> bool:
+    """A stored rate the meter can run at (None: no rate of its own)."""
+    return rate is None or (math.isfinite(rate) and MIN_RATE <= rate <= MAX_RATE)
 
 
 @functools.lru_cache(maxsize=65536)
@@ -340,7 +409,13 @@ def _payload_for(kind: Kind, fields: Mapping[str, Any]) -> dict[str, Any]:
         else:
             payload["url"] = validate_url(url, field="url")
     else:
-        payload["api"] = _require_text(fields.get("api"), "api")
+        payload["api"] = _require_text(fields.get("api"), "api").strip().lower()
+        if not _API_NAME.fullmatch(payload["api"]):
+            raise ValidationError(
+                f"api must be a name like {', '.join(REQUEST_APIS)}",
+                field="api",
+                code="invalid_api",
+            )
         payload["method"] = _require_text(fields.get("method", "POST"), "method").upper()
         params = fields.get("params", {})
         if not isinstance(params, Mapping):
@@ -432,12 +507,14 @@ def make_spec(
     metadata: Mapping[str, Any] | None = None,
     max_attempts: int | None = None,
     default_region: str | None = None,
+    now: float | None = None,
     **fields: Any,
 ) -> JobSpec:
     """Validate a request and return its :class:`JobSpec`; nothing is stored here.
 
     ``fields`` are the kind's own: ``media_url`` (fax), ``body``/``media_url`` (sms),
     ``twiml`` or ``url`` (call), ``api``/``method``/``params`` (request), and ``from``.
+    Given ``now`` (unix seconds), an ``expires_at`` that has already passed is refused.
     """
     try:
         kind = Kind(kind)
@@ -460,8 +537,12 @@ def make_spec(
             )
     if not_before and expires_at and expires_at <= not_before:
         raise ValidationError("expires_at must be after not_before", field="expires_at")
-    if max_attempts is not None and max_attempts < 1:
-        raise ValidationError("max_attempts must be at least 1", field="max_attempts")
+    if max_attempts is not None and not 1 <= max_attempts <= MAX_ATTEMPTS:
+        raise ValidationError(
+            f"max_attempts must be from 1 to {MAX_ATTEMPTS}", field="max_attempts"
+        )
+    if expires_at is not None and now is not None and expires_at.timestamp() <= now:
+        raise ValidationError("expires_at is in the past", field="expires_at", code="invalid_time")
     if idempotency_key is not None and not (0 < len(idempotency_key) <= 255):
         raise ValidationError("idempotency_key must be 1-255 characters", field="idempotency_key")
     return JobSpec(
@@ -647,14 +728,14 @@ class Batch:
             "name": self.name,
             "kind": str(self.kind),
             "status": str(self.status),
-            "rate": self.rate,
+            "rate": _finite(self.rate),
             "strict": self.strict,
             "total_rows": self.total_rows,
             "queued_rows": self.queued_rows,
             "invalid_rows": self.invalid_rows,
             "duplicate_rows": self.duplicate_rows,
             "counts": dict(self.counts),
-            "current_rate": self.current_rate,
+            "current_rate": _finite(self.current_rate),
             "achieved_rate": self.achieved_rate,
             "eta_seconds": self.eta_seconds,
             "created_at": iso(self.created_at),
@@ -662,6 +743,11 @@ class Batch:
             "ingested_at": iso(self.ingested_at),
             "completed_at": iso(self.completed_at),
         }
+
+
+def _finite(value: float | None) -> float | None:
+    """A number for JSON: a rate stored before rates were checked may be ``inf``."""
+    return value if value is None or math.isfinite(value) else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@
     ├── NotFound                   no such job
     ├── InvalidTransition          e.g. retrying a delivered job
     ├── StoreError                 the database failed (driver errors wrapped ``from exc``)
+    ├── WorkerFailed               a worker stopped on an unexpected error (see its log)
     ├── ProviderError              the provider failed
     │   ├── TransientProviderError
     │   └── PermanentProviderError
@@ -82,6 +83,12 @@ class StoreError(CallgateError):
     code = "store_error"
     #: the connection was lost: a write may or may not have committed
     maybe_committed = False
+
+
+class WorkerFailed(CallgateError):
+    """The worker stopped on an unexpected error (see its log)."""
+
+    code = "worker_failed"
 
 
 class ProviderError(CallgateError):

@@ -27,7 +27,7 @@ from callgate.domain import (
     Status,
     make_spec,
 )
-from callgate.engine.audit import Redactor
+from callgate.engine.audit import Redactor, redact_logs
 from callgate.engine.guardrails import (
     SIMULATOR_NUMBERS,
     Allowlist,
@@ -42,10 +42,11 @@ from callgate.engine.meter import GCRA
 from callgate.engine.reconcile import ReconcileConfig
 from callgate.engine.retry import RetryPolicy
 from callgate.engine.worker import BatchThrottle, Worker, WorkerConfig
-from callgate.exceptions import ConfigurationError, StoreError, ValidationError
+from callgate.exceptions import ConfigurationError, StoreError, ValidationError, WorkerFailed
 from callgate.providers.base import Provider
 from callgate.store import Store, SubmitResult, open_store
 from callgate.store.base import Circuit
+from callgate.urls import DnsCache, UrlChecker
 from callgate.webhooks.sender import WebhookSender
 
 log = logging.getLogger("callgate.gateway")
@@ -156,8 +157,15 @@ class Gateway:
         self._rng = rng or random.Random(self.settings.simulator_seed)
         self._workers: list[Worker] = []
         self._senders: list[WebhookSender] = []
+        #: URL safety checks, with one DNS cache (hosts repeat across jobs and batch rows)
+        self.urls = UrlChecker(
+            self.settings.environment,
+            self.settings.url_allowlist,
+            DnsCache(timeout=self.settings.dns_timeout, ttl=self.settings.dns_cache_ttl),
+        )
         redactor = Redactor.of(self.settings.secret_values(), mask_pii=self.settings.audit.mask_pii)
         self.guard = Guard(make_guardrails(self.settings), self.store, redactor)
+        redact_logs(redactor)
 
     def __repr__(self) -> str:
         return f"Gateway({self.store!r})"
@@ -189,6 +197,7 @@ class Gateway:
 
     def spec(self, kind: Kind | str, **fields: Any) -> JobSpec:
         fields.setdefault("default_region", self.settings.default_region)
+        fields.setdefault("now", self.clock.now())
         return make_spec(kind, **fields)
 
     def submit(self, spec: JobSpec, *, scope: str = "") -> SubmitResult:
@@ -223,31 +232,13 @@ class Gateway:
         """Accept a batch file (seekable bytes: CSV, JSON or JSON Lines); see
         :func:`callgate.batches.ingest`. URLs get the same SSRF check as the API's."""
         from callgate.batches import RowMapper, ingest
-        from callgate.urls import check_url, resolve
 
-        known: dict[str, list[str] | OSError] = {}
-
-        def cached(host: str) -> list[str]:  # hosts repeat across a batch's rows
-            if host not in known:
-                try:
-                    known[host] = resolve(host)
-                except OSError as exc:
-                    known[host] = exc
-            found = known[host]
-            if isinstance(found, OSError):
-                raise found
-            return found
-
-        def url_check(url: str, field: str) -> str:
-            return check_url(
-                url,
-                field=field,
-                environment=self.settings.environment,
-                allowlist=self.settings.url_allowlist,
-                resolver=cached,
-            )
-
-        mapper = RowMapper(kind, default_region=self.settings.default_region, url_check=url_check)
+        mapper = RowMapper(
+            kind,
+            default_region=self.settings.default_region,
+            url_check=self.urls.check,
+            now=self.clock.now(),
+        )
         batch = ingest(
             self.store,
             stream,
@@ -365,6 +356,14 @@ class Gateway:
         self._changed()
         return done
 
+    def ready(self) -> None:
+        """Raise unless the database answers and every worker of this process runs
+        (:class:`~callgate.engine.worker.WorkerFailed` for one that stopped on an error)."""
+        self.store.ping()
+        for worker in self._workers:
+            if worker.failure is not None:
+                raise WorkerFailed(f"the worker stopped: {worker.failure!r}")
+
     def wake(self) -> None:
         """Tell this process's workers that something may have become claimable."""
         self._changed()
@@ -387,6 +386,7 @@ class Gateway:
             transport=transport,
             rng=self._rng,
             poll=poll,
+            urls=self.urls,
         )
         self._senders.append(sender)
         for worker in self._workers:

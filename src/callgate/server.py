@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 import uvicorn
 
 from callgate.api import create_app
+from callgate.exceptions import WorkerFailed
 from callgate.gateway import Gateway
 
 log = logging.getLogger("callgate.server")
@@ -40,25 +41,36 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, _exit, server)
     worker = gateway.worker()
-    background = [asyncio.create_task(worker.run(), name="callgate-worker")]
+    working = asyncio.create_task(worker.run(), name="callgate-worker")
+    # a worker that stops on its own takes the process down (non-zero exit), after the
+    # HTTP server has stopped taking requests
+    working.add_done_callback(lambda _: _exit(server) if worker.failure is not None else None)
+    background = [working]
     background += [asyncio.create_task(t, name=n) for n, t in gateway.background_tasks()]
     try:
         serving = asyncio.create_task(server.serve(), name="callgate-http")
         while not server.started and not serving.done():
             await asyncio.sleep(0.01)
-        if server.started and on_ready is not None:
-            bound = server.servers[0].sockets[0].getsockname()[1]
-            on_ready(int(bound))
+        # a worker that died at once may have stopped the server already: no sockets left
+        sockets = [sock for srv in getattr(server, "servers", []) for sock in srv.sockets]
+        if server.started and sockets and on_ready is not None:
+            on_ready(int(sockets[0].getsockname()[1]))
         await serving
     finally:
         worker.stop()
         gateway.stop_background()
+        failed = None
         for task in background:
             with contextlib.suppress(asyncio.CancelledError):
-                await task
+                try:
+                    await task
+                except WorkerFailed as exc:
+                    failed = exc
         await gateway.provider.aclose()  # providers (issue 5): close HTTP sessions
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+    if failed is not None:
+        raise failed
 
 
 def _exit(server: uvicorn.Server) -> None:

@@ -6,6 +6,7 @@ is a 4xx, never a 500.
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
@@ -13,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from callgate import auth
@@ -25,21 +27,24 @@ from callgate.exceptions import (
     NotFound,
     StoreError,
     ValidationError,
+    WorkerFailed,
 )
 from callgate.gateway import Gateway
 
+log = logging.getLogger("callgate.api")
 STATUS_FOR: list[tuple[type[CallgateError], int]] = [
     (IdempotencyConflict, 409),
     (ValidationError, 400),
     (NotFound, 404),
     (InvalidTransition, 409),
     (StoreError, 503),
+    (WorkerFailed, 503),
 ]
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "Invalid request"},
     401: {"model": ErrorOut, "description": "Missing or unknown API key"},
     413: {"model": ErrorOut, "description": "Request body too large"},
-    503: {"model": ErrorOut, "description": "The database is unavailable"},
+    503: {"model": ErrorOut, "description": "The database is unavailable (or a worker failed)"},
 }
 
 
@@ -108,6 +113,9 @@ def create_app(gateway: Gateway) -> FastAPI:
     from callgate.api.jobs import router as jobs_router
 
     app = FastAPI(
+        # no redirect from /v1/jobs/ to /v1/jobs: its Location would be built from the
+        # client's Host header, for anyone, without a key
+        redirect_slashes=False,
         title="callgate",
         version="1",
         description="A reliable gateway for outbound faxes, SMS, calls and provider API "
@@ -115,6 +123,7 @@ def create_app(gateway: Gateway) -> FastAPI:
     )
     app.state.gateway = gateway
     _install_error_handlers(app)
+    _document_what_is_answered(app)
 
     @app.get("/healthz", response_model=Health, tags=["health"])
     async def healthz() -> dict[str, str]:
@@ -123,8 +132,8 @@ def create_app(gateway: Gateway) -> FastAPI:
 
     @app.get("/readyz", response_model=Health, responses={503: ERRORS[503]}, tags=["health"])
     async def readyz() -> dict[str, str]:
-        """The database answers."""
-        gateway.store.ping()
+        """The database answers, and no worker of this process has stopped on an error."""
+        gateway.ready()
         return {"status": "ok"}
 
     secured = [Depends(require_key)]
@@ -151,6 +160,23 @@ def create_app(gateway: Gateway) -> FastAPI:
         batch_limit=gateway.settings.max_batch_bytes,
     )
     return app
+
+
+def _document_what_is_answered(app: FastAPI) -> None:
+    """The document lists the answers the service gives: FastAPI's 422 never comes (bad
+    input is a 400 with the error body), so it goes."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = build()
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                operation.get("responses", {}).pop("422", None)
+        for name in ("HTTPValidationError", "ValidationError"):
+            schema.get("components", {}).get("schemas", {}).pop(name, None)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -185,6 +211,13 @@ def _install_error_handlers(app: FastAPI) -> None:
             str(exc.detail),
             headers=headers,
         )
+
+    @app.exception_handler(ClientDisconnect)
+    async def disconnected(request: Request, exc: ClientDisconnect) -> JSONResponse:
+        # the client went away mid-request (an upload cut off): nothing is stored, and
+        # nobody is left to read an answer; not an error of callgate's
+        log.info("%s %s: the client disconnected", request.method, request.url.path)
+        return error_response(400, "client_disconnected", "the client disconnected")
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -12,17 +12,33 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from callgate.api.json_route import BoundedJsonRoute
 from callgate.api.models import BatchId, ErrorOut
-from callgate.batches import ERROR_COLUMNS, RESULT_COLUMNS, BatchRejected, csv_chunks, jsonl_chunks
-from callgate.domain import Batch
+from callgate.batches import (
+    ERROR_COLUMNS,
+    RESULT_COLUMNS,
+    BatchRejected,
+    batch_name,
+    csv_chunks,
+    jsonl_chunks,
+)
+from callgate.domain import MAX_RATE, MIN_RATE, Batch, validate_rate
 from callgate.exceptions import ValidationError
 from callgate.gateway import Gateway
 
-router = APIRouter(tags=["batches"])
+router = APIRouter(tags=["batches"], route_class=BoundedJsonRoute)
 PAGE = 1000
 SPOOL = 8 * 1024 * 1024  # bytes of an upload kept in memory before it goes to disk
 FORM_FIELDS = ("kind", "rate", "name", "strict", "format")
 
+#: the upload's options, as form fields or query parameters
+UPLOAD_OPTIONS: dict[str, dict[str, Any]] = {
+    "kind": {"type": "string", "enum": ["sms", "call", "fax", "request"]},
+    "rate": {"type": "number", "minimum": MIN_RATE, "maximum": MAX_RATE},
+    "name": {"type": "string", "maxLength": 200},
+    "strict": {"type": "boolean"},
+    "format": {"type": "string", "enum": ["csv", "json", "jsonl"]},
+}
 UPLOAD_BODY: dict[str, Any] = {
     "required": True,
     "content": {
@@ -30,14 +46,7 @@ UPLOAD_BODY: dict[str, Any] = {
             "schema": {
                 "type": "object",
                 "required": ["file"],
-                "properties": {
-                    "file": {"type": "string", "format": "binary"},
-                    "kind": {"type": "string", "enum": ["sms", "call", "fax", "request"]},
-                    "rate": {"type": "number", "exclusiveMinimum": 0},
-                    "name": {"type": "string", "maxLength": 200},
-                    "strict": {"type": "boolean"},
-                    "format": {"type": "string", "enum": ["csv", "json", "jsonl"]},
-                },
+                "properties": {"file": {"type": "string", "format": "binary"}, **UPLOAD_OPTIONS},
             }
         },
         "application/json": {
@@ -100,19 +109,18 @@ def _options(values: dict[str, Any]) -> dict[str, Any]:
     for name in ("kind", "name", "format"):
         if values.get(name) not in (None, ""):
             out[name] = str(values[name])
+    if "name" in out:
+        out["name"] = batch_name(out["name"])
+    for name in ("kind", "format"):  # each checked where it is given, even if overridden
+        allowed = UPLOAD_OPTIONS[name]["enum"]
+        if name in out and out[name] not in allowed:
+            raise ValidationError(f"{name} must be one of {', '.join(allowed)}", field=name)
     if values.get("rate") not in (None, ""):
-        try:
-            out["rate"] = float(values["rate"])
-        except ValueError:
-            raise ValidationError("rate must be a number", field="rate") from None
+        out["rate"] = validate_rate(values["rate"])
     strict = str(values.get("strict") or "false").strip().lower()
     if strict not in ("true", "false"):
         raise ValidationError("strict must be true or false", field="strict")
     out["strict"] = strict == "true"
-    if out.get("name") is not None and "\x00" in out["name"]:
-        raise ValidationError("name contains a NUL character", field="name")
-    if out.get("name") is not None and len(out["name"]) > 200:
-        raise ValidationError("name must be at most 200 characters", field="name")
     return out
 
 
@@ -122,14 +130,8 @@ def _options(values: dict[str, Any]) -> dict[str, Any]:
     openapi_extra={
         "requestBody": UPLOAD_BODY,
         "parameters": [
-            {"name": n, "in": "query", "required": False, "schema": {"type": t}}
-            for n, t in (
-                ("kind", "string"),
-                ("rate", "number"),
-                ("name", "string"),
-                ("strict", "boolean"),
-                ("format", "string"),
-            )
+            {"name": n, "in": "query", "required": False, "schema": UPLOAD_OPTIONS[n]}
+            for n in ("kind", "rate", "name", "strict", "format")
         ],
     },
     responses={

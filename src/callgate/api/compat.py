@@ -13,12 +13,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from callgate.api.jobs import job_out
+from callgate.api.json_route import BoundedJsonRoute
 from callgate.api.models import FaxGatewayIn, JobOut
 from callgate.domain import Kind
 from callgate.gateway import Gateway
-from callgate.urls import check_url
 
-router = APIRouter(tags=["compat"])
+router = APIRouter(tags=["compat"], route_class=BoundedJsonRoute)
 COMPAT = "fax_gateway"
 
 
@@ -31,20 +31,14 @@ COMPAT = "fax_gateway"
 async def fax_gateway_fax(request: Request, body: FaxGatewayIn) -> JSONResponse:
     """Queue a fax from a vote/fax_gateway queue message."""
     gw: Gateway = request.app.state.gateway
-    settings = gw.settings
-
-    def safe(url: str, field: str) -> str:
-        return check_url(
-            url, field=field, environment=settings.environment, allowlist=settings.url_allowlist
-        )
 
     fields: dict[str, Any] = {
         "to": body.to,
-        "media_url": safe(body.pdf_url, "pdf_url"),
+        "media_url": await gw.urls.acheck(body.pdf_url, "pdf_url"),
         "idempotency_key": body.fax_id,
         "metadata": {"compat": COMPAT, "fax_id": body.fax_id},
     }
     if body.callback_url is not None:
-        fields["callback_url"] = safe(body.callback_url, "callback_url")
+        fields["callback_url"] = await gw.urls.acheck(body.callback_url, "callback_url")
     result = gw.submit(gw.spec(Kind.FAX, **fields), scope=request.state.api_key.id)
     return JSONResponse(job_out(result.job), status_code=202)

@@ -8,11 +8,12 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from callgate.api.json_route import BoundedJsonRoute
 from callgate.domain import Kind, normalize_number
 from callgate.exceptions import NotFound, ValidationError
 from callgate.gateway import Gateway
 
-router = APIRouter(tags=["guardrails"])
+router = APIRouter(tags=["guardrails"], route_class=BoundedJsonRoute)
 KindName = Literal["fax", "sms", "call", "request"]
 
 
@@ -129,7 +130,14 @@ async def list_allowlist(request: Request) -> dict[str, Any]:
     }
 
 
-@router.post("/allowlist", response_model=AllowlistEntry, status_code=201)
+ADDED: dict[int | str, dict[str, Any]] = {
+    201: {"description": "Added"},
+    200: {"description": "It was there already (unchanged)"},
+}
+GONE: dict[int | str, dict[str, Any]] = {404: {"description": "It was not there"}}
+
+
+@router.post("/allowlist", response_model=AllowlistEntry, status_code=201, responses=ADDED)
 async def add_allowlist(request: Request, body: AllowlistIn) -> Any:
     gw = _gateway(request)
     number = _entry(body.number)
@@ -138,7 +146,7 @@ async def add_allowlist(request: Request, body: AllowlistIn) -> Any:
     return JSONResponse(entry, status_code=201 if created else 200)
 
 
-@router.delete("/allowlist/{number}", status_code=204)
+@router.delete("/allowlist/{number}", status_code=204, responses=GONE)
 async def remove_allowlist(request: Request, number: str) -> None:
     if not _gateway(request).store.allowlist_remove(_entry(number)):
         raise NotFound(f"{number} is not on the stored allowlist", field="number")
@@ -152,7 +160,7 @@ async def list_suppressions(request: Request, number: str | None = None) -> dict
     return {"data": store.suppressions(wanted)}
 
 
-@router.post("/suppressions", response_model=SuppressionOut, status_code=201)
+@router.post("/suppressions", response_model=SuppressionOut, status_code=201, responses=ADDED)
 async def add_suppression(request: Request, body: SuppressionIn) -> Any:
     gw = _gateway(request)
     number = normalize_number(body.number, field="number")
@@ -163,7 +171,7 @@ async def add_suppression(request: Request, body: SuppressionIn) -> Any:
     return JSONResponse(entry, status_code=201 if created else 200)
 
 
-@router.delete("/suppressions/{number}", status_code=204)
+@router.delete("/suppressions/{number}", status_code=204, responses=GONE)
 async def remove_suppression(
     request: Request, number: str, kind: Annotated[KindName | None, Query()] = None
 ) -> None:

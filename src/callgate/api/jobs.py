@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from callgate.api.json_route import BoundedJsonRoute
 from callgate.api.models import (
     CallIn,
     Cursor,
@@ -23,12 +24,11 @@ from callgate.api.models import (
     RetriedOut,
     RetryJobsIn,
 )
-from callgate.domain import Job, Kind, Status, normalize_number
+from callgate.domain import REQUEST_APIS, Job, Kind, Status, normalize_number
 from callgate.exceptions import ValidationError
 from callgate.gateway import Gateway
-from callgate.urls import check_url
 
-router = APIRouter(tags=["jobs"])
+router = APIRouter(tags=["jobs"], route_class=BoundedJsonRoute)
 IdemHeader = Annotated[
     str | None,
     Header(
@@ -52,7 +52,7 @@ def _gateway(request: Request) -> Gateway:
     return gw
 
 
-def _submit(request: Request, kind: Kind, body: Any, header_key: str | None) -> JSONResponse:
+async def _submit(request: Request, kind: Kind, body: Any, header_key: str | None) -> JSONResponse:
     gw = _gateway(request)
     fields = body.model_dump(by_alias=True, exclude_none=True)
     if header_key is not None:
@@ -63,12 +63,7 @@ def _submit(request: Request, kind: Kind, body: Any, header_key: str | None) -> 
         fields["idempotency_key"] = header_key
     for name in URL_FIELDS:
         if name in fields:
-            fields[name] = check_url(
-                fields[name],
-                field=name,
-                environment=gw.settings.environment,
-                allowlist=gw.settings.url_allowlist,
-            )
+            fields[name] = await gw.urls.acheck(fields[name], name)
     result = gw.submit(gw.spec(kind, **fields), scope=request.state.api_key.id)
     headers = {"Location": f"/v1/jobs/{result.job.id}"}
     if not result.created:
@@ -87,7 +82,7 @@ async def send_fax(
     request: Request, body: FaxIn, idempotency_key: IdemHeader = None
 ) -> JSONResponse:
     """Queue a fax."""
-    return _submit(request, Kind.FAX, body, idempotency_key)
+    return await _submit(request, Kind.FAX, body, idempotency_key)
 
 
 @router.post("/messages", status_code=202, response_model=JobOut, responses=ACCEPTED)
@@ -95,7 +90,7 @@ async def send_message(
     request: Request, body: MessageIn, idempotency_key: IdemHeader = None
 ) -> JSONResponse:
     """Queue an SMS or MMS."""
-    return _submit(request, Kind.SMS, body, idempotency_key)
+    return await _submit(request, Kind.SMS, body, idempotency_key)
 
 
 @router.post("/calls", status_code=202, response_model=JobOut, responses=ACCEPTED)
@@ -103,7 +98,7 @@ async def send_call(
     request: Request, body: CallIn, idempotency_key: IdemHeader = None
 ) -> JSONResponse:
     """Queue a voice call."""
-    return _submit(request, Kind.CALL, body, idempotency_key)
+    return await _submit(request, Kind.CALL, body, idempotency_key)
 
 
 @router.post("/requests", status_code=202, response_model=JobOut, responses=ACCEPTED)
@@ -111,7 +106,11 @@ async def send_request(
     request: Request, body: RequestIn, idempotency_key: IdemHeader = None
 ) -> JSONResponse:
     """Queue a generic provider API request (Lookup, Verify, Studio, ...)."""
-    return _submit(request, Kind.REQUEST, body, idempotency_key)
+    if body.api.strip() and body.api not in REQUEST_APIS:  # exactly as documented
+        raise ValidationError(
+            f"api must be one of {', '.join(REQUEST_APIS)}", field="api", code="invalid_api"
+        )
+    return await _submit(request, Kind.REQUEST, body, idempotency_key)
 
 
 @router.get("/jobs", response_model=JobPage)

@@ -9,6 +9,8 @@ from typing import Annotated, Any, Literal
 from fastapi import Path, Query
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from callgate.domain import MAX_ID, NUMBER_PATTERN, REQUEST_APIS
+
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
@@ -23,7 +25,7 @@ def _iso_only(value: object) -> object:
 IsoTime = Annotated[datetime, BeforeValidator(_iso_only)]
 
 #: ids are SQLite integers: anything past this cannot exist
-ID_MAX = 2**63 - 1
+ID_MAX = MAX_ID
 JobId = Annotated[int, Path(ge=1, le=ID_MAX, description="The job's id")]
 BatchId = Annotated[int, Path(ge=1, le=ID_MAX, description="The batch's id")]
 DeliveryId = Annotated[int, Path(ge=1, le=ID_MAX, description="The delivery's id")]
@@ -33,21 +35,43 @@ Cursor = Annotated[
 ]
 
 
+def _nonempty(**extra: Any) -> dict[str, Any]:
+    """What the document says beyond what pydantic checks: the service refuses an empty
+    string (``missing_field``) or a number that is not E.164 (``invalid_phone_number``)
+    with codes of its own, so pydantic must not refuse them first."""
+    return {"minLength": 1, **extra}
+
+
+NUMBER_DOC = _nonempty(pattern=NUMBER_PATTERN)
+TEXT_DOC = _nonempty()
+
+
 class _Common(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    to: str = Field(description="Destination number, E.164 (+15551234567)", max_length=64)
+    to: str = Field(
+        description="Destination number, E.164 (+15551234567)",
+        max_length=64,
+        json_schema_extra=NUMBER_DOC,
+    )
     from_: str | None = Field(
         None,
         alias="from",
         max_length=64,
         description="Sender number; the provider's default if unset",
+        json_schema_extra=NUMBER_DOC,
     )
     callback_url: str | None = Field(
-        None, max_length=2048, description="Where this job's webhooks go (http/https)"
+        None,
+        max_length=2048,
+        description="Where this job's webhooks go (http/https)",
+        json_schema_extra=TEXT_DOC,
     )
     idempotency_key: str | None = Field(
-        None, max_length=255, description="Same key, same job, forever (or use the header)"
+        None,
+        max_length=255,
+        description="Same key, same job, forever (or use the header)",
+        json_schema_extra=TEXT_DOC,
     )
     not_before: IsoTime | None = Field(None, description="Do not send before this time")
     expires_at: IsoTime | None = Field(None, description="Give up if not sent by this time")
@@ -61,28 +85,41 @@ class _Common(BaseModel):
 
 
 class FaxIn(_Common):
-    media_url: str = Field(max_length=2048, description="URL of the PDF to send")
+    media_url: str = Field(
+        max_length=2048, description="URL of the PDF to send", json_schema_extra=TEXT_DOC
+    )
 
 
 class MessageIn(_Common):
-    body: str | None = Field(None, max_length=1600)
-    media_url: str | None = Field(None, max_length=2048)
+    body: str | None = Field(None, max_length=1600, json_schema_extra=TEXT_DOC)
+    media_url: str | None = Field(None, max_length=2048, json_schema_extra=TEXT_DOC)
 
 
 class CallIn(_Common):
-    twiml: str | None = Field(None, max_length=4000)
-    url: str | None = Field(None, max_length=2048, description="URL that returns TwiML")
+    twiml: str | None = Field(None, max_length=4000, json_schema_extra=TEXT_DOC)
+    url: str | None = Field(
+        None, max_length=2048, description="URL that returns TwiML", json_schema_extra=TEXT_DOC
+    )
 
 
 class RequestIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    api: str = Field(max_length=64, description="e.g. lookup, verify, studio")
+    api: str = Field(
+        max_length=64,
+        description="The provider API: lookup, verify, studio or raw",
+        json_schema_extra={"enum": list(REQUEST_APIS)},
+    )
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
     params: dict[str, Any] = Field(default_factory=dict)
-    to: str | None = Field(None, max_length=64, description="Serialise on this number, if any")
-    callback_url: str | None = Field(None, max_length=2048)
-    idempotency_key: str | None = Field(None, max_length=255)
+    to: str | None = Field(
+        None,
+        max_length=64,
+        description="Serialise on this number, if any",
+        json_schema_extra=NUMBER_DOC,
+    )
+    callback_url: str | None = Field(None, max_length=2048, json_schema_extra=TEXT_DOC)
+    idempotency_key: str | None = Field(None, max_length=255, json_schema_extra=TEXT_DOC)
     not_before: IsoTime | None = None
     expires_at: IsoTime | None = None
     max_attempts: int | None = Field(None, ge=1, le=100)
@@ -117,9 +154,9 @@ class FaxGatewayIn(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     fax_id: str = Field(min_length=1, max_length=255)
-    to: str = Field(max_length=64)
-    pdf_url: str = Field(max_length=2048)
-    callback_url: str | None = Field(None, max_length=2048)
+    to: str = Field(max_length=64, json_schema_extra=NUMBER_DOC)
+    pdf_url: str = Field(max_length=2048, json_schema_extra=TEXT_DOC)
+    callback_url: str | None = Field(None, max_length=2048, json_schema_extra=TEXT_DOC)
 
 
 class Links(BaseModel):
@@ -214,7 +251,15 @@ class JobPage(BaseModel):
 
 
 class ErrorBody(BaseModel):
-    code: str = Field(description="Stable, machine-readable")
+    code: str = Field(
+        description="Stable, machine-readable: invalid_request, missing_field, "
+        "invalid_phone_number, invalid_url, unsafe_url, invalid_time, invalid_api, "
+        "invalid_number, too_deep, line_too_long, invalid_json, invalid_format, no_header, "
+        "invalid_header, empty_batch, batch_rejected, unauthorized, forbidden, not_found, "
+        "method_not_allowed, payload_too_large, idempotency_conflict, invalid_state, "
+        "store_error, worker_failed, client_disconnected, http_error (another HTTP-level "
+        "refusal, e.g. an unreadable multipart body), internal_error"
+    )
     message: str
     field: str | None
 

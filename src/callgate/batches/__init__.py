@@ -15,7 +15,7 @@ from callgate.batches.export import (
     csv_chunks,
     jsonl_chunks,
 )
-from callgate.batches.ingest import BatchRejected, ingest
+from callgate.batches.ingest import BatchRejected, batch_name, ingest
 from callgate.batches.parse import FORMATS, RawRow, RowError, detect_format, read_rows
 from callgate.batches.rows import API_KINDS, TWILIO_ALIASES, RowMapper, ValidRow, validate_rows
 
@@ -31,6 +31,7 @@ __all__ = [
     "RowError",
     "RowMapper",
     "ValidRow",
+    "batch_name",
     "csv_chunks",
     "detect_format",
     "ingest",

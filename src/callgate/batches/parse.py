@@ -5,6 +5,10 @@ Each reader yields one item per input row, never holding the file in memory: a
 the file) that cannot be read. A CSV row's ``line`` is its physical line in the file
 (the header is line 1); a JSON document's is the item's position in its array (1-based);
 a JSON Lines row's is its line.
+
+The readers keep :mod:`callgate.jsonlimits`' limits (nesting, finite numbers, line
+length): a file beyond one is refused whole (a :class:`ValidationError` with the limit's
+code), which :func:`~callgate.batches.ingest` finds out before it stores anything.
 """
 
 from __future__ import annotations
@@ -12,13 +16,13 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
 import ijson
 
+from callgate import jsonlimits
 from callgate.domain import BatchRowError
 from callgate.exceptions import ValidationError
 
@@ -59,7 +63,9 @@ def detect_format(stream: IO[bytes], filename: str | None = None) -> str:
         return "csv"
     first = text.split("\n", 1)[0]
     try:
-        doc = json.loads(first)
+        doc = jsonlimits.loads(first, field="file")
+    except ValidationError:
+        return "jsonl"  # one line beyond the limits: its reader refuses it
     except ValueError:
         return "json"  # an object spread over lines: {"messages": [ ...
     return "json" if isinstance(doc, dict) and isinstance(doc.get("messages"), list) else "jsonl"
@@ -93,7 +99,7 @@ def _read_csv(stream: IO[bytes]) -> Iterator[RawRow | RowError]:
 
 
 def _read_csv_text(text: io.TextIOWrapper) -> Iterator[RawRow | RowError]:
-    reader = csv.reader(text, strict=True)
+    reader = csv.reader(jsonlimits.lines(text), strict=True)
     try:
         header = next(reader, None)
     except (csv.Error, UnicodeDecodeError) as exc:
@@ -145,7 +151,7 @@ def _csv_records(reader: Any, names: list[str]) -> Iterator[RawRow | RowError]:
 
 def _read_jsonl(stream: IO[bytes]) -> Iterator[RawRow | RowError]:
     decoder = codecs.getincrementaldecoder("utf-8-sig")()
-    for number, raw in enumerate(stream, start=1):
+    for number, raw in enumerate(jsonlimits.lines(stream), start=1):
         try:
             line = decoder.decode(raw)
         except UnicodeDecodeError as exc:
@@ -154,7 +160,10 @@ def _read_jsonl(stream: IO[bytes]) -> Iterator[RawRow | RowError]:
         if not line.strip():
             continue
         try:
-            doc = json.loads(line)
+            doc = jsonlimits.loads(line, field="file")
+        except ValidationError as exc:  # beyond a limit: the file is refused
+            exc.message = f"line {number}: {exc.message}"
+            raise
         except ValueError as exc:
             yield RowError(number, None, "invalid_json", f"not a JSON object: {exc}")
             continue
@@ -179,7 +188,7 @@ def _read_json(stream: IO[bytes]) -> Iterator[RawRow | RowError]:
         stream.read(3)
     number = 0
     try:
-        for number, doc in enumerate(ijson.items(stream, prefix, use_float=True), start=1):
+        for number, doc in enumerate(jsonlimits.items(stream, prefix), start=1):
             yield _object_row(number, doc)
     except (ijson.JSONError, UnicodeDecodeError) as exc:
         yield RowError(number + 1, None, "invalid_json", f"the file cannot be read on: {exc}")

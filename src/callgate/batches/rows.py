@@ -92,6 +92,7 @@ class RowMapper:
         *,
         default_region: str | None = None,
         url_check: Callable[[str, str], str] | None = None,
+        now: float | None = None,
     ):
         try:
             self.kind = Kind(kind) if kind is not None else Kind.SMS
@@ -102,6 +103,8 @@ class RowMapper:
         self.default_region = default_region
         #: ``(url, field) -> url``, raising ValidationError (the API's SSRF check)
         self.url_check = url_check
+        #: rows whose ``expires_at`` is before this (unix seconds) are invalid
+        self.now = now
 
     def map(self, row: RawRow) -> ValidRow | RowError:
         # job field -> the column the file called it
@@ -160,7 +163,7 @@ class RowMapper:
         for name in ("metadata", "params"):
             if name in fields and not isinstance(fields[name], dict):
                 raise ValidationError(f"{name} must be an object", field=name)
-        return make_spec(kind, default_region=self.default_region, **fields)
+        return make_spec(kind, default_region=self.default_region, now=self.now, **fields)
 
 
 def _integer(value: object, field: str) -> int:

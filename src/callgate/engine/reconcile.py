@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 
 from callgate.clock import Clock
 from callgate.domain import AttemptResult, Decision, Outcome, Status
+from callgate.engine.audit import Redactor
 from callgate.engine.retry import RetryPolicy
 from callgate.providers.base import CannotReconcile, Provider, Reconciling
 from callgate.store.base import Finish, Store, Uncertain
@@ -72,7 +73,9 @@ class Reconciler:
         worker_id: str,
         config: ReconcileConfig | None = None,
         db: StoreCalls | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
+        self.redactor = redactor or Redactor()
         self.store = store
         self.provider = provider
         self.clock = clock
@@ -182,7 +185,7 @@ class Reconciler:
     async def _adopt(self, item: Uncertain, result: AttemptResult) -> str:
         now = self.clock.now()
         decision = self.retry.decide(item.job, item.job.attempts, result, now)
-        write = Finish(item.job.id, item.number, result, decision, now)
+        write = self.redactor.write(Finish(item.job.id, item.number, result, decision, now))
         [status] = await self._db(self.store.write_batch, [write])
         return "adopted" if status is not None else "stale"
 
@@ -213,6 +216,8 @@ class Reconciler:
         return await self._settle(item, decision, "held", note=why)
 
     async def _settle(self, item: Uncertain, decision: Decision, verdict: str, *, note: str) -> str:
+        decision = replace(decision, detail=self.redactor.optional(decision.detail))
+        note = self.redactor.secret_text(note)
         done = await self._db(
             self.store.settle_uncertain,
             item.job.id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -9,6 +10,16 @@ from dataclasses import dataclass
 from callgate.domain import AttemptResult, Decision, Job, Kind, Outcome, Reason, Status
 
 EXPECTED = frozenset({Outcome.BUSY, Outcome.NO_ANSWER, Outcome.LINE_FAILED})
+#: the longest a provider's Retry-After may hold a job back (seconds)
+MAX_RETRY_AFTER = 86400.0
+
+
+def _wait(retry_after: float | None) -> float:
+    """A provider's Retry-After as a delay: a value the engine cannot use (``nan``,
+    ``inf``, negative) is no wait at all; a long one is capped at a day."""
+    if retry_after is None or not math.isfinite(retry_after) or retry_after < 0:
+        return 0.0
+    return min(retry_after, MAX_RETRY_AFTER)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +64,7 @@ class RetryPolicy:
         if outcome is Outcome.PERMANENT:
             return Decision(Status.FAILED, Reason.PERMANENT, why)
         if outcome is Outcome.RATE_LIMITED:
-            wait = result.retry_after or 0.0
+            wait = _wait(result.retry_after)
             return Decision(
                 Status.QUEUED, "rate_limited", why, run_at=now + wait, count_attempt=False
             )

@@ -18,19 +18,20 @@ import random
 import socket
 import sys
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from callgate.clock import Clock
 from callgate.domain import EXPIRED, RELEASED, AttemptResult, Decision, Job, Outcome
+from callgate.engine.audit import Redactor
 from callgate.engine.guardrails import Guard
 from callgate.engine.health import ProviderHealth
 from callgate.engine.meter import GCRA
 from callgate.engine.pacer import Pacer
 from callgate.engine.reconcile import ReconcileConfig, Reconciler
 from callgate.engine.retry import RetryPolicy
-from callgate.exceptions import StoreError
+from callgate.exceptions import StoreError, WorkerFailed
 from callgate.providers import audit
 from callgate.providers.base import Provider
 from callgate.store.base import (
@@ -134,6 +135,8 @@ class Worker:
         self.store = store
         #: the guardrails, re-checked just before each send (None: no guardrails)
         self.guard = guard
+        #: takes credentials out of what is stored about an attempt (the guard's)
+        self.redactor = guard.redactor if guard is not None else Redactor()
         #: the providers' circuits (None: a provider's failures are only its jobs')
         self.health = health
         self.provider = provider
@@ -158,6 +161,8 @@ class Worker:
         self.reconciler: Reconciler | None = None
         #: called after each commit of the worker's writes (e.g. to wake the webhook sender)
         self.on_commit: list[Callable[[], None]] = []
+        #: why the worker stopped on its own (None: it runs, or was stopped)
+        self.failure: BaseException | None = None
 
     def __repr__(self) -> str:
         return f"Worker({self.worker_id!r}, active={len(self._active)})"
@@ -196,8 +201,8 @@ class Worker:
             self._wake_threadsafe(loop), self._status_threadsafe(loop)
         )
         background = [
-            asyncio.create_task(self._heartbeat_loop(), name="callgate-heartbeat"),
-            asyncio.create_task(self._sweep_loop(), name="callgate-sweep"),
+            self._guarded("callgate-heartbeat", self._heartbeat_loop()),
+            self._guarded("callgate-sweep", self._sweep_loop()),
         ]
         if self.config.reconcile is not None:
             self.reconciler = Reconciler(
@@ -208,10 +213,13 @@ class Worker:
                 worker_id=self.worker_id,
                 config=self.config.reconcile,
                 db=self._db,
+                redactor=self.redactor,
             )
-            background.append(asyncio.create_task(self.reconciler.run(), name="callgate-reconcile"))
+            background.append(self._guarded("callgate-reconcile", self.reconciler.run()))
         try:
             await self._main_loop(drain)
+        except Exception as exc:
+            self._died(exc, "the worker loop")
         finally:
             stop_listening()
             await self._shutdown()
@@ -222,6 +230,31 @@ class Worker:
             await asyncio.gather(*background, return_exceptions=True)
             self.provider.set_listener(None)
             self._db.close()
+        if self.failure is not None:
+            raise WorkerFailed(f"the worker stopped: {self.failure!r}") from self.failure
+
+    def _died(self, exc: BaseException, where: str) -> None:
+        """A worker that cannot go on says so: an error in the log, ``failure`` set (the
+        gateway's readiness answers 503 from then on) and :meth:`run` raises
+        :class:`WorkerFailed` once its jobs are settled, so that the process exits
+        non-zero instead of idling with nothing sent."""
+        if self.failure is None:
+            self.failure = exc
+        log.error("%s failed; the worker stops: %r", where, exc, exc_info=exc)
+        self.stop()
+
+    def _guarded(self, name: str, loop: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """A background loop whose unexpected end stops the worker, loudly."""
+
+        async def run() -> None:
+            try:
+                await loop
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._died(exc, name)
+
+        return asyncio.create_task(run(), name=name)
 
     def _wake_threadsafe(self, loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
         """A wake-up other threads may call (the store's LISTEN thread)."""
@@ -399,6 +432,13 @@ class Worker:
                 expired = await self._db(self.store.expire_leases, now)
                 if expired and self.reconciler is not None:
                     self.reconciler.kick()  # some may be uncertain now
+                for batch in await self._db(self.store.hold_unusable_batches, now):
+                    log.error(
+                        "batch %s: its rate %r cannot be used; paused, its jobs held "
+                        "(reason invalid_rate)",
+                        batch.id,
+                        batch.rate,
+                    )
                 settled = expired + await self._db(self.store.release_held, now)
                 if settled + await self._db(self.store.expire_overdue, now):
                     self.wake()
@@ -417,7 +457,7 @@ class Worker:
 
     async def _write(self, write: Write) -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending_writes.append((write, future))
+        self._pending_writes.append((self.redactor.write(write), future))
         # a store on threads takes a second batch while the first commits: an attempt row
         # waits for one commit, not for the one before it as well
         self._flushers = {t for t in self._flushers if not t.done()}  # ended, not yet dropped
@@ -694,4 +734,4 @@ def _fail(future: asyncio.Future[Any], exc: Exception) -> None:
         future.set_exception(exc if isinstance(exc, StoreError) else StoreError(repr(exc)))
 
 
-__all__ = ["Worker", "WorkerConfig", "WorkerStats"]
+__all__ = ["Worker", "WorkerConfig", "WorkerFailed", "WorkerStats"]

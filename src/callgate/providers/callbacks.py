@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -26,8 +26,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from twilio.request_validator import RequestValidator
 
+from callgate import jsonlimits
 from callgate.domain import AttemptResult, Kind, Outcome
-from callgate.exceptions import CallgateError
+from callgate.exceptions import CallgateError, ValidationError
 from callgate.providers import telnyx_mapping
 from callgate.providers.twilio_mapping import call_outcome, fax_outcome, message_outcome
 
@@ -37,6 +38,9 @@ TELNYX_SIGNATURE = "telnyx-signature-ed25519"
 TELNYX_TIMESTAMP = "telnyx-timestamp"
 #: seconds a Telnyx webhook's timestamp may be from now (theirs and the SDK's default)
 TELNYX_TOLERANCE = 300.0
+#: fields of a form-encoded callback (Twilio sends about 30)
+MAX_FORM_FIELDS = 1000
+_STAMP = re.compile(r"[0-9]{1,12}")
 
 
 class CallbackRejected(CallgateError):
@@ -67,7 +71,10 @@ def form_params(body: bytes | str | Mapping[str, str]) -> dict[str, str]:
     if isinstance(body, Mapping):
         return {str(k): str(v) for k, v in body.items()}
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-    return dict(parse_qsl(text, keep_blank_values=True))
+    try:
+        return dict(parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS))
+    except ValueError as exc:  # more fields than any vendor sends
+        raise CallbackMalformed(str(exc), field="body") from None
 
 
 def _lower(headers: Mapping[str, str]) -> dict[str, str]:
@@ -161,7 +168,7 @@ def verify_telnyx_signature(
     stamp, signature = found.get(TELNYX_TIMESTAMP), found.get(TELNYX_SIGNATURE)
     if not signature:
         raise CallbackRejected(f"no {TELNYX_SIGNATURE} header", field=TELNYX_SIGNATURE)
-    if not stamp or not stamp.strip().isdigit():
+    if not stamp or not _STAMP.fullmatch(stamp.strip()):  # unix seconds, ASCII digits
         raise CallbackRejected(f"no valid {TELNYX_TIMESTAMP} header", field=TELNYX_TIMESTAMP)
     if abs(now - int(stamp)) > tolerance:
         raise CallbackRejected(
@@ -194,7 +201,9 @@ def parse_telnyx_event(
     """A Telnyx fax webhook (``fax.queued`` ... ``fax.delivered``/``fax.failed``)."""
     verify_telnyx_signature(headers, body, public_key, now=now, tolerance=tolerance)
     try:
-        doc = json.loads(body)
+        doc = jsonlimits.loads(body, field="body")
+    except ValidationError as exc:  # signed, but beyond the limits
+        raise CallbackMalformed(exc.message, field="body") from exc
     except ValueError as exc:
         raise CallbackMalformed("the body is not JSON", field="body") from exc
     event = doc.get("data", doc) if isinstance(doc, dict) else None

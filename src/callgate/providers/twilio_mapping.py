@@ -252,8 +252,8 @@ def retry_after(value: str | None, now: float) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if value.isascii() and value.isdigit():  # "²" is a digit to str.isdigit, not to float
+        return min(float(value), 86400.0)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

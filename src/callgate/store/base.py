@@ -580,8 +580,12 @@ class Store(Protocol):
         """A 429 for a batch job; the new batch rate if this one lowered it."""
         ...
 
-    def pause_batch(self, batch_id: int, now: float) -> Batch:
+    def pause_batch(self, batch_id: int, now: float, *, reason: str = "batch_paused") -> Batch:
         """Its queued jobs become ``held`` (reason ``batch_paused``) until resumed."""
+        ...
+
+    def hold_unusable_batches(self, now: float) -> list[Batch]:
+        """Pause the running batches whose rate cannot be used (reason ``invalid_rate``)."""
         ...
 
     def resume_batch(self, batch_id: int, now: float) -> Batch: ...

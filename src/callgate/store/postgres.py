@@ -25,12 +25,12 @@ import psycopg
 import psycopg.errors
 from psycopg_pool import ConnectionPool
 
-from callgate.domain import AttemptResult, Job, Outcome, Status
+from callgate.domain import AttemptResult, Job, Outcome
 from callgate.exceptions import StoreError
 from callgate.store.base import StatusCallback, Write
 from callgate.store.postgres_tx import PgBatch
 from callgate.store.sql import SQLStore, migrations
-from callgate.store.sql_tx import JOB_COLUMNS, Conn, Cursor, job_from_row
+from callgate.store.sql_tx import JOB_COLUMNS, Conn, Cursor, claimable_jobs
 
 log = logging.getLogger("callgate.store")
 
@@ -273,7 +273,7 @@ class PostgresStore(SQLStore):
         if not ids:
             return []
         rows = c.execute(TAKE_SQL, {"ids": ids, "now": now}).fetchall()
-        return [job_from_row(r, Status.IN_FLIGHT) for r in rows]
+        return claimable_jobs(c, rows, now)
 
     def _mark_in_flight(
         self, c: Conn, jobs: list[Job], worker_id: str, now: float, lease: float

@@ -55,6 +55,7 @@ from callgate.store.sql_tx import (
     Conn,
     SQLTx,
     apply,
+    claimable_jobs,
     job_from_row,
     move,
     move_matching,
@@ -136,7 +137,12 @@ class SQLStore(
 
     def _take_claimable(self, c: Conn, ids: list[int], now: float) -> list[Job]:
         """The jobs of ``ids`` (heads found by this claim), to be marked in flight."""
-        return self._get_many(c, ids, status=Status.IN_FLIGHT)
+        rows: list[Any] = []
+        for part in chunks(ids):
+            rows += c.execute(
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE id IN ({_marks(part)})", part
+            ).fetchall()
+        return claimable_jobs(c, rows, now)
 
     def _mark_in_flight(
         self, c: Conn, jobs: list[Job], worker_id: str, now: float, lease: float

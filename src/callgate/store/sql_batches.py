@@ -23,6 +23,7 @@ from callgate.domain import (
     from_ts,
     iso,
     to_datetime,
+    usable_rate,
 )
 from callgate.exceptions import InvalidTransition, NotFound
 from callgate.store.sql_lanes import current_rate
@@ -31,6 +32,8 @@ from callgate.store.sql_tx import Conn, SQLParts, move, move_matching, seen_keys
 
 #: the reason on a job held because its batch is paused
 BATCH_PAUSED = "batch_paused"
+#: the reason on a job held because its batch's rate cannot be used
+INVALID_RATE = "invalid_rate"
 #: the reason on a job blocked because its number is suppressed (as the guardrails say)
 SUPPRESSED = "suppressed"
 
@@ -261,13 +264,21 @@ class SQLBatches(SQLParts):
                     detail="the batch was canceled",
                 )
 
-    def pause_batch(self, batch_id: int, now: float) -> Batch:
+    def pause_batch(self, batch_id: int, now: float, *, reason: str = BATCH_PAUSED) -> Batch:
         """Hold the batch's queued jobs (``held``, reason ``batch_paused``) until resumed;
         jobs in flight finish their attempt."""
         self._set_batch_status(batch_id, {BatchStatus.RUNNING}, BatchStatus.PAUSED, now)
-        self._steer(batch_id, "status IN ('queued', 'retrying')", now, Status.HELD, BATCH_PAUSED)
+        self._steer(batch_id, "status IN ('queued', 'retrying')", now, Status.HELD, reason)
         self._unlane(batch_id)
         return self.get_batch(batch_id)
+
+    def hold_unusable_batches(self, now: float) -> list[Batch]:
+        """Running batches whose stored rate no meter can run at (``inf``, ``0``, ...:
+        written before rates were checked, or by hand) are paused, their jobs held with
+        reason ``invalid_rate``: that batch's error, never the worker's. Returns them."""
+        rows = self._read("SELECT id, rate FROM batches WHERE status = 'running'")
+        bad = [int(b) for b, rate in rows if not usable_rate(None if rate is None else rate)]
+        return [self.pause_batch(b, now, reason=INVALID_RATE) for b in bad]
 
     def resume_batch(self, batch_id: int, now: float) -> Batch:
         """Queue the jobs a pause held again (a retry delay still counts: run_at is kept)."""
@@ -323,7 +334,9 @@ class SQLBatches(SQLParts):
     ) -> None:
         """Move the batch's jobs matching ``where`` to ``status``, each with its event."""
         detail = {
-            Status.HELD: "the batch is paused",
+            Status.HELD: "the batch's rate cannot be used"
+            if reason == INVALID_RATE
+            else "the batch is paused",
             Status.QUEUED: "the batch was resumed",
             Status.CANCELED: "the batch was canceled",
         }[status]

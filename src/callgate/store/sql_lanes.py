@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, overload
 
-from callgate.domain import Job
+from callgate.domain import Job, usable_rate
 from callgate.store.base import Claimed, MeterPolicy, MeterState
 from callgate.store.sql_tx import Conn, SQLParts
 
@@ -98,9 +98,12 @@ def current_rate(rate: float | None, lowered: float | None) -> float | None:
 
 
 def lanes_of(rows: Sequence[Sequence[Any]]) -> list[Lane]:
-    """Batches as claims see them, from rows of ``LANE_SQL``."""
+    """Batches as claims see them, from rows of ``LANE_SQL``; one whose rate no meter can
+    run at is left out (the sweep holds it: ``hold_unusable_batches``)."""
     return [
-        Lane(int(r[0]), r[1], MeterState(float(r[2]), r[3], float(r[4])), int(r[5])) for r in rows
+        Lane(int(r[0]), r[1], MeterState(float(r[2]), r[3], float(r[4])), int(r[5]))
+        for r in rows
+        if usable_rate(r[1])
     ]
 
 
@@ -243,7 +246,9 @@ class SQLLanes(SQLParts):
         rows = c.execute(f"{LANE_SQL} WHERE b.id = ?", (batch_id,)).fetchall()
         if not rows:
             return [], state
-        [lane] = lanes_of(rows)
+        if not (found := lanes_of(rows)):
+            return [], state
+        [lane] = found
         policy = meter.for_rate(lane.current_rate)
         slots, tat = [], lane.state
         for _ in range(n):

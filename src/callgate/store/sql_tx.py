@@ -106,6 +106,24 @@ def seen_keys(c: Conn, keys: Sequence[str], scope: str) -> dict[str, tuple[int, 
     return seen
 
 
+#: the reason on a job whose stored row cannot be read (edited by hand, or by a bug)
+UNREADABLE = "unreadable"
+
+
+def claimable_jobs(c: Conn, rows: Iterable[Sequence[Any]], now: float) -> list[Job]:
+    """A claim's rows as jobs. One that cannot be read is that job's error, never the
+    claim's (a worker that died of it would send nothing else): it fails, reason
+    ``unreadable``, in the claim's transaction, and is never sent."""
+    jobs: list[Job] = []
+    for row in rows:
+        try:
+            jobs.append(job_from_row(row, Status.IN_FLIGHT))
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
+            why = f"its stored row cannot be read ({type(exc).__name__}: {exc}); not sent"
+            move(c, int(row[0]), Status.FAILED, now, reason=UNREADABLE, detail=why[:500])
+    return jobs
+
+
 def job_from_row(row: Sequence[Any], status: Status | None = None) -> Job:
     return Job(
         id=row[0],

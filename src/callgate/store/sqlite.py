@@ -8,6 +8,7 @@ The queue operations themselves are :class:`~callgate.store.sql.SQLStore`'s.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -35,6 +36,35 @@ def parse_url(url: str) -> str:
     return rest[3:]
 
 
+#: the database holds webhook signing secrets and every job: only its owner may read it
+FILE_MODE = 0o600
+_COMPANIONS = ("", "-wal", "-shm", "-journal")
+
+
+def _private(path: str) -> None:
+    """Create the database file ``FILE_MODE`` (not world-readable under the usual umask)
+    and bring it and its companions (``-wal``, ``-shm``, ``-journal``) to that mode on
+    every open; a file callgate does not own is left as it is, with a warning.
+
+    An existing file is never opened here: closing a descriptor of a database file drops
+    every POSIX lock this process holds on it, the locks of its open connections too."""
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, FILE_MODE))
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise StoreError(f"cannot open database {path!r}: {exc}") from exc
+    for suffix in _COMPANIONS:
+        name = path + suffix
+        try:
+            if os.stat(name).st_mode & 0o777 != FILE_MODE:
+                os.chmod(name, FILE_MODE)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            log.warning("could not make %s private (mode %o): %s", name, FILE_MODE, exc)
+
+
 class SQLiteStore(SQLStore):
     """The Store on one SQLite file (see :class:`callgate.store.base.Store`)."""
 
@@ -44,6 +74,7 @@ class SQLiteStore(SQLStore):
         self.path = path
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _private(path)
         try:
             self._conn = sqlite3.connect(
                 path, isolation_level=None, check_same_thread=False, timeout=30.0
@@ -54,6 +85,8 @@ class SQLiteStore(SQLStore):
             self._conn.execute("PRAGMA busy_timeout = 30000")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open database {path!r}: {exc}") from exc
+        if path != ":memory:":
+            _private(path)  # the -wal and -shm files exist now
         self._lock = threading.RLock()
         self._checkpointer: _Checkpointer | None = None
         if migrate:

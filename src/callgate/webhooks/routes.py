@@ -8,11 +8,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
+from callgate.api.json_route import BoundedJsonRoute
 from callgate.api.models import ID_MAX, Cursor, DeliveryId, IsoTime
 from callgate.exceptions import InvalidTransition, NotFound, ValidationError
 from callgate.gateway import Gateway
 
-router = APIRouter(tags=["webhooks"])
+router = APIRouter(tags=["webhooks"], route_class=BoundedJsonRoute)
 
 
 class DeliveryOut(BaseModel):

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import random
 from collections.abc import Coroutine, Mapping
 from email.utils import parsedate_to_datetime
@@ -27,7 +28,7 @@ from callgate.exceptions import CallgateError, StoreError
 from callgate.store import Store
 from callgate.store.offload import StoreCalls
 from callgate.store.sql_system_webhooks import SystemWebhook
-from callgate.urls import check_url
+from callgate.urls import UrlChecker
 from callgate.webhooks.formats import fax_gateway_body, standard_body
 from callgate.webhooks.posting import AiohttpPoster, HttpxPoster, Poster, PostFailed
 from callgate.webhooks.signing import Signer, generate_secret, parse_secrets
@@ -57,6 +58,8 @@ def retry_after_seconds(value: str | None, now: float) -> float | None:
         return None
     try:
         seconds = float(value)
+        if not math.isfinite(seconds):  # "nan", "inf": not a time to wait
+            return None
     except ValueError:
         try:
             seconds = parsedate_to_datetime(value).timestamp() - now
@@ -75,9 +78,11 @@ class WebhookSender:
         transport: httpx.AsyncBaseTransport | None = None,
         rng: random.Random | None = None,
         poll: float = 0.2,
+        urls: UrlChecker | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
+        self.urls = urls or UrlChecker(settings.environment, settings.url_allowlist)
         self.clock = clock
         self.signer = Signer(active_secrets(settings, store, clock.now()))
         self._transport = transport
@@ -207,12 +212,7 @@ class WebhookSender:
     async def _deliver(self, client: Poster, delivery: Delivery) -> None:
         try:
             body = await self._db(self._body, delivery)
-            check_url(
-                delivery.url,
-                field="callback_url",
-                environment=self.settings.environment,
-                allowlist=self.settings.url_allowlist,
-            )
+            await self.urls.acheck(delivery.url, "callback_url")
         except CallgateError as exc:  # the URL became unsafe, or the job is gone
             await self._db(
                 self.store.delivery_failed, delivery.id, self.clock.now(), None, exc.message, None
