@@ -39,29 +39,39 @@ def heads_sql(lane: int, indexed_by: bool = False) -> str:
     groups first; whether a strict-order job waiting ahead of it blocks the group; and,
     where the lane has nothing due in the group, the lane of the group's oldest due job.
 
-    (SQLite gets ``INDEXED BY``: left to itself its planner walks the lane's groups by
-    ``wake_at`` and sorts them all, computing every group's head on the way.
-    ``batch_id + 0``: a planner must look a batch job up by its group, never walk the
-    batch's jobs for each group.)"""
-    hint = " INDEXED BY groups_ready" if indexed_by else ""
-    mine = "j.batch_id IS NULL" if lane == 0 else "j.batch_id + 0 = :lane"
+    Every lookup is one descent of an index made for it, whatever the history of
+    finished jobs and whatever the planner's statistics say: a head of the API's lane is
+    the group's first entry in ``jobs_api_heads`` (group_key, id; claimable jobs of no
+    batch), a batch lane's its first in ``jobs_claimable`` for (group_key, batch_id);
+    ``id + 0`` keeps a planner from walking the primary key in id order through the
+    finished jobs to find the group's oldest due job of any lane (it sorts the group's
+    claimable entries instead). SQLite is told the indexes (``INDEXED BY``: left to
+    itself its planner walked a lane's groups by ``wake_at`` and sorted them all)."""
+
+    def hint(index: str) -> str:
+        return f" INDEXED BY {index}" if indexed_by else ""
+
+    if lane == 0:
+        mine, index = "j.batch_id IS NULL", "jobs_api_heads"
+    else:
+        mine, index = "j.batch_id = :lane", "jobs_claimable"
     return f"""
 SELECT gk, head,
        head IS NOT NULL AND EXISTS (
-           SELECT 1 FROM jobs s
+           SELECT 1 FROM jobs s{hint("jobs_strict")}
            WHERE s.group_key = gk AND s.strict_order = 1 AND s.status IN {CLAIMABLE_SQL}
              AND s.run_at > :now AND s.id < head),
        CASE WHEN head IS NULL THEN (
-           SELECT coalesce(o.batch_id, 0) FROM jobs o
+           SELECT coalesce(o.batch_id, 0) FROM jobs o{hint("jobs_claimable")}
            WHERE o.group_key = gk AND o.status IN {CLAIMABLE_SQL} AND o.run_at <= :now
-           ORDER BY o.id LIMIT 1) END
+           ORDER BY o.id + 0 LIMIT 1) END
 FROM (
     SELECT g.group_key AS gk,
-           (SELECT j.id FROM jobs j
+           (SELECT j.id FROM jobs j{hint(index)}
             WHERE j.group_key = g.group_key AND {mine} AND j.status IN {CLAIMABLE_SQL}
               AND j.run_at <= :now
             ORDER BY j.id LIMIT 1) AS head
-    FROM groups g{hint}
+    FROM groups g{hint("groups_ready")}
     WHERE g.lane = :lane AND g.pending > 0 AND g.busy = 0 AND g.wake_at <= :now
     ORDER BY g.seq
     LIMIT :scan OFFSET :skip

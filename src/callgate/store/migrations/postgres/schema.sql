@@ -34,6 +34,8 @@ CREATE TABLE jobs (
 -- Invariant 2: at most one job of a group in flight, enforced by the database itself.
 CREATE UNIQUE INDEX jobs_one_in_flight_per_group ON jobs (group_key) WHERE status = 'in_flight';
 CREATE INDEX jobs_claimable ON jobs (group_key, batch_id, id, run_at) WHERE status IN ('queued', 'retrying');
+-- A group's head in the API's lane: its first entry for the group (migration 0008).
+CREATE INDEX jobs_api_heads ON jobs (group_key, id) WHERE batch_id IS NULL AND status IN ('queued', 'retrying');
 CREATE INDEX jobs_strict ON jobs (group_key, id) WHERE strict_order = 1 AND status IN ('queued', 'retrying');
 CREATE INDEX jobs_lease ON jobs (lease_expires_at) WHERE status = 'in_flight';
 CREATE INDEX jobs_active ON jobs (status, id) WHERE status IN ('queued', 'in_flight', 'retrying', 'held', 'uncertain');

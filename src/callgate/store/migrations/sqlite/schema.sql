@@ -35,6 +35,8 @@ CREATE TABLE jobs (
 CREATE UNIQUE INDEX jobs_one_in_flight_per_group ON jobs (group_key) WHERE status = 'in_flight';
 -- The head of each group: claimable jobs in submit order.
 CREATE INDEX jobs_claimable ON jobs (group_key, batch_id, id, run_at) WHERE status IN ('queued', 'retrying');
+-- A group's head in the API's lane: its first entry for the group (migration 0010).
+CREATE INDEX jobs_api_heads ON jobs (group_key, id) WHERE batch_id IS NULL AND status IN ('queued', 'retrying');
 -- Strict-order jobs that may block their group while they wait.
 CREATE INDEX jobs_strict ON jobs (group_key, id) WHERE strict_order = 1 AND status IN ('queued', 'retrying');
 CREATE INDEX jobs_lease ON jobs (lease_expires_at) WHERE status = 'in_flight';
