@@ -16,13 +16,22 @@ numbers). The extra jobs are queued after them and are claimable at once:
 Each run works on a fresh, fsync'ed copy of the queued database, so every run sees the
 same queue; small and big runs alternate and the medians are compared.
 
+``--history N`` measures history instead of depth: the same ``--small`` jobs queued on an
+empty table versus queued after ``N`` finished jobs (delivered and failed, with their
+attempts and events, to the same 1,000 numbers, plus 50,000 past destinations' groups;
+written by :mod:`callgate.store.sql_history`, statistics taken after it). ``--database
+postgresql://...`` (an admin URL) runs either on PostgreSQL: a template database per case,
+cloned for every run. Target for both: ratio >= 0.8.
+
     python bench/scale.py [--big 1000000] [--small 10000] [--layout same|spread] [--repeat 5]
+    python bench/scale.py --history 1000000 [--database postgresql://...]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -32,14 +41,19 @@ import tempfile
 import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
+
+import psycopg
 
 sys.path.insert(0, os.path.dirname(__file__))
 from _common import emit, peak_rss_mb
+from _pg import fresh_database, with_database
 
 from callgate.config import Settings
 from callgate.domain import JobSpec, normalize_number
 from callgate.engine.worker import Worker
 from callgate.gateway import Gateway
+from callgate.store.sql_history import write_history
 from callgate.testing import GUARDRAILS_OFF
 
 NUMBERS = 1_000
@@ -108,7 +122,7 @@ async def first_n(gw: Gateway, n: int) -> tuple[float, Worker]:
 
 def settings_for(path: str) -> Settings:
     return Settings(
-        database_url=f"sqlite:///{path}",
+        database_url=path if path.startswith("postgresql") else f"sqlite:///{path}",
         rate=0,
         max_concurrency=NUMBERS,
         claim_batch=NUMBERS,
@@ -118,10 +132,16 @@ def settings_for(path: str) -> Settings:
     )
 
 
-def build(path: str, total: int, small: int, layout: str) -> dict[str, Any]:
-    """Queue ``total`` jobs into a fresh database at ``path`` (closed, WAL merged)."""
+def build(path: str, total: int, small: int, layout: str, history: int = 0) -> dict[str, Any]:
+    """Queue ``total`` jobs into a fresh database at ``path`` (closed, WAL merged), after
+    ``history`` finished jobs."""
     gw = Gateway(settings_for(path))
     t0 = time.perf_counter()
+    if history:
+        write_history(gw.store, history, numbers=NUMBERS, at=time.time() - 30 * 86_400, batch=None)
+        with gw.store._write() as c:  # type: ignore[attr-defined]
+            c.execute("ANALYZE")
+    history_s = time.perf_counter() - t0
     queued, submit_s = submit(gw, measured_specs(gw, small, NUMBERS))
     if total > small:
         more, more_s = submit(gw, extra_specs(gw, small, total - small, NUMBERS, layout))
@@ -132,23 +152,51 @@ def build(path: str, total: int, small: int, layout: str) -> dict[str, Any]:
         "queued": queued,
         "submit_s": round(submit_s, 3),
         "submit_jobs_per_s": round(queued / submit_s),
-        "build_specs_and_submit_s": round(build_and_submit_s, 3),
-        "db_mb": round(os.path.getsize(path) / 2**20, 1),
-    }
+        "build_specs_and_submit_s": round(build_and_submit_s - history_s, 3),
+        "history": history,
+        "history_s": round(history_s, 3),
+    } | (
+        {} if path.startswith("postgresql") else {"db_mb": round(os.path.getsize(path) / 2**20, 1)}
+    )
 
 
 def measure(template: str, path: str, small: int) -> dict[str, Any]:
     """One run on a fresh copy of ``template``: seconds to the first ``small`` finished."""
+    if template.startswith("postgresql"):
+        with _pg_clone(template, path) as url:
+            return _measure(url, small)
     shutil.copyfile(template, path)
     fd = os.open(path, os.O_RDONLY)
     os.fsync(fd)  # else the run's first checkpoint fsync pays for writing the whole copy
     os.close(fd)
+    try:
+        return _measure(path, small)
+    finally:
+        os.remove(path)
+
+
+@contextlib.contextmanager
+def _pg_clone(template: str, admin: str) -> Iterator[str]:
+    """A copy of the template database (``CREATE DATABASE ... TEMPLATE``), dropped after."""
+    name = f"{urlsplit(template).path.lstrip('/')}_run"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)".encode())
+        conn.execute(
+            f"CREATE DATABASE {name} TEMPLATE {urlsplit(template).path.lstrip('/')}".encode()
+        )
+    try:
+        yield with_database(admin, name)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)".encode())
+
+
+def _measure(path: str, small: int) -> dict[str, Any]:
     gw = Gateway(settings_for(path))
     cpu0 = time.process_time()
     work_s, worker = asyncio.run(first_n(gw, small))
     cpu_s = time.process_time() - cpu0
     gw.close()
-    os.remove(path)
     return {
         "process_s": round(work_s, 3),
         "jobs_per_s": round(small / work_s),
@@ -165,25 +213,41 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=5, help="runs per case; medians")
     parser.add_argument("--layout", choices=("same", "spread"), default="same")
+    parser.add_argument(
+        "--history", type=int, default=0, help="finished jobs in the table (0: measure depth)"
+    )
+    parser.add_argument("--database", default=None, help="PostgreSQL admin URL (else SQLite)")
     args = parser.parse_args()
     for i in (0, 1, 899_999):  # the generated extra numbers are valid and already E.164
         assert normalize_number(spread_number(i)) == spread_number(i)
 
     runs: dict[str, list[dict[str, Any]]] = {"small": [], "big": []}
-    with tempfile.TemporaryDirectory() as tmp:
-        templates = {name: os.path.join(tmp, f"{name}.db") for name in runs}
+    big = args.small if args.history else args.big  # history: the same queue, on history
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        if args.database:
+            templates = {
+                name: stack.enter_context(fresh_database(args.database, f"scale_{name}"))
+                for name in runs
+            }
+            run_path = args.database
+        else:
+            templates = {name: os.path.join(tmp, f"{name}.db") for name in runs}
+            run_path = os.path.join(tmp, "run.db")
         built = {
             "small": build(templates["small"], args.small, args.small, args.layout),
-            "big": build(templates["big"], args.big, args.small, args.layout),
+            "big": build(templates["big"], big, args.small, args.layout, args.history),
         }
         rss_after_submit = peak_rss_mb()
         for _ in range(args.repeat):  # interleaved, so drift in machine load hits both
             for name in runs:
-                runs[name].append(measure(templates[name], os.path.join(tmp, "run.db"), args.small))
+                runs[name].append(measure(templates[name], run_path, args.small))
     rate = {name: statistics.median(r["jobs_per_s"] for r in runs[name]) for name in runs}
     ratio = rate["big"] / rate["small"]
     emit(
         {
+            "database": "postgresql" if args.database else "sqlite",
+            "mode": "history" if args.history else "depth",
+            "history": args.history,
             "measured_jobs": args.small,
             "numbers_for_measured_jobs": NUMBERS,
             "max_concurrency": NUMBERS,
@@ -192,7 +256,10 @@ def main() -> None:
             "simulator_latency_s": 0.0,
             "layout": args.layout,
             "layout_detail": (
-                "extra jobs to distinct numbers (one group each), queued after the measured"
+                f"the same queue on an empty table (small) and after {args.history} finished "
+                "jobs to the same numbers (big)"
+                if args.history
+                else "extra jobs to distinct numbers (one group each), queued after the measured"
                 if args.layout == "spread"
                 else "extra jobs round-robin to the same 1,000 numbers (~1,000 deep per "
                 "number), queued after the measured; the more demanding layout"

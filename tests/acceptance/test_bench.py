@@ -48,6 +48,23 @@ def test_scale_bench() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_scale_bench_with_history(database: str) -> None:
+    args = ["--history", "2000", "--small", "200", "--repeat", "1"]
+    if database == "postgresql":
+        from tests import pg
+
+        pg.require()
+        args += ["--database", pg.admin_url()]
+    doc = run_bench("scale.py", *args)
+    assert (doc["database"], doc["mode"], doc["history"]) == (database, "history", 2000)
+    big: dict[str, Any] = doc["submit_big"]  # type: ignore[assignment]
+    assert (big["history"], big["queued"]) == (2000, 200)
+    for run in doc["runs_small"] + doc["runs_big"]:  # type: ignore[operator]
+        assert run["delivered"] >= 200
+
+
+@pytest.mark.slow
 def test_webhooks_bench() -> None:
     doc = run_bench("webhooks.py", "--events", "100", "--concurrency", "10")
     assert (doc["events"], doc["failed"]) == (100, 0)

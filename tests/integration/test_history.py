@@ -21,8 +21,9 @@ from callgate.batches import ingest
 from callgate.domain import Kind, make_spec
 from callgate.engine.meter import GCRA
 from callgate.store.base import Store
+from callgate.store.sql_history import write_history as fill_history
 from tests.integration.batch_support import claim
-from tests.integration.work_support import Work, fill_history, measure, sqlite_plan
+from tests.integration.work_support import Work, measure, sqlite_plan
 
 NOW = 1_800_000_000.0
 HISTORY = 100_000
