@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from callgate.cli import JsonFlag, app, friendly, gateway, out, print_json
+from callgate.cli.common import JsonFlag, friendly, gateway, out, print_json
 from callgate.domain import Kind, normalize_number
 from callgate.exceptions import NotFound, ValidationError
 
@@ -20,9 +20,7 @@ breaker_app = typer.Typer(
     help="The anomaly breaker and kill switch (no command: its status).",
     invoke_without_command=True,
 )
-app.add_typer(allow_app, name="allowlist")
-app.add_typer(suppress_app, name="suppress")
-app.add_typer(breaker_app, name="breaker")
+commands = typer.Typer()
 
 Number = Annotated[str, typer.Argument(help="E.164 number, like +15551234567.")]
 KindOpt = Annotated[
@@ -202,7 +200,7 @@ def breaker_reset(
 # -- providers -------------------------------------------------------------------------
 
 
-@app.command("providers")
+@commands.command("providers")
 @friendly
 def providers_command(as_json: JsonFlag = False) -> None:
     """Each provider and its circuit: open while it refuses the credentials or fails for
@@ -226,7 +224,6 @@ def providers_command(as_json: JsonFlag = False) -> None:
 # -- the audit log ---------------------------------------------------------------------
 
 audit_app = typer.Typer(help="The audit log of provider requests.", no_args_is_help=True)
-app.add_typer(audit_app, name="audit")
 
 
 @audit_app.command("export")

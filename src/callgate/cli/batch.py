@@ -15,7 +15,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from callgate.batches import ERROR_COLUMNS, RESULT_COLUMNS, BatchRejected, csv_chunks, jsonl_chunks
-from callgate.cli import IdArgument, JsonFlag, err, friendly, gateway, out, print_json
+from callgate.cli.common import IdArgument, JsonFlag, err, friendly, gateway, out, print_json
 from callgate.domain import MAX_RATE, MIN_RATE, TERMINAL, Batch
 from callgate.exceptions import ValidationError
 from callgate.store.base import Store

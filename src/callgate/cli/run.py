@@ -1,0 +1,137 @@
+"""``callgate worker``, ``serve``, ``migrate``, ``demo``: the long-running processes and
+the schema."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import typer
+
+from callgate.cli.common import (
+    JsonFlag,
+    err,
+    friendly,
+    out,
+    print_json,
+    waiting_gateway,
+)
+from callgate.config import load_settings
+
+commands = typer.Typer()
+
+# -- worker ----------------------------------------------------------------------------
+
+
+@commands.command()
+@friendly
+def worker(
+    drain: Annotated[
+        bool, typer.Option(help="Exit once nothing is queued, in flight or retrying.")
+    ] = False,
+) -> None:
+    """Run a worker: claim, send, track and record jobs until stopped (SIGTERM/SIGINT)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    with waiting_gateway(load_settings()) as gw:
+        w = gw.worker()
+
+        async def run() -> None:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, w.stop)
+            services = [asyncio.create_task(t, name=n) for n, t in gw.background_tasks()]
+            try:
+                await w.run(drain=drain)
+            finally:
+                gw.stop_background()
+                await asyncio.gather(*services)
+                await gw.provider.aclose()  # providers (issue 5): close HTTP sessions
+
+        asyncio.run(run())
+        stats = w.stats
+    err.print(
+        f"callgate worker: stopped; sent {stats.sent}, finished {stats.finished}, "
+        f"re-slotted {stats.reslotted}"
+    )
+
+
+# -- serve and keys --------------------------------------------------------------------
+
+
+@commands.command()
+@friendly
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (0: any free port).")] = None,
+) -> None:
+    """Run the HTTP API, a worker and the webhook sender in one process."""
+    from callgate import auth
+    from callgate.server import serve as run_server
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    overrides: dict[str, Any] = {}
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    settings = load_settings(**overrides)
+    with waiting_gateway(settings) as gw:
+        path = getattr(gw.store, "path", None)
+        token = auth.ensure_first_key(gw.store, path, gw.clock.now())
+        if token is not None:
+            where = f" (also in {auth.key_file_for(path)}, mode 0600)" if path else ""
+            err.print(f"callgate: created the first API key{where}:")
+            out.print(token, markup=False, highlight=False)
+
+        def ready(bound: int) -> None:
+            err.print(f"callgate: serving http://{settings.host}:{bound} (docs: /docs)")
+
+        with asyncio.Runner(loop_factory=_fast_loop_factory()) as runner:
+            runner.run(run_server(gw, settings.host, settings.port, on_ready=ready))
+
+
+def _fast_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop when it is installed (it comes with uvicorn[standard]), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - platforms without uvloop
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
+# -- admin -----------------------------------------------------------------------------
+
+
+@commands.command()
+@friendly
+def migrate(as_json: JsonFlag = False) -> None:
+    """Create or upgrade the database schema."""
+    from callgate.store import open_store
+
+    store = open_store(load_settings().database_url, migrate=False)
+    try:
+        applied = store.migrate()
+    finally:
+        store.close()
+    if as_json:
+        print_json({"applied": applied})
+    else:
+        out.print("applied: " + (", ".join(applied) or "nothing, the schema is current"))
+
+
+@commands.command()
+@friendly
+def demo(
+    speed: Annotated[float, typer.Option(help="Run the demo this many times faster.")] = 1.0,
+    database: Annotated[
+        str | None, typer.Option(help="Keep the demo's database here (default: temporary).")
+    ] = None,
+) -> None:
+    """Run an embedded gateway on SQLite with the simulator and watch a mix of jobs."""
+    from callgate.demo import run_demo
+
+    run_demo(speed=speed, database=database, console=out)
