@@ -39,7 +39,25 @@ _WHERE = {
     "Gateway": "callgate.gateway",
 }
 
-__all__ = sorted([*_WHERE, "__version__"])
+__all__ = [
+    "AsyncClient",
+    "Attempt",
+    "CallgateError",
+    "Client",
+    "Clock",
+    "Event",
+    "Gateway",
+    "Job",
+    "JobSpec",
+    "Kind",
+    "Outcome",
+    "Settings",
+    "Status",
+    "SystemClock",
+    "__version__",
+    "load_settings",
+    "make_spec",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -44,6 +44,13 @@ from callgate.engine.retry import RetryPolicy
 from callgate.engine.worker import BatchThrottle, Worker, WorkerConfig
 from callgate.exceptions import ConfigurationError, StoreError, ValidationError, WorkerFailed
 from callgate.providers.base import Provider
+from callgate.services import (
+    BatchesService,
+    DeliveriesService,
+    GuardrailsService,
+    JobsService,
+    KeysService,
+)
 from callgate.store import Store, SubmitResult, open_store
 from callgate.store.base import Circuit
 from callgate.urls import DnsCache, UrlChecker
@@ -166,6 +173,11 @@ class Gateway:
         redactor = Redactor.of(self.settings.secret_values(), mask_pii=self.settings.audit.mask_pii)
         self.guard = Guard(make_guardrails(self.settings), self.store, redactor)
         redact_logs(redactor)
+        # the operations the shells need (see callgate.services): no shell reaches the store
+        parts = (self.store, self.clock, self._changed)
+        self.jobs, self.batches = JobsService(*parts), BatchesService(*parts)
+        self.guardrails, self.deliveries = GuardrailsService(*parts), DeliveriesService(*parts)
+        self.keys = KeysService(*parts)
 
     def __repr__(self) -> str:
         return f"Gateway({self.store!r})"

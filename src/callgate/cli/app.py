@@ -11,7 +11,15 @@ from __future__ import annotations
 
 import typer
 
-from callgate.cli import batch, guardrails, jobs, keys, run, send, simulator, webhooks
+from callgate.cli.batch import batch_app
+from callgate.cli.guardrails import allow_app, audit_app, breaker_app, suppress_app
+from callgate.cli.guardrails import commands as guardrail_commands
+from callgate.cli.jobs import jobs_app
+from callgate.cli.keys import keys_app
+from callgate.cli.run import commands as run_commands
+from callgate.cli.send import send_app
+from callgate.cli.simulator import commands as simulator_commands
+from callgate.cli.webhooks import hooks_app
 
 app = typer.Typer(
     name="callgate",
@@ -20,18 +28,19 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-app.add_typer(run.commands)  # worker, serve, migrate, demo
-app.add_typer(simulator.commands)
-app.add_typer(guardrails.commands)  # providers
-app.add_typer(send.send_app, name="send")
-app.add_typer(jobs.jobs_app, name="jobs")
-app.add_typer(keys.keys_app, name="keys")
-app.add_typer(webhooks.hooks_app, name="webhooks")
-app.add_typer(batch.batch_app, name="batch")
-app.add_typer(guardrails.allow_app, name="allowlist")
-app.add_typer(guardrails.suppress_app, name="suppress")
-app.add_typer(guardrails.breaker_app, name="breaker")
-app.add_typer(guardrails.audit_app, name="audit")
+app.add_typer(run_commands)  # worker, serve, migrate, demo
+app.add_typer(simulator_commands)
+app.add_typer(guardrail_commands)  # providers
+app.add_typer(send_app, name="send")
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(keys_app, name="keys")
+app.add_typer(hooks_app, name="webhooks")
+app.add_typer(batch_app, name="batch")
+app.add_typer(allow_app, name="allowlist")
+app.add_typer(suppress_app, name="suppress")
+app.add_typer(breaker_app, name="breaker")
+app.add_typer(audit_app, name="audit")
+
 
 def main() -> None:
     app()

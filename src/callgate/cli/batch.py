@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Annotated, Any
+from typing import IO, Annotated
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -18,7 +18,7 @@ from callgate.batches import ERROR_COLUMNS, RESULT_COLUMNS, BatchRejected, csv_c
 from callgate.cli.common import IdArgument, JsonFlag, err, friendly, gateway, out, print_json
 from callgate.domain import MAX_RATE, MIN_RATE, TERMINAL, Batch
 from callgate.exceptions import ValidationError
-from callgate.store.base import Store
+from callgate.services import BatchesService
 
 batch_app = typer.Typer(help="Submit, watch, steer and export batches.", no_args_is_help=True)
 #: seconds between two looks at a running batch's counts
@@ -56,14 +56,14 @@ def batch_submit(
                 col = f" column {e.column}" if e.column else ""
                 err.print(f"line {e.line}{col}: [{e.code}] {e.message}", markup=False)
             raise
-        _report_invalid(gw.store, batch)
+        _report_invalid(batch)
         if detach:
             if as_json:
                 print_json(batch.to_dict())
             else:
                 out.print(batch.id)
             return
-        batch = _watch(gw.store, batch, quiet=as_json)
+        batch = _watch(gw.batches, batch, quiet=as_json)
     if as_json:
         print_json(batch.to_dict())
     else:
@@ -85,7 +85,7 @@ def _batch_file(file: Path, limit: int) -> IO[bytes]:
     return stream
 
 
-def _report_invalid(store: Store, batch: Batch) -> None:
+def _report_invalid(batch: Batch) -> None:
     skipped = batch.invalid_rows + batch.duplicate_rows
     if skipped:
         err.print(
@@ -103,7 +103,7 @@ def _counts(batch: Batch) -> tuple[int, int, int, int]:
     return ended, delivered, failed, sum(batch.counts.values()) - ended
 
 
-def _watch(store: Store, batch: Batch, *, quiet: bool) -> Batch:
+def _watch(batches: BatchesService, batch: Batch, *, quiet: bool) -> Batch:
     total = sum(batch.counts.values())
     columns = (
         TextColumn("batch {task.fields[id]}"),
@@ -134,7 +134,7 @@ def _watch(store: Store, batch: Batch, *, quiet: bool) -> Batch:
             if batch.done:
                 return batch
             time.sleep(POLL)  # a person watches a bar; the workers run elsewhere
-            batch = store.get_batch(batch.id, time.time())
+            batch = batches.get(batch.id)
 
 
 def _summary(batch: Batch) -> str:
@@ -154,14 +154,13 @@ def _summary(batch: Batch) -> str:
 def batch_show(batch_id: IdArgument, as_json: JsonFlag = False) -> None:
     """A batch's rows and its jobs' counts per status."""
     with gateway() as gw:
-        batch = gw.store.get_batch(batch_id, gw.clock.now())
+        batch = gw.batches.get(batch_id)
     print_json(batch.to_dict()) if as_json else out.print(_summary(batch))
 
 
 def _steer(batch_id: int, action: str, as_json: bool) -> None:
     with gateway() as gw:
-        batch = getattr(gw.store, f"{action}_batch")(batch_id, gw.clock.now())
-        gw.wake()
+        batch = getattr(gw.batches, action)(batch_id)
     print_json(batch.to_dict()) if as_json else out.print(_summary(batch))
 
 
@@ -212,16 +211,6 @@ class _stdout:
         sys.stdout.flush()
 
 
-def _pages(fetch: Any) -> Iterator[dict[str, Any]]:
-    after = 0
-    while True:
-        page: list[dict[str, Any]] = fetch(after)
-        yield from page
-        if len(page) < 1000:
-            return
-        after = int(page[-1]["line"])
-
-
 @batch_app.command("results")
 @friendly
 def batch_results(
@@ -233,9 +222,8 @@ def batch_results(
     if format not in ("csv", "jsonl"):
         raise typer.BadParameter("csv or jsonl", param_hint="--format")
     with gateway() as gw:
-        store = gw.store
-        store.get_batch(batch_id)
-        rows = _pages(lambda after: store.batch_results(batch_id, after_line=after, limit=1000))
+        gw.batches.exists(batch_id)
+        rows = gw.batches.all_results(batch_id)
         writer = csv_chunks if format == "csv" else jsonl_chunks
         _write(writer(rows, RESULT_COLUMNS), output)
 
@@ -245,9 +233,6 @@ def batch_results(
 def batch_errors(batch_id: IdArgument, output: Output = None) -> None:
     """The rows that were not queued, as CSV: line, column, code, message, duplicate_of."""
     with gateway() as gw:
-        store = gw.store
-        store.get_batch(batch_id)
-        rows = _pages(
-            lambda after: [e.to_dict() for e in store.batch_errors(batch_id, after_line=after)]
-        )
+        gw.batches.exists(batch_id)
+        rows = gw.batches.all_errors(batch_id)
         _write(csv_chunks(rows, ERROR_COLUMNS), output)

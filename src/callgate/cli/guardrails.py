@@ -11,6 +11,7 @@ from rich.table import Table
 from callgate.cli.common import JsonFlag, friendly, gateway, out, print_json
 from callgate.domain import Kind, normalize_number
 from callgate.exceptions import NotFound, ValidationError
+from callgate.services import allowlist_entry
 
 allow_app = typer.Typer(
     help="Numbers that may be contacted outside production.", no_args_is_help=True
@@ -28,14 +29,6 @@ KindOpt = Annotated[
 ]
 
 
-def _entry(raw: str) -> str:
-    if any(ch in raw for ch in "*?["):
-        if not raw.startswith("+"):
-            raise ValidationError("a pattern starts with +, like +1202555*", field="number")
-        return raw
-    return normalize_number(raw, field="number")
-
-
 # -- allowlist -------------------------------------------------------------------------
 
 
@@ -46,9 +39,9 @@ def allowlist_add(
     note: Annotated[str | None, typer.Option(help="Who this is.")] = None,
 ) -> None:
     """Allow a number (or pattern) outside production."""
-    entry = _entry(number)
+    entry = allowlist_entry(number)
     with gateway() as gw:
-        added = gw.store.allowlist_add(entry, gw.clock.now(), note=note)
+        added = gw.guardrails.allow(entry, note=note)
     out.print(f"{'allowlisted' if added else 'already allowlisted'}: {entry}", markup=False)
 
 
@@ -56,9 +49,9 @@ def allowlist_add(
 @friendly
 def allowlist_remove(number: Number) -> None:
     """Remove a number (or pattern) from the stored allowlist."""
-    entry = _entry(number)
+    entry = allowlist_entry(number)
     with gateway() as gw:
-        if not gw.store.allowlist_remove(entry):
+        if not gw.guardrails.disallow(entry):
             raise NotFound(f"{entry} is not on the stored allowlist", field="number")
     out.print(f"removed from the allowlist: {entry}", markup=False)
 
@@ -68,7 +61,7 @@ def allowlist_remove(number: Number) -> None:
 def allowlist_list(as_json: JsonFlag = False) -> None:
     """The stored allowlist, and the configured one (CALLGATE_ALLOWLIST)."""
     with gateway() as gw:
-        stored = gw.store.allowlist()
+        stored = gw.guardrails.allowlist()
         configured = sorted(gw.guard.rules.allowlist.entries)
         env, enforced = gw.settings.environment, gw.guard.rules.allowlisting
     if as_json:
@@ -99,8 +92,8 @@ def suppress_add(
     """Stop contacting a number (for one kind, or every kind)."""
     e164 = normalize_number(number, field="number")
     with gateway() as gw:
-        added = gw.store.suppress(
-            e164, None if kind is None else str(kind), reason, gw.clock.now(), detail="by hand"
+        added = gw.guardrails.suppress(
+            e164, None if kind is None else str(kind), reason, detail="by hand"
         )
     what = "every kind" if kind is None else str(kind)
     out.print(f"{'suppressed' if added else 'already suppressed'}: {e164} ({what})", markup=False)
@@ -112,7 +105,7 @@ def suppress_remove(number: Number, kind: KindOpt = None) -> None:
     """Lift a suppression (all of the number's, unless --kind)."""
     e164 = normalize_number(number, field="number")
     with gateway() as gw:
-        if not gw.store.unsuppress(e164, None if kind is None else str(kind)):
+        if not gw.guardrails.unsuppress(e164, None if kind is None else str(kind)):
             raise NotFound(f"{e164} is not suppressed", field="number")
     out.print(f"no longer suppressed: {e164}", markup=False)
 
@@ -126,7 +119,7 @@ def suppress_list(
     """The suppression list (STOP replies, landlines, by hand)."""
     wanted = None if number is None else normalize_number(number, field="number")
     with gateway() as gw:
-        rows = gw.store.suppressions(wanted)
+        rows = gw.guardrails.suppressions(wanted)
     if as_json:
         print_json(rows)
         return
@@ -245,7 +238,7 @@ def audit_export(
     start = parse_time(since, field="since").timestamp()
     with gateway() as gw:
         after = 0
-        while rows := gw.store.audit(since=start, after_id=after, limit=1000):
+        while rows := gw.guardrails.audit_since(start, after_id=after):
             for row in rows:
                 sys.stdout.write(json.dumps(row, separators=(",", ":")) + "\n")
             after = rows[-1]["id"]
@@ -264,5 +257,5 @@ def audit_prune(
     """Delete audit rows older than the retention period."""
     with gateway() as gw:
         days = older_than if older_than is not None else gw.settings.audit.retention_days
-        deleted = gw.store.prune_audit(gw.clock.now() - days * 86400)
+        deleted = gw.guardrails.prune_audit(days)
     out.print(f"deleted {deleted} audit rows older than {days:g} days", markup=False)

@@ -52,7 +52,7 @@ def jobs_list(
 
     number = None if to is None else normalize_number(to)
     with gateway() as gw:
-        jobs = gw.store.list_jobs(status=status, to=number, limit=limit)
+        jobs = gw.jobs.list(status=status, to=number, limit=limit)
     if as_json:
         print_json([j.to_dict() for j in jobs])
     else:
@@ -68,9 +68,9 @@ def jobs_show(
     """Show one job with its attempts and events."""
     with gateway() as gw:
         job = gw.job(job_id)
-        attempts = gw.store.attempts(job_id)
-        events = gw.store.events(job_id)
-        audit = gw.store.audit(job_id)
+        attempts = gw.jobs.attempts(job_id)
+        events = gw.jobs.events(job_id)
+        audit = gw.jobs.audit(job_id)
     if as_json:
         print_json(
             job.to_dict()

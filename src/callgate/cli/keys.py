@@ -28,10 +28,8 @@ def keys_create(
     as_json: JsonFlag = False,
 ) -> None:
     """Create an API key and print it once (only its hash is stored)."""
-    from callgate import auth
-
     with gateway() as gw:
-        key, token = auth.create_key(gw.store, name, gw.clock.now())
+        key, token = gw.keys.create(name)
     if as_json:
         print_json(key.to_dict() | {"key": token})
     else:
@@ -44,7 +42,7 @@ def keys_create(
 def keys_list(as_json: JsonFlag = False) -> None:
     """List API keys (ids and prefixes, never the keys)."""
     with gateway() as gw:
-        keys = gw.store.api_keys()
+        keys = gw.keys.list()
     if as_json:
         print_json([k.to_dict() for k in keys])
         return
@@ -65,7 +63,7 @@ def keys_list(as_json: JsonFlag = False) -> None:
 def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (key_...).")]) -> None:
     """Revoke an API key: requests with it get 401 from now on."""
     with gateway() as gw:
-        if not gw.store.revoke_api_key(key_id, gw.clock.now()):
+        if not gw.keys.revoke(key_id):
             from callgate.exceptions import NotFound
 
             raise NotFound(f"no active API key {key_id}", field="key_id")

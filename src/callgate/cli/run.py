@@ -68,7 +68,6 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port (0: any free port).")] = None,
 ) -> None:
     """Run the HTTP API, a worker and the webhook sender in one process."""
-    from callgate import auth
     from callgate.server import serve as run_server
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -79,10 +78,9 @@ def serve(
         overrides["port"] = port
     settings = load_settings(**overrides)
     with waiting_gateway(settings) as gw:
-        path = getattr(gw.store, "path", None)
-        token = auth.ensure_first_key(gw.store, path, gw.clock.now())
+        token, key_file = gw.keys.ensure_first()
         if token is not None:
-            where = f" (also in {auth.key_file_for(path)}, mode 0600)" if path else ""
+            where = f" (also in {key_file}, mode 0600)" if key_file else ""
             err.print(f"callgate: created the first API key{where}:")
             out.print(token, markup=False, highlight=False)
 
@@ -110,13 +108,9 @@ def _fast_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 @friendly
 def migrate(as_json: JsonFlag = False) -> None:
     """Create or upgrade the database schema."""
-    from callgate.store import open_store
+    from callgate.services import migrate as migrate_schema
 
-    store = open_store(load_settings().database_url, migrate=False)
-    try:
-        applied = store.migrate()
-    finally:
-        store.close()
+    applied = migrate_schema(load_settings().database_url)
     if as_json:
         print_json({"applied": applied})
     else:

@@ -39,7 +39,7 @@ def webhooks_list(
 
         raise ValidationError(f"unknown delivery status {status!r}", field="status")
     with gateway() as gw:
-        found = gw.store.list_deliveries(status=status, job_id=job, limit=limit)
+        found = gw.deliveries.list(status=status, job_id=job, limit=limit)
     if as_json:
         print_json([d.to_dict() for d in found])
         return
@@ -69,13 +69,10 @@ def webhooks_replay(
     if (delivery_id is None) == (since is None):
         raise ValidationError("give either a delivery id or --since", field="since")
     with gateway() as gw:
-        now = gw.clock.now()
         if delivery_id is not None:
-            n = gw.store.replay_deliveries(now, delivery_id=delivery_id)
+            n = gw.deliveries.replay(delivery_id=delivery_id)
         else:
-            n = gw.store.replay_deliveries(
-                now, since=parse_time(str(since), field="since").timestamp()
-            )
+            n = gw.deliveries.replay(since=parse_time(str(since), field="since").timestamp())
     if as_json:
         print_json({"replayed": n})
     else:
@@ -86,10 +83,8 @@ def webhooks_replay(
 @friendly
 def webhooks_secret(as_json: JsonFlag = False) -> None:
     """Show the active signing secrets (one is generated if none is configured)."""
-    from callgate.webhooks.sender import active_secrets
-
     with gateway() as gw:
-        found = active_secrets(gw.settings, gw.store, gw.clock.now())
+        found = gw.deliveries.secrets(gw.settings)
     if as_json:
         print_json({"secrets": found})
     else:

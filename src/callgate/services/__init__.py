@@ -1,0 +1,35 @@
+"""The operations the shells need (the API, the CLI, the dashboard to come), each owned by
+one small service that the :class:`~callgate.gateway.Gateway` carries:
+
+======================  ===========================================================
+``gw.jobs``             list, show (attempts, events, audit), a summary per number
+``gw.batches``          show, pause, resume, cancel, results and errors, page by page
+``gw.guardrails``       allowlist, suppressions, the audit log's export and pruning
+``gw.deliveries``       webhook deliveries: list, show, replay; the signing secrets
+``gw.keys``             API keys: create, list, revoke, authenticate, the first key
+======================  ===========================================================
+
+A service wakes the workers itself when what it changed may have made something
+claimable or sendable; no shell touches the store or imports :mod:`callgate.store`.
+Submitting, cancelling and retrying jobs, the breaker and the providers stay on the
+Gateway itself, as before.
+"""
+
+from callgate.services.base import Service
+from callgate.services.batches import BatchesService
+from callgate.services.deliveries import DeliveriesService
+from callgate.services.guardrails import GuardrailsService, allowlist_entry
+from callgate.services.jobs import JobsService
+from callgate.services.keys import KeysService
+from callgate.services.schema import migrate
+
+__all__ = [
+    "BatchesService",
+    "DeliveriesService",
+    "GuardrailsService",
+    "JobsService",
+    "KeysService",
+    "Service",
+    "allowlist_entry",
+    "migrate",
+]
