@@ -31,8 +31,8 @@ from pydantic_settings import (
 )
 
 from callgate.domain import MAX_RATE, MIN_RATE, Kind
-from callgate.engine.retry import DEFAULTS, KindPolicy
 from callgate.exceptions import ConfigurationError
+from callgate.policies import DEFAULTS, Cap, KindPolicy, QuietWindow
 
 # -- providers (issue 5) ---------------------------------------------------------------
 ProviderName = Literal["simulator", "twilio", "signalwire", "telnyx"]
@@ -86,8 +86,6 @@ class CapsSettings(BaseModel):
     def _cap(cls, value: object) -> object:
         value = _none_if_blank(value)
         if isinstance(value, str):
-            from callgate.engine.guardrails import Cap
-
             Cap.parse(value)
         return value
 
@@ -107,8 +105,6 @@ class QuietHoursSettings(BaseModel):
     def _window(cls, value: object) -> object:
         value = _none_if_blank(value)
         if isinstance(value, str):
-            from callgate.engine.guardrails import QuietWindow
-
             QuietWindow.parse(value)
         return value
 

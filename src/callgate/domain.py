@@ -624,6 +624,17 @@ class Delivery:
 
 
 @dataclass(frozen=True, slots=True)
+class SystemWebhook:
+    """A job-less webhook event waiting in the outbox (batch.completed, provider.down, ...)."""
+
+    id: int
+    type: str
+    data: dict[str, Any]
+    attempts: int
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class ApiKey:
     """An API key's public face; the token itself is shown once and stored hashed."""
 

@@ -12,10 +12,9 @@ from __future__ import annotations
 import fnmatch
 import functools
 import logging
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
@@ -24,6 +23,7 @@ from phonenumbers import timezone as pn_timezone
 from callgate.domain import Decision, Job, Kind, Status
 from callgate.engine.audit import Redactor
 from callgate.exceptions import ConfigurationError
+from callgate.policies import Allowlist, Cap, QuietWindow
 from callgate.providers.audit import Exchange
 from callgate.store.base import SendCounts, Store
 
@@ -47,26 +47,6 @@ RELEASABLE = (GuardReason.OVER_CAP, GuardReason.QUIET_HOURS)
 # -- the allowlist ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Allowlist:
-    """E.164 numbers or shell-style patterns (``+1202555*``; ``*`` allows every number,
-    an explicit choice for load tests). Used only outside production."""
-
-    entries: frozenset[str] = frozenset()
-
-    def allows(self, number: str) -> bool:
-        if number in self.entries:
-            return True
-        return any(_is_pattern(e) and fnmatch.fnmatchcase(number, e) for e in self.entries)
-
-    def with_(self, more: Iterable[str]) -> Allowlist:
-        return Allowlist(self.entries | frozenset(more))
-
-
-def _is_pattern(entry: str) -> bool:
-    return any(ch in entry for ch in "*?[")
-
-
 def not_allowlisted(number: str, environment: str) -> Decision:
     return Decision(
         Status.BLOCKED,
@@ -86,36 +66,6 @@ def suppressed(number: str, kind: Kind, why: str | None) -> Decision:
 
 
 # -- caps ------------------------------------------------------------------------------
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_CAP = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([smhd])\s*$")
-
-
-@dataclass(frozen=True, slots=True)
-class Cap:
-    """At most ``limit`` jobs that reached the provider per ``window`` seconds (a job
-    counts once, from its first attempt: a retry is not a new message)."""
-
-    limit: int
-    window: float
-
-    @classmethod
-    def parse(cls, text: str) -> Cap:
-        """``"3/24h"``, ``"20/1d"``, ``"1/30m"``, ``"5/h"``."""
-        found = _CAP.match(text)
-        if found is None:
-            raise ValueError(f"{text!r} is not a cap like '3/24h' (units s, m, h, d)")
-        count, size, unit = found.groups()
-        window = int(size or 1) * _UNITS[unit]
-        if window <= 0:
-            raise ValueError(f"{text!r}: a cap's window must be longer than zero")
-        return cls(int(count), float(window))
-
-    def __str__(self) -> str:
-        for unit in ("h", "m"):
-            if self.window % _UNITS[unit] == 0:
-                return f"{self.limit}/{int(self.window // _UNITS[unit])}{unit}"
-        return f"{self.limit}/{int(self.window)}s"
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,40 +114,6 @@ def over_cap(
 
 
 # -- quiet hours -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class QuietWindow:
-    """Local times between ``start`` and ``end`` (``21:00-08:00`` spans midnight)."""
-
-    start: time
-    end: time
-
-    @classmethod
-    def parse(cls, text: str) -> QuietWindow:
-        try:
-            a, b = (part.strip() for part in text.split("-"))
-            start, end = time.fromisoformat(a), time.fromisoformat(b)
-        except ValueError:
-            raise ValueError(f"{text!r} is not a window like '21:00-08:00'") from None
-        if start == end:
-            raise ValueError(f"{text!r}: start and end are the same")
-        return cls(start, end)
-
-    def __str__(self) -> str:
-        return f"{self.start:%H:%M}-{self.end:%H:%M}"
-
-    def contains(self, local: time) -> bool:
-        if self.start < self.end:
-            return self.start <= local < self.end
-        return local >= self.start or local < self.end
-
-    def ends_after(self, local: datetime) -> datetime:
-        """The end of the quiet window ``local`` is in (a local, aware datetime)."""
-        day = local.date()
-        if self.start > self.end and local.timetz().replace(tzinfo=None) >= self.start:
-            day += timedelta(days=1)
-        return datetime.combine(day, self.end).replace(tzinfo=local.tzinfo)
 
 
 @functools.lru_cache(maxsize=65536)
@@ -362,7 +278,7 @@ class Guardrails:
     """The configured rules; :meth:`at_submit` and :meth:`at_send` decide."""
 
     environment: str = "development"
-    allowlist: Allowlist = Allowlist()
+    allowlist: Allowlist = field(default_factory=Allowlist)
     caps: Mapping[Kind, Cap] = field(default_factory=dict)
     #: caps on identical jobs: the same content to the same number (a runaway duplicate)
     same: Mapping[Kind, Cap] = field(default_factory=dict)

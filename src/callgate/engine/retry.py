@@ -5,9 +5,11 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from callgate.domain import AttemptResult, Decision, Job, Kind, Outcome, Reason, Status
+from callgate.policies import DEFAULTS, KindPolicy
+
+__all__ = ["DEFAULTS", "MAX_RETRY_AFTER", "KindPolicy", "RetryPolicy"]
 
 EXPECTED = frozenset({Outcome.BUSY, Outcome.NO_ANSWER, Outcome.LINE_FAILED})
 #: the longest a provider's Retry-After may hold a job back (seconds)
@@ -20,24 +22,6 @@ def _wait(retry_after: float | None) -> float:
     if retry_after is None or not math.isfinite(retry_after) or retry_after < 0:
         return 0.0
     return min(retry_after, MAX_RETRY_AFTER)
-
-
-@dataclass(frozen=True, slots=True)
-class KindPolicy:
-    max_attempts: int
-    retry_delay: float  # after busy / no_answer / line_failed
-    jitter: float = 0.1  # ± fraction on retry_delay
-    backoff_base: float = 5.0  # provider_error: base × 2^(n-1), ± backoff_jitter
-    backoff_max: float = 600.0
-    backoff_jitter: float = 0.2
-
-
-DEFAULTS: Mapping[Kind, KindPolicy] = {
-    Kind.FAX: KindPolicy(max_attempts=20, retry_delay=600.0),
-    Kind.SMS: KindPolicy(max_attempts=5, retry_delay=60.0),
-    Kind.CALL: KindPolicy(max_attempts=3, retry_delay=300.0),
-    Kind.REQUEST: KindPolicy(max_attempts=5, retry_delay=30.0),
-}
 
 
 class RetryPolicy:

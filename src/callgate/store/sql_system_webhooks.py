@@ -13,19 +13,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
+from callgate.domain import SystemWebhook
 from callgate.store.sql_tx import Conn, SQLParts
-
-
-@dataclass(frozen=True, slots=True)
-class SystemWebhook:
-    id: int
-    type: str
-    data: dict[str, Any]
-    attempts: int
-    created_at: float
 
 
 def add_system_webhook(c: Conn, type_: str, data: Mapping[str, Any], now: float) -> None:

@@ -23,11 +23,10 @@ import httpx
 
 from callgate.clock import Clock
 from callgate.config import Settings
-from callgate.domain import Delivery, from_ts, iso
+from callgate.domain import Delivery, SystemWebhook, from_ts, iso
 from callgate.exceptions import CallgateError, StoreError
 from callgate.store import Store
 from callgate.store.offload import StoreCalls
-from callgate.store.sql_system_webhooks import SystemWebhook
 from callgate.urls import UrlChecker
 from callgate.webhooks.formats import fax_gateway_body, standard_body
 from callgate.webhooks.posting import AiohttpPoster, HttpxPoster, Poster, PostFailed
