@@ -55,7 +55,7 @@ COLUMNS = ("queued", "in_flight", "retrying", "delivered", "failed")
 
 def live_view(gw: Gateway) -> Table:
     table = Table("number", *COLUMNS, "other", title="callgate demo: jobs per number")
-    for number, by_status in gw.store.group_summary():
+    for number, by_status in gw.jobs.summary():
         other = sum(n for s, n in by_status.items() if s not in COLUMNS)
         table.add_row(number, *(str(by_status.get(c, "") or "") for c in COLUMNS), str(other or ""))
     return table
@@ -63,7 +63,7 @@ def live_view(gw: Gateway) -> Table:
 
 def outcome_table(gw: Gateway) -> Table:
     table = Table("job", "kind", "to", "status", "attempts", "why", title="outcomes")
-    for job in sorted(gw.store.list_jobs(limit=100), key=lambda j: j.id):
+    for job in sorted(gw.jobs.list(limit=100), key=lambda j: j.id):
         style = {Status.DELIVERED: "green", Status.HELD: "yellow"}.get(job.status, "red")
         table.add_row(
             str(job.id),

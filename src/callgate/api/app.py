@@ -18,60 +18,15 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from callgate import auth
-from callgate.api.models import ErrorOut, Health
+from callgate.api.errors import ERRORS, ApiError, error_response, status_for
+from callgate.api.models import Health
 from callgate.domain import ApiKey
 from callgate.exceptions import (
     CallgateError,
-    IdempotencyConflict,
-    InvalidTransition,
-    NotFound,
-    StoreError,
-    ValidationError,
-    WorkerFailed,
 )
 from callgate.gateway import Gateway
 
 log = logging.getLogger("callgate.api")
-STATUS_FOR: list[tuple[type[CallgateError], int]] = [
-    (IdempotencyConflict, 409),
-    (ValidationError, 400),
-    (NotFound, 404),
-    (InvalidTransition, 409),
-    (StoreError, 503),
-    (WorkerFailed, 503),
-]
-ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorOut, "description": "Invalid request"},
-    401: {"model": ErrorOut, "description": "Missing or unknown API key"},
-    413: {"model": ErrorOut, "description": "Request body too large"},
-    503: {"model": ErrorOut, "description": "The database is unavailable (or a worker failed)"},
-}
-
-
-class ApiError(CallgateError):
-    """An HTTP-level error (auth, size, routing) with its own status."""
-
-    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
-        super().__init__(message, field=field)
-        self.status = status
-        self.code = code
-
-
-def error_response(
-    status: int,
-    code: str,
-    message: str,
-    field: str | None = None,
-    headers: dict[str, str] | None = None,
-) -> JSONResponse:
-    body = {"error": {"code": code, "message": message, "field": field}}
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
-def _status(exc: CallgateError) -> int:
-    if isinstance(exc, ApiError):
-        return exc.status
-    return next((s for cls, s in STATUS_FOR if isinstance(exc, cls)), 500)
 
 
 class BodyLimit:
@@ -183,7 +138,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CallgateError)
     async def callgate_error(request: Request, exc: CallgateError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.code == "unauthorized" else None
-        return error_response(_status(exc), exc.code, exc.message, exc.field, headers)
+        return error_response(status_for(exc), exc.code, exc.message, exc.field, headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

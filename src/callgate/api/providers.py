@@ -18,7 +18,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from callgate.api.app import error_response
+from callgate.api.errors import error_response
 from callgate.domain import AttemptResult
 from callgate.providers.callbacks import (
     CallbackRejected,
