@@ -12,7 +12,7 @@ import secrets
 from pathlib import Path
 
 from callgate.domain import ApiKey, validate_label
-from callgate.store import Store
+from callgate.store.parts import KeysPart
 
 TOKEN_PREFIX = "cg_"
 
@@ -21,7 +21,7 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_key(store: Store, name: str, now: float) -> tuple[ApiKey, str]:
+def create_key(store: KeysPart, name: str, now: float) -> tuple[ApiKey, str]:
     """Create a key; return it and its token (shown once, never stored). ``name`` says
     who uses it: 1-200 characters, not blank, no control characters."""
     validate_label(name)
@@ -30,7 +30,7 @@ def create_key(store: Store, name: str, now: float) -> tuple[ApiKey, str]:
     return store.add_api_key(key_id, name, hash_token(token), token[:8], now), token
 
 
-def authenticate(store: Store, token: str | None) -> ApiKey | None:
+def authenticate(store: KeysPart, token: str | None) -> ApiKey | None:
     if not token or not token.startswith(TOKEN_PREFIX):
         return None
     return store.api_key_by_hash(hash_token(token))
@@ -40,7 +40,7 @@ def key_file_for(database_path: str) -> Path:
     return Path(database_path + ".key")
 
 
-def ensure_first_key(store: Store, database_path: str | None, now: float) -> str | None:
+def ensure_first_key(store: KeysPart, database_path: str | None, now: float) -> str | None:
     """On a database without keys, create one and write its token to a 0600 file beside
     the database; return the token (``None`` when keys exist already)."""
     if store.api_keys():

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from callgate.domain import AttemptResult, Decision, Outcome, Status
 from callgate.engine.meter import GCRA
-from callgate.store.base import Claimed, Finish, StartAttempt, Store
+from callgate.store.base import Claimed, Finish, StartAttempt
+from callgate.store.parts import Store
 
 
 def claim(

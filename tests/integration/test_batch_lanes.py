@@ -11,7 +11,8 @@ from collections import Counter
 from callgate.batches import ingest
 from callgate.domain import Kind, make_spec
 from callgate.engine.meter import GCRA
-from callgate.store.base import Claimed, Store
+from callgate.store.base import Claimed
+from callgate.store.parts import Store
 from tests.integration.batch_support import claim, end
 
 NOW = 1_800_000_000.0

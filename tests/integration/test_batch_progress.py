@@ -9,7 +9,8 @@ import pytest
 
 from callgate.batches import ingest
 from callgate.domain import AttemptResult, Decision, Kind, Outcome, Status
-from callgate.store.base import Finish, StartAttempt, Store
+from callgate.store.base import Finish, StartAttempt
+from callgate.store.parts import Store
 from tests.integration.batch_support import claim, end
 
 NOW = 1_800_000_000.0

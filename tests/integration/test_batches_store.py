@@ -11,7 +11,8 @@ from callgate.batches import BatchRejected, RowMapper, ingest
 from callgate.domain import AttemptResult, Decision, Kind, Outcome, Status, make_spec
 from callgate.engine.meter import GCRA
 from callgate.exceptions import NotFound, ValidationError
-from callgate.store.base import Finish, StartAttempt, Store
+from callgate.store.base import Finish, StartAttempt
+from callgate.store.parts import Store
 
 NOW = 1_800_000_000.0
 

@@ -20,7 +20,7 @@ import pytest
 from callgate.batches import ingest
 from callgate.domain import Kind, make_spec
 from callgate.engine.meter import GCRA
-from callgate.store.base import Store
+from callgate.store.parts import Store
 from callgate.store.sql_history import write_history as fill_history
 from tests.integration.batch_support import claim
 from tests.integration.work_support import Work, measure, sqlite_plan

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from callgate.store.base import Store
+from callgate.store.parts import Store
 
 #: statements compared by their shape: literal numbers and parameter lists folded
 _FOLD = re.compile(r"\s+")

@@ -19,7 +19,7 @@ from callgate.batches.parse import RowError, detect_format, read_rows
 from callgate.batches.rows import RowMapper, ValidRow, validate_rows
 from callgate.domain import Batch, JobSpec, validate_label, validate_rate
 from callgate.exceptions import ValidationError
-from callgate.store.base import Store
+from callgate.store.parts import BatchesPart
 
 log = logging.getLogger("callgate.batches")
 #: rows per insert transaction
@@ -44,7 +44,7 @@ class BatchRejected(ValidationError):
 
 
 def ingest(
-    store: Store,
+    store: BatchesPart,
     stream: IO[bytes],
     now: float,
     *,
@@ -96,7 +96,7 @@ def batch_name(name: str | None) -> str | None:
     return None if name is None else validate_label(name)
 
 
-def _abandon(store: Store, batch_id: int, now: float) -> None:
+def _abandon(store: BatchesPart, batch_id: int, now: float) -> None:
     """The request failed after the batch was created (the database, a bug): cancel what
     was stored, so that a client retrying the request does not get the rows twice."""
     try:
@@ -107,7 +107,7 @@ def _abandon(store: Store, batch_id: int, now: float) -> None:
 
 
 def _store_rows(
-    store: Store,
+    store: BatchesPart,
     batch_id: int,
     items: Iterator[ValidRow | RowError],
     now: float,

@@ -25,7 +25,8 @@ from callgate.engine.audit import Redactor
 from callgate.exceptions import ConfigurationError
 from callgate.policies import Allowlist, Cap, QuietWindow
 from callgate.providers.audit import Exchange
-from callgate.store.base import SendCounts, Store
+from callgate.store.base import SendCounts
+from callgate.store.parts import GuardrailsStore
 
 log = logging.getLogger("callgate.guardrails")
 
@@ -337,7 +338,9 @@ class Guard:
     closed), the breaker's evaluation, and suppressions learnt from provider errors.
     Its methods block on the store: async code calls them from its store offload."""
 
-    def __init__(self, rules: Guardrails, store: Store, redactor: Redactor | None = None) -> None:
+    def __init__(
+        self, rules: Guardrails, store: GuardrailsStore, redactor: Redactor | None = None
+    ) -> None:
         self.rules = rules
         self.store = store
         self.redactor = redactor or Redactor()

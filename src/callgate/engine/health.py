@@ -22,7 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from callgate.domain import AttemptResult, Decision, Fault, Job, Kind, Outcome, Reason, Status
-from callgate.store.base import Circuit, Store
+from callgate.store.base import Circuit
+from callgate.store.parts import CircuitsPart
 
 log = logging.getLogger("callgate.providers")
 
@@ -60,7 +61,9 @@ class ProviderHealth:
     """The circuits of the providers one worker sends through (``routes``: the provider
     name of each kind)."""
 
-    def __init__(self, store: Store, routes: Mapping[Kind, str], policy: CircuitPolicy) -> None:
+    def __init__(
+        self, store: CircuitsPart, routes: Mapping[Kind, str], policy: CircuitPolicy
+    ) -> None:
         self.store = store
         self.routes = dict(routes)
         self.policy = policy

@@ -33,8 +33,9 @@ from callgate.domain import AttemptResult, Decision, Outcome, Status
 from callgate.engine.audit import Redactor
 from callgate.engine.retry import RetryPolicy
 from callgate.providers.base import CannotReconcile, Provider, Reconciling
-from callgate.store.base import Finish, Store, Uncertain
+from callgate.store.base import Finish, Uncertain
 from callgate.store.offload import StoreCalls
+from callgate.store.parts import Store
 
 log = logging.getLogger("callgate.reconcile")
 

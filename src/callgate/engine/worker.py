@@ -41,10 +41,10 @@ from callgate.store.base import (
     Finish,
     SettleUnsent,
     StartAttempt,
-    Store,
     Write,
 )
 from callgate.store.offload import StoreCalls
+from callgate.store.parts import Store
 
 log = logging.getLogger("callgate.worker")
 #: the GIL switch interval for workers whose store calls run on threads (seconds)

@@ -1,17 +1,20 @@
-"""What every service holds: the store, the clock, and how to wake the workers."""
+"""What every service holds: its part of the store, the clock, and how to wake the
+workers."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from callgate.clock import Clock
-from callgate.store.base import Store
+
+P = TypeVar("P")
 
 
-class Service:
-    """One group of operations over the store (see :mod:`callgate.services`)."""
+class Service(Generic[P]):
+    """One group of operations over one part of the store (see :mod:`callgate.services`)."""
 
-    def __init__(self, store: Store, clock: Clock, changed: Callable[[], None]) -> None:
+    def __init__(self, store: P, clock: Clock, changed: Callable[[], None]) -> None:
         self._store, self._clock, self._changed = store, clock, changed
 
     def __repr__(self) -> str:

@@ -7,12 +7,13 @@ from typing import Any
 
 from callgate.domain import Batch
 from callgate.services.base import Service
+from callgate.store.parts import BatchesPart
 
 #: rows per page of a batch's reports
 PAGE = 1000
 
 
-class BatchesService(Service):
+class BatchesService(Service[BatchesPart]):
     def get(self, batch_id: int) -> Batch:
         """The batch, with its counts and rates now (NotFound: no such batch)."""
         return self._store.get_batch(batch_id, self._clock.now())

@@ -7,9 +7,10 @@ import builtins
 from callgate.config import Settings
 from callgate.domain import Delivery
 from callgate.services.base import Service
+from callgate.store.parts import DeliveriesStore
 
 
-class DeliveriesService(Service):
+class DeliveriesService(Service[DeliveriesStore]):
     def list(
         self,
         *,

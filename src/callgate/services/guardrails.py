@@ -8,6 +8,7 @@ from typing import Any
 from callgate.domain import normalize_number
 from callgate.exceptions import ValidationError
 from callgate.services.base import Service
+from callgate.store.parts import GuardrailsStore
 
 
 def allowlist_entry(raw: str) -> str:
@@ -20,7 +21,7 @@ def allowlist_entry(raw: str) -> str:
     return normalize_number(raw, field="number")
 
 
-class GuardrailsService(Service):
+class GuardrailsService(Service[GuardrailsStore]):
     # -- the allowlist
     def allowlist(self) -> list[dict[str, Any]]:
         return self._store.allowlist()

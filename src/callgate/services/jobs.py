@@ -7,9 +7,10 @@ from typing import Any
 
 from callgate.domain import Attempt, Event, Job, Status
 from callgate.services.base import Service
+from callgate.store.parts import JobsStore
 
 
-class JobsService(Service):
+class JobsService(Service[JobsStore]):
     def list(
         self,
         *,

@@ -7,9 +7,10 @@ import builtins
 from callgate import auth
 from callgate.domain import ApiKey
 from callgate.services.base import Service
+from callgate.store.parts import KeysPart
 
 
-class KeysService(Service):
+class KeysService(Service[KeysPart]):
     def create(self, name: str) -> tuple[ApiKey, str]:
         """A new key and its token (shown once)."""
         return auth.create_key(self._store, name, self._clock.now())

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from callgate.exceptions import ConfigurationError
-from callgate.store.base import Claimed, MeterPolicy, MeterState, Store, SubmitResult
+from callgate.store.base import Claimed, MeterPolicy, MeterState, SubmitResult
+from callgate.store.parts import Store
 
 
 def open_store(url: str, *, migrate: bool = True) -> Store:

@@ -25,8 +25,8 @@ from callgate.clock import Clock
 from callgate.config import Settings
 from callgate.domain import Delivery, SystemWebhook, from_ts, iso
 from callgate.exceptions import CallgateError, StoreError
-from callgate.store import Store
 from callgate.store.offload import StoreCalls
+from callgate.store.parts import KeysPart, WebhookStore
 from callgate.urls import UrlChecker
 from callgate.webhooks.formats import fax_gateway_body, standard_body
 from callgate.webhooks.posting import AiohttpPoster, HttpxPoster, Poster, PostFailed
@@ -40,7 +40,7 @@ JITTER = 0.2
 MAX_RETRY_AFTER = 86400.0
 
 
-def active_secrets(settings: Settings, store: Store, now: float) -> list[str]:
+def active_secrets(settings: Settings, store: KeysPart, now: float) -> list[str]:
     """``CALLGATE_WEBHOOK_SECRETS``, else the generated ones (one is made on first use)."""
     configured = parse_secrets(settings.webhook_secrets)
     if configured:
@@ -70,7 +70,7 @@ def retry_after_seconds(value: str | None, now: float) -> float | None:
 class WebhookSender:
     def __init__(
         self,
-        store: Store,
+        store: WebhookStore,
         settings: Settings,
         *,
         clock: Clock,
