@@ -26,7 +26,7 @@ from callgate.config import Settings
 from callgate.domain import Delivery, from_ts, iso
 from callgate.exceptions import CallgateError, StoreError
 from callgate.store import Store
-from callgate.store.offload import StoreCalls
+from callgate.store.offload import StoreCalls, set_event
 from callgate.store.sql_system_webhooks import SystemWebhook
 from callgate.urls import UrlChecker
 from callgate.webhooks.formats import fax_gateway_body, standard_body
@@ -90,6 +90,7 @@ class WebhookSender:
         self._poll = poll
         self._active: set[asyncio.Task[None]] = set()
         self._changed: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
         self._db = StoreCalls(False)
         self.sent = 0
@@ -102,11 +103,13 @@ class WebhookSender:
         self.wake()
 
     def wake(self) -> None:
+        """Something may be due (from any thread)."""
         if self._changed is not None:
-            self._changed.set()
+            set_event(self._changed, self._loop)
 
     async def run(self) -> None:
         self._changed = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
         self._stopping = False
         self._db = StoreCalls(self.store.offload, threads=1, name="callgate-webhooks-db")
         try:
