@@ -1,9 +1,11 @@
-"""HTTP submit throughput and latency against a real ``callgate serve`` on SQLite.
+"""HTTP submit throughput and latency against a real ``callgate serve``.
 
-Starts ``python -m callgate serve --port 0`` over a fresh database in a temporary
-directory (rate 0 = unlimited, simulator latency 0, so its worker delivers what comes
-in, as in production), reads the port from its "serving" line on stderr and the first
-API key from its stdout, then measures ``POST /v1/messages`` with httpx.AsyncClient:
+Starts ``python -m callgate serve --port 0`` over a fresh database (SQLite in a temporary
+directory, or with ``--database postgresql://...`` a new PostgreSQL database beside that
+URL's, dropped afterwards; rate 0 = unlimited, simulator latency 0, so its worker
+delivers what comes in, as in production), reads the port from its "serving" line on
+stderr and the first API key from its stdout, then measures ``POST /v1/messages`` with
+httpx.AsyncClient:
 
 1. max throughput: ``--concurrency`` tasks submitting back to back (closed loop) for
    ``--seconds``: req/s and latency p50/p99;
@@ -15,9 +17,12 @@ API key from its stdout, then measures ``POST /v1/messages`` with httpx.AsyncCli
 
 Targets: >= 1,000 req/s, and p99 < 50 ms at 500 req/s. The client runs on the same
 machine and competes with the server for CPU: ``cpu_count`` is in the output.
-Prints one JSON document; the server is stopped at the end.
+Prints one JSON document; the server is stopped at the end. ``--code DIR`` runs the
+server from another checkout's ``src`` (``PYTHONPATH``), e.g. the code before a change,
+so that before and after are measured by the same client in one session.
 
     python bench/api.py [--seconds 10] [--concurrency 64] [--rate 500]
+                        [--database postgresql://...] [--code ../other/src]
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import contextlib
 import os
 import resource
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -94,10 +100,12 @@ class Samples:
 
 
 @contextlib.contextmanager
-def serve(home: Path) -> Iterator[ServeProcess]:
+def serve(home: Path, database_url: str, code: str | None) -> Iterator[ServeProcess]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CALLGATE_")}
+    if code is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [code, env.get("PYTHONPATH")]))
     env |= {
-        "CALLGATE_DATABASE_URL": f"sqlite:///{home / 'bench.db'}",
+        "CALLGATE_DATABASE_URL": database_url,
         "CALLGATE_RATE": "0",
         "CALLGATE_SIMULATOR_LATENCY": "0",
         "CALLGATE_ENVIRONMENT": "development",
@@ -222,9 +230,46 @@ def cpu_meter(server: ServeProcess, doc: dict[str, Any]) -> Iterator[None]:
         doc["client_cpu_ms_per_request"] = round((client_1 - client_0) * 1000 / n, 3)
 
 
-def job_counts(db: Path) -> dict[str, int]:
-    with contextlib.closing(sqlite3.connect(db, timeout=30)) as conn:
-        return dict(conn.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall())
+COUNT_SQL = "SELECT status, COUNT(*) FROM jobs GROUP BY status"
+
+
+def job_counts(database_url: str) -> dict[str, int]:
+    if database_url.startswith("sqlite:///"):
+        path = database_url.removeprefix("sqlite:///")
+        with contextlib.closing(sqlite3.connect(path, timeout=30)) as conn:
+            return dict(conn.execute(COUNT_SQL).fetchall())
+    import psycopg
+
+    with psycopg.connect(database_url) as conn:
+        return {str(status): int(n) for status, n in conn.execute(COUNT_SQL).fetchall()}
+
+
+@contextlib.contextmanager
+def database(home: Path, admin_url: str | None) -> Iterator[str]:
+    """The URL of a fresh database: a SQLite file in ``home``, or a new PostgreSQL
+    database beside ``admin_url``'s (dropped afterwards)."""
+    if admin_url is None:
+        yield f"sqlite:///{home / 'bench.db'}"
+        return
+    from _pg import fresh_database
+
+    with fresh_database(admin_url, "api") as url:
+        yield url
+
+
+def server_code(code: str | None) -> dict[str, str | None]:
+    """Where the server's code came from: ``--code`` (and its git commit) or this checkout."""
+    src = Path(code).resolve() if code is not None else Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(src), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = None
+    return {"code": str(src) if code is not None else None, "commit": commit}
 
 
 def main() -> None:
@@ -239,7 +284,15 @@ def main() -> None:
         "--connections", type=int, default=64, help="open-loop clients (one connection each)"
     )
     parser.add_argument("--numbers", type=int, default=1000, help="distinct destinations")
+    parser.add_argument(
+        "--database",
+        metavar="POSTGRESQL_URL",
+        help="serve on PostgreSQL: a fresh database beside this one's (default: SQLite)",
+    )
+    parser.add_argument("--code", metavar="DIR", help="run the server from this src directory")
     args = parser.parse_args()
+    if args.database is not None and not args.database.startswith(("postgresql:", "postgres:")):
+        parser.error("--database takes a postgresql:// URL (SQLite is the default)")
 
     run: Callable[[Coroutine[Any, Any, None]], None] = asyncio.run
     loop = "asyncio"
@@ -271,11 +324,14 @@ def main() -> None:
         finally:
             await asyncio.gather(*(c.aclose() for c in clients))
 
-    with tempfile.TemporaryDirectory() as tmp, serve(Path(tmp)) as server:
-        run(measure(server))
-        counts = job_counts(Path(tmp) / "bench.db")
+    with tempfile.TemporaryDirectory() as tmp, database(Path(tmp), args.database) as url:
+        with serve(Path(tmp), url, args.code) as server:
+            run(measure(server))
+        counts = job_counts(url)
 
     doc = {
+        "database": "postgresql" if args.database is not None else "sqlite",
+        "server": server_code(args.code),
         "cpu_count": os.cpu_count(),
         "python": sys.version.split()[0],
         "client_event_loop": loop,

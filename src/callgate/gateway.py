@@ -6,7 +6,7 @@ the CLI and (later) the HTTP API are thin shells over it.
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import logging
 import random
 from collections.abc import Coroutine, Sequence
@@ -15,10 +15,12 @@ from typing import IO, Any
 
 import httpx
 
+from callgate import auth
 from callgate.clock import Clock, SystemClock
 from callgate.config import Settings, load_settings
 from callgate.domain import (
     RETRYABLE,
+    ApiKey,
     AttemptResult,
     Batch,
     Job,
@@ -43,6 +45,7 @@ from callgate.engine.reconcile import ReconcileConfig
 from callgate.engine.retry import RetryPolicy
 from callgate.engine.worker import BatchThrottle, Worker, WorkerConfig
 from callgate.exceptions import ConfigurationError, StoreError, ValidationError, WorkerFailed
+from callgate.grouped import Grouped, commit_group, look_up_keys
 from callgate.providers.base import Provider
 from callgate.services import (
     BatchesService,
@@ -53,10 +56,14 @@ from callgate.services import (
 )
 from callgate.store import Store, SubmitResult, open_store
 from callgate.store.base import Circuit
+from callgate.store.offload import StoreCalls
 from callgate.urls import DnsCache, UrlChecker
 from callgate.webhooks.sender import WebhookSender
 
 log = logging.getLogger("callgate.gateway")
+#: threads for the store calls of async code (the API) on a store that waits on the
+#: network; a PostgreSQL store's pool has 4 connections, which the worker shares
+API_THREADS = 4
 
 
 def make_provider(settings: Settings, clock: Clock) -> Provider:
@@ -164,6 +171,9 @@ class Gateway:
         self._rng = rng or random.Random(self.settings.simulator_seed)
         self._workers: list[Worker] = []
         self._senders: list[WebhookSender] = []
+        self._db: StoreCalls | None = None
+        self._submits: Grouped[tuple[JobSpec, str], SubmitResult] | None = None
+        self._keys: Grouped[str, ApiKey | None] | None = None
         #: URL safety checks, with one DNS cache (hosts repeat across jobs and batch rows)
         self.urls = UrlChecker(
             self.settings.environment,
@@ -183,6 +193,8 @@ class Gateway:
         return f"Gateway({self.store!r})"
 
     def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
         self.store.close()
 
     def __enter__(self) -> Gateway:
@@ -190,6 +202,15 @@ class Gateway:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @property
+    def db(self) -> StoreCalls:
+        """How async code (the API) calls the store and the blocking methods here:
+        ``await gw.db(gw.cancel, job_id)`` runs on a thread when the store waits on the
+        network (PostgreSQL), in place when it answers at once (SQLite)."""
+        if self._db is None:
+            self._db = StoreCalls(self.store.offload, threads=API_THREADS, name="callgate-api-db")
+        return self._db
 
     @property
     def provider(self) -> Provider:
@@ -216,14 +237,50 @@ class Gateway:
         return self.submit_many([spec], scope=scope)[0]
 
     def submit_many(self, specs: Sequence[JobSpec], *, scope: str = "") -> list[SubmitResult]:
+        results = self._store_submit(specs, scope)
+        self._changed()
+        return results
+
+    async def submit_async(self, spec: JobSpec, *, scope: str = "") -> SubmitResult:
+        """:meth:`submit` from async code: the submits of the same moment share one
+        commit (see :mod:`callgate.grouped`), off the event loop when the store waits
+        on the network. Same results, same errors, per request."""
+        if self._submits is None:
+            self._submits = Grouped(
+                self.db,
+                functools.partial(commit_group, self._store_submit),
+                on_done=self._changed,
+                flushers=2 if self.store.offload else 1,
+                name="callgate-submit",
+            )
+        return await self._submits((spec, scope))
+
+    async def authenticate(self, token: str | None) -> ApiKey | None:
+        """The API key of a bearer token (None: unknown or revoked), from async code:
+        the look-ups of the same moment share one trip to a store thread."""
+        if not token or not token.startswith(auth.TOKEN_PREFIX):
+            return None
+        token_hash = auth.hash_token(token)
+        if not self.store.offload:  # an embedded store answers at once: in place
+            return self.store.api_key_by_hash(token_hash)
+        if self._keys is None:
+            self._keys = Grouped(
+                self.db,
+                functools.partial(look_up_keys, self.store),
+                flushers=2,
+                name="callgate-keys",
+            )
+        return await self._keys(token_hash)
+
+    def _store_submit(self, specs: Sequence[JobSpec], scope: str) -> list[SubmitResult]:
         now = self.clock.now()
         results = self.store.submit(specs, now, scope=scope)
         # the allowlist and the suppression list, at once (checked again at send time)
-        for i, result in enumerate(results):
-            decision = self.guard.at_submit(result.job, now) if result.created else None
-            if decision is not None and self.store.refuse(result.job.id, decision, now):
-                results[i] = SubmitResult(self.store.get_job(result.job.id), True)
-        self._changed()
+        made = [i for i, result in enumerate(results) if result.created]
+        decisions = self.guard.at_submit_many([results[i].job for i in made])
+        for i, decision in zip(made, decisions, strict=True):
+            if decision is not None and self.store.refuse(results[i].job.id, decision, now):
+                results[i] = SubmitResult(self.store.get_job(results[i].job.id), True)
         return results
 
     def send(self, kind: Kind | str, **fields: Any) -> SubmitResult:
@@ -326,10 +383,7 @@ class Gateway:
         # the workers of a gateway share its provider: one push reaches the tracker
         pushed = bool(self._workers) and self._workers[0].push_status(provider, ref, result)
         try:
-            if self.store.offload:
-                await asyncio.to_thread(self.store.publish_status, provider, ref, result)
-            else:
-                self.store.publish_status(provider, ref, result)
+            await self.db(self.store.publish_status, provider, ref, result)
         except StoreError as exc:  # the tracker's polling still finds the status
             log.warning("could not pass the %s status of %s on: %s", provider, ref, exc)
         return pushed

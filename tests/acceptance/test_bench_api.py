@@ -10,13 +10,19 @@ from pathlib import Path
 
 import pytest
 
+from tests import pg
+
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "api.py"
 
 
 @pytest.mark.slow
-def test_api_bench() -> None:
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_api_bench(database: str) -> None:
     args = ["--seconds", "0.5", "--warmup", "0", "--concurrency", "2"]
     args += ["--rate", "20", "--connections", "2", "--numbers", "5"]
+    if database == "postgresql":
+        pg.require()
+        args += ["--database", pg.admin_url()]  # a database of its own beside this one
     done = subprocess.run(
         [sys.executable, str(BENCH), *args],
         capture_output=True,
@@ -26,6 +32,7 @@ def test_api_bench() -> None:
     )
     assert done.returncode == 0, done.stderr
     doc = json.loads(done.stdout)
+    assert doc["database"] == database
     assert doc["cpu_count"] >= 1
     for phase in ("max_throughput", "fixed_rate"):
         figures = doc[phase]

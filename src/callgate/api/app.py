@@ -17,7 +17,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from callgate import auth
 from callgate.api.errors import ERRORS, ApiError, error_response, status_for
 from callgate.api.models import Health
 from callgate.domain import ApiKey
@@ -88,7 +87,7 @@ def create_app(gateway: Gateway) -> FastAPI:
     @app.get("/readyz", response_model=Health, responses={503: ERRORS[503]}, tags=["health"])
     async def readyz() -> dict[str, str]:
         """The database answers, and no worker of this process has stopped on an error."""
-        gateway.ready()
+        await gateway.db(gateway.ready)
         return {"status": "ok"}
 
     secured = [Depends(require_key)]
@@ -211,7 +210,8 @@ async def require_key(
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise ApiError(401, "unauthorized", "an API key is required: Authorization: Bearer ...")
-    key = auth.authenticate(request.app.state.gateway.store, token.strip())
+    gw: Gateway = request.app.state.gateway
+    key = await gw.authenticate(token.strip())
     if key is None:
         raise ApiError(401, "unauthorized", "unknown or revoked API key")
     request.state.api_key = key

@@ -206,14 +206,14 @@ async def _accept(
 
 
 @router.get("/batches/{batch_id}", responses=NOT_FOUND)
-def get_batch(request: Request, batch_id: BatchId) -> dict[str, Any]:
+async def get_batch(request: Request, batch_id: BatchId) -> dict[str, Any]:
     """A batch: its rows, the counts of its jobs per status."""
     gw = _gateway(request)
-    return batch_out(gw.store.get_batch(batch_id, gw.clock.now()))
+    return batch_out(await gw.db(gw.store.get_batch, batch_id, gw.clock.now()))
 
 
 @router.get("/batches/{batch_id}/errors", responses=ERRORS_OK)
-def batch_errors(
+async def batch_errors(
     request: Request,
     batch_id: BatchId,
     format: Annotated[Literal["json", "csv"], Query()] = "json",
@@ -221,16 +221,17 @@ def batch_errors(
 ) -> Any:
     """The rows that were not queued (invalid or duplicate), with line, column and reason;
     JSON pages, or the whole report as CSV."""
-    store = _gateway(request).store
-    store.get_batch(batch_id)
-    if format == "csv":
+    gw = _gateway(request)
+    store = gw.store
+    await gw.db(store.get_batch, batch_id)
+    if format == "csv":  # streamed from a thread (a sync iterator)
         rows = _pages(
             lambda after: [
                 e.to_dict() for e in store.batch_errors(batch_id, after_line=after, limit=PAGE)
             ]
         )
         return StreamingResponse(csv_chunks(rows, ERROR_COLUMNS), media_type="text/csv")
-    page = store.batch_errors(batch_id, after_line=cursor, limit=PAGE)
+    page = await gw.db(store.batch_errors, batch_id, after_line=cursor, limit=PAGE)
     return {
         "data": [e.to_dict() for e in page],
         "next_cursor": str(page[-1].line) if len(page) == PAGE else None,
@@ -238,15 +239,17 @@ def batch_errors(
 
 
 @router.get("/batches/{batch_id}/results", responses=RESULTS_OK, response_class=StreamingResponse)
-def batch_results(
+async def batch_results(
     request: Request,
     batch_id: BatchId,
     format: Annotated[Literal["csv", "jsonl"], Query()] = "csv",
 ) -> StreamingResponse:
     """One row per input row: line, job id, status, provider SID, error code and message,
     attempts (``invalid``/``duplicate`` for a row that is not a job of its own)."""
-    store = _gateway(request).store
-    store.get_batch(batch_id)
+    gw = _gateway(request)
+    store = gw.store
+    await gw.db(store.get_batch, batch_id)
+    # streamed from a thread (a sync iterator)
     rows = _pages(lambda after: store.batch_results(batch_id, after_line=after, limit=PAGE))
     if format == "jsonl":
         return StreamingResponse(
@@ -271,23 +274,23 @@ STEER: dict[int | str, dict[str, Any]] = NOT_FOUND | {
 
 
 @router.post("/batches/{batch_id}/pause", responses=STEER)
-def pause_batch(request: Request, batch_id: BatchId) -> dict[str, Any]:
+async def pause_batch(request: Request, batch_id: BatchId) -> dict[str, Any]:
     """Hold the batch's queued jobs (``held``, reason ``batch_paused``); in-flight ones finish."""
     gw = _gateway(request)
-    return batch_out(gw.store.pause_batch(batch_id, gw.clock.now()))
+    return batch_out(await gw.db(gw.store.pause_batch, batch_id, gw.clock.now()))
 
 
 @router.post("/batches/{batch_id}/resume", responses=STEER)
-def resume_batch(request: Request, batch_id: BatchId) -> dict[str, Any]:
+async def resume_batch(request: Request, batch_id: BatchId) -> dict[str, Any]:
     """Queue the jobs a pause held again."""
     gw = _gateway(request)
-    batch = gw.store.resume_batch(batch_id, gw.clock.now())
+    batch = await gw.db(gw.store.resume_batch, batch_id, gw.clock.now())
     gw.wake()
     return batch_out(batch)
 
 
 @router.post("/batches/{batch_id}/cancel", responses=STEER)
-def cancel_batch(request: Request, batch_id: BatchId) -> dict[str, Any]:
+async def cancel_batch(request: Request, batch_id: BatchId) -> dict[str, Any]:
     """Cancel every job of the batch not yet ended (queued rows become ``canceled``)."""
     gw = _gateway(request)
-    return batch_out(gw.store.cancel_batch(batch_id, gw.clock.now()))
+    return batch_out(await gw.db(gw.store.cancel_batch, batch_id, gw.clock.now()))

@@ -40,5 +40,5 @@ async def fax_gateway_fax(request: Request, body: FaxGatewayIn) -> JSONResponse:
     }
     if body.callback_url is not None:
         fields["callback_url"] = await gw.urls.acheck(body.callback_url, "callback_url")
-    result = gw.submit(gw.spec(Kind.FAX, **fields), scope=request.state.api_key.id)
+    result = await gw.submit_async(gw.spec(Kind.FAX, **fields), scope=request.state.api_key.id)
     return JSONResponse(job_out(result.job), status_code=202)

@@ -126,7 +126,7 @@ async def list_allowlist(request: Request) -> dict[str, Any]:
         "environment": gw.settings.environment,
         "enforced": gw.guard.rules.allowlisting,
         "configured": sorted(gw.guard.rules.allowlist.entries),
-        "data": gw.store.allowlist(),
+        "data": await gw.db(gw.store.allowlist),
     }
 
 
@@ -141,23 +141,29 @@ GONE: dict[int | str, dict[str, Any]] = {404: {"description": "It was not there"
 async def add_allowlist(request: Request, body: AllowlistIn) -> Any:
     gw = _gateway(request)
     number = _entry(body.number)
-    created = gw.store.allowlist_add(number, gw.clock.now(), note=body.note)
-    entry = next(e for e in gw.store.allowlist() if e["number"] == number)
+    created, entries = await gw.db(_allowlist_add, gw, number, body.note)
+    entry = next(e for e in entries if e["number"] == number)
     return JSONResponse(entry, status_code=201 if created else 200)
+
+
+def _allowlist_add(gw: Gateway, number: str, note: str | None) -> tuple[bool, list[Any]]:
+    created = gw.store.allowlist_add(number, gw.clock.now(), note=note)
+    return created, gw.store.allowlist()
 
 
 @router.delete("/allowlist/{number}", status_code=204, responses=GONE)
 async def remove_allowlist(request: Request, number: str) -> None:
-    if not _gateway(request).store.allowlist_remove(_entry(number)):
+    gw = _gateway(request)
+    if not await gw.db(gw.store.allowlist_remove, _entry(number)):
         raise NotFound(f"{number} is not on the stored allowlist", field="number")
 
 
 @router.get("/suppressions", response_model=SuppressionList)
 async def list_suppressions(request: Request, number: str | None = None) -> dict[str, Any]:
     """Numbers callgate will not contact (for one kind, or every kind)."""
-    store = _gateway(request).store
+    gw = _gateway(request)
     wanted = None if number is None else normalize_number(number, field="number")
-    return {"data": store.suppressions(wanted)}
+    return {"data": await gw.db(gw.store.suppressions, wanted)}
 
 
 @router.post("/suppressions", response_model=SuppressionOut, status_code=201, responses=ADDED)
@@ -165,10 +171,15 @@ async def add_suppression(request: Request, body: SuppressionIn) -> Any:
     gw = _gateway(request)
     number = normalize_number(body.number, field="number")
     detail = body.detail or f"added by {_actor(request)}"
-    created = gw.store.suppress(number, body.kind, body.reason, gw.clock.now(), detail=detail)
+    created, entries = await gw.db(_suppress, gw, number, body, detail)
     kind = body.kind
-    entry = next(e for e in gw.store.suppressions(number) if e["kind"] == kind)
+    entry = next(e for e in entries if e["kind"] == kind)
     return JSONResponse(entry, status_code=201 if created else 200)
+
+
+def _suppress(gw: Gateway, number: str, body: SuppressionIn, detail: str) -> tuple[bool, list[Any]]:
+    created = gw.store.suppress(number, body.kind, body.reason, gw.clock.now(), detail=detail)
+    return created, gw.store.suppressions(number)
 
 
 @router.delete("/suppressions/{number}", status_code=204, responses=GONE)
@@ -177,34 +188,37 @@ async def remove_suppression(
 ) -> None:
     """Lift a suppression (``kind``: only that one; omitted: every one of the number)."""
     e164 = normalize_number(number, field="number")
-    if not _gateway(request).store.unsuppress(e164, None if kind is None else str(Kind(kind))):
+    gw = _gateway(request)
+    if not await gw.db(gw.store.unsuppress, e164, None if kind is None else str(Kind(kind))):
         raise NotFound(f"{e164} is not suppressed", field="number")
 
 
 @router.get("/breaker", response_model=BreakerOut)
 async def breaker_status(request: Request) -> dict[str, Any]:
     """The anomaly breaker (and kill switch): open means no new sends."""
-    return _gateway(request).breaker()
+    gw = _gateway(request)
+    return await gw.db(gw.breaker)
 
 
 @router.post("/breaker/trip", response_model=BreakerOut)
 async def breaker_trip(request: Request, body: BreakerIn) -> dict[str, Any]:
     """The kill switch: stop every new send at once (in-flight jobs finish)."""
     gw = _gateway(request)
-    gw.trip_breaker(body.reason, actor=_actor(request))
-    return gw.breaker()
+    await gw.db(gw.trip_breaker, body.reason, actor=_actor(request))
+    return await gw.db(gw.breaker)
 
 
 @router.post("/breaker/reset", response_model=BreakerOut)
 async def breaker_reset(request: Request, body: BreakerIn) -> dict[str, Any]:
     """Close the breaker: sending resumes. Only a person does this, with a reason."""
     gw = _gateway(request)
-    gw.reset_breaker(body.reason, actor=_actor(request))
-    return gw.breaker()
+    await gw.db(gw.reset_breaker, body.reason, actor=_actor(request))
+    return await gw.db(gw.breaker)
 
 
 @router.get("/providers", response_model=ProviderList, tags=["providers"])
 async def providers(request: Request) -> dict[str, Any]:
     """Each provider this gateway sends through, and its circuit: open while it refuses
     the credentials or fails for every job (its jobs wait without using attempts)."""
-    return {"data": _gateway(request).providers()}
+    gw = _gateway(request)
+    return {"data": await gw.db(gw.providers)}

@@ -24,7 +24,7 @@ from callgate.api.models import (
     RetriedOut,
     RetryJobsIn,
 )
-from callgate.domain import REQUEST_APIS, Job, Kind, Status, normalize_number
+from callgate.domain import REQUEST_APIS, Attempt, Event, Job, Kind, Status, normalize_number
 from callgate.exceptions import ValidationError
 from callgate.gateway import Gateway
 
@@ -64,7 +64,7 @@ async def _submit(request: Request, kind: Kind, body: Any, header_key: str | Non
     for name in URL_FIELDS:
         if name in fields:
             fields[name] = await gw.urls.acheck(fields[name], name)
-    result = gw.submit(gw.spec(kind, **fields), scope=request.state.api_key.id)
+    result = await gw.submit_async(gw.spec(kind, **fields), scope=request.state.api_key.id)
     headers = {"Location": f"/v1/jobs/{result.job.id}"}
     if not result.created:
         headers["Idempotent-Replayed"] = "true"
@@ -125,7 +125,9 @@ async def list_jobs(
 ) -> dict[str, Any]:
     """Jobs, newest first, a page at a time."""
     before = None if cursor is None else int(cursor)
-    jobs = _gateway(request).store.list_jobs(
+    gw = _gateway(request)
+    jobs = await gw.db(
+        gw.store.list_jobs,
         status=status,
         to=None if to is None else normalize_number(to, default_region=gw_region(request)),
         limit=limit,
@@ -166,8 +168,13 @@ async def retry_jobs(request: Request, body: RetryJobsIn) -> dict[str, int]:
     statuses = [body.status] if isinstance(body.status, str) else body.status
     if statuses == []:
         raise ValidationError("status names no status", field="status")
-    n = _gateway(request).retry_matching(
-        statuses=statuses or (), since=since, reason=body.reason, batch_id=body.batch
+    gw = _gateway(request)
+    n = await gw.db(
+        gw.retry_matching,
+        statuses=statuses or (),
+        since=since,
+        reason=body.reason,
+        batch_id=body.batch,
     )
     return {"retried": n}
 
@@ -183,13 +190,21 @@ async def retry_jobs_other_methods() -> None:
 @router.get("/jobs/{job_id}", response_model=JobDetail, responses=NOT_FOUND)
 async def get_job(request: Request, job_id: JobId) -> dict[str, Any]:
     """One job with its attempts, events and audit log (provider requests/responses)."""
-    store = _gateway(request).store
-    job = store.get_job(job_id)
+    gw = _gateway(request)
+    job, attempts, events, audit = await gw.db(_detail, gw, job_id)
     return job_out(job) | {
-        "attempt_log": [a.to_dict() for a in store.attempts(job_id)],
-        "events": [e.to_dict() for e in store.events(job_id)],
-        "audit": [_public(row) for row in store.audit(job_id)],
+        "attempt_log": [a.to_dict() for a in attempts],
+        "events": [e.to_dict() for e in events],
+        "audit": [_public(row) for row in audit],
     }
+
+
+def _detail(
+    gw: Gateway, job_id: int
+) -> tuple[Job, list[Attempt], list[Event], list[dict[str, Any]]]:
+    """A job and what it went through (one trip to a store thread)."""
+    store = gw.store
+    return store.get_job(job_id), store.attempts(job_id), store.events(job_id), store.audit(job_id)
 
 
 def _public(row: dict[str, Any]) -> dict[str, Any]:
@@ -199,10 +214,12 @@ def _public(row: dict[str, Any]) -> dict[str, Any]:
 @router.post("/jobs/{job_id}/cancel", response_model=JobOut, responses=STEER)
 async def cancel_job(request: Request, job_id: JobId) -> dict[str, Any]:
     """Cancel: at once if waiting; when its attempt ends if in flight."""
-    return job_out(_gateway(request).cancel(job_id))
+    gw = _gateway(request)
+    return job_out(await gw.db(gw.cancel, job_id))
 
 
 @router.post("/jobs/{job_id}/retry", response_model=JobOut, responses=STEER)
 async def retry_job(request: Request, job_id: JobId) -> dict[str, Any]:
     """Queue a failed, canceled, held, uncertain or blocked job again."""
-    return job_out(_gateway(request).retry(job_id))
+    gw = _gateway(request)
+    return job_out(await gw.db(gw.retry, job_id))

@@ -373,6 +373,32 @@ class Guard:
             return None
         return self.rules.refusal(job, self.facts(job, now))
 
+    def at_submit_many(self, jobs: Sequence[Job]) -> list[Decision | None]:
+        """:meth:`at_submit` for many jobs in two reads at most (the stored allowlist
+        when the configured one does not allow them all, and their suppressions): the
+        refusal reads nothing else (the caps and the breaker apply at send time)."""
+        numbered = [(j.to, str(j.kind)) for j in jobs if j.to is not None]
+        if not numbered:
+            return [None] * len(jobs)
+        rules = self.rules
+        stored = Allowlist()
+        if rules.allowlisting and not all(rules.allowlist.allows(to) for to, _ in numbered):
+            stored = Allowlist(frozenset(e["number"] for e in self.store.allowlist()))
+        why = self.store.suppressed(numbered)
+        out: list[Decision | None] = []
+        for job in jobs:
+            if job.to is None:
+                out.append(None)
+                continue
+            reason = why.get((job.to, str(job.kind)))
+            facts = GuardFacts(
+                allowlisted=stored.allows(job.to),
+                suppressed=reason,
+                is_suppressed=reason is not None,
+            )
+            out.append(rules.refusal(job, facts))
+        return out
+
     def at_send(self, job: Job, now: float) -> Decision | None:
         if job.to is None:
             state = self.breaker()

@@ -43,7 +43,7 @@ from callgate.store.base import (
     StartAttempt,
     Write,
 )
-from callgate.store.offload import StoreCalls
+from callgate.store.offload import StoreCalls, set_event
 from callgate.store.parts import Store
 
 log = logging.getLogger("callgate.worker")
@@ -153,6 +153,7 @@ class Worker:
         self._rng = rng or random.Random()
         self._active: dict[int, asyncio.Task[None]] = {}
         self._changed: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
         self._pending_writes: list[tuple[Write, asyncio.Future[Any]]] = []
         self._flushers: set[asyncio.Task[None]] = set()
@@ -170,9 +171,10 @@ class Worker:
     # -- control ------------------------------------------------------------------------
 
     def wake(self) -> None:
-        """Tell the worker something changed (a job was submitted in this process)."""
+        """Tell the worker something changed (a job was submitted in this process); from
+        any thread."""
         if self._changed is not None:
-            self._changed.set()
+            set_event(self._changed, self._loop)
 
     def stop(self) -> None:
         """Stop claiming; in-flight jobs finish (or are released) within the grace period."""
@@ -185,6 +187,7 @@ class Worker:
     async def run(self, *, drain: bool = False) -> None:
         """Run until :meth:`stop` (or, with ``drain``, until nothing is left to do)."""
         self._changed = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
         if self.store.offload:
             # store calls run on threads that hold the GIL in bursts; the default 5 ms

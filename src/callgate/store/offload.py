@@ -9,6 +9,7 @@ answers in microseconds and is called in place.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -38,3 +39,17 @@ class StoreCalls:
     def close(self) -> None:
         if self._executor is not None:
             self._executor.shutdown(wait=True)
+
+
+def set_event(event: asyncio.Event, loop: asyncio.AbstractEventLoop | None) -> None:
+    """Set ``event`` (of ``loop``) from any thread: in place on the loop's own thread,
+    else through the loop (code running on a store thread wakes a worker this way)."""
+    try:
+        running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if loop is None or running is loop:
+        event.set()
+        return
+    with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+        loop.call_soon_threadsafe(event.set)

@@ -305,6 +305,11 @@ class GuardrailsPart(Protocol):
 
     def suppressions(self, number: str | None = None) -> list[dict[str, Any]]: ...
 
+    def suppressed(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """Of the (number, kind) pairs, the suppressed ones with their reason (as
+        :meth:`number_facts` gives it), in one read."""
+        ...
+
     def number_facts(
         self,
         number: str,

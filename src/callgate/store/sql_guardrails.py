@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from callgate.domain import Decision, Status, from_ts, iso
-from callgate.store.base import AuditRow, NumberFacts, SendCounts
+from callgate.store.base import AuditRow, NumberFacts, SendCounts, chunks
 from callgate.store.sql_system_webhooks import add_system_webhook
 from callgate.store.sql_tx import SQLParts, apply
 
@@ -105,6 +105,29 @@ class SQLGuardrails(SQLParts):
             }
             for r in rows
         ]
+
+    def suppressed(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """Of the (number, kind) pairs, the suppressed ones, each with the reason
+        :meth:`number_facts` gives (one read for many numbers: a submit's group)."""
+        numbers = sorted({number for number, _ in pairs})
+        rows: list[Any] = []
+        for part in chunks(numbers):
+            rows += self._read(
+                "SELECT number, kind, reason, detail FROM suppressions "
+                f"WHERE number IN ({','.join('?' * len(part))}) ORDER BY number, kind",
+                part,
+            )
+        listed: dict[str, list[tuple[str, str]]] = {}  # number -> (kind, why), in order
+        for number, kind, reason, detail in rows:
+            listed.setdefault(number, []).append(
+                (kind, f"{reason}: {detail}" if detail else reason)
+            )
+        found: dict[tuple[str, str], str] = {}
+        for number, kind in pairs:  # the first in the database's order, as number_facts
+            why = next((w for k, w in listed.get(number, ()) if k in (kind, ALL_KINDS)), None)
+            if why is not None:
+                found[(number, kind)] = why
+        return found
 
     # -- facts for one job ----------------------------------------------------------------
 

@@ -54,7 +54,9 @@ async def list_deliveries(
     cursor: Cursor = None,
 ) -> dict[str, Any]:
     """Webhook deliveries, newest first; ``status=failed`` lists the dead letters."""
-    found = _gateway(request).store.list_deliveries(
+    gw = _gateway(request)
+    found = await gw.db(
+        gw.store.list_deliveries,
         status=status,
         job_id=job_id,
         limit=limit,
@@ -72,7 +74,8 @@ async def replay_since(request: Request, since: IsoTime) -> dict[str, int]:
     if since.tzinfo is None:
         raise ValidationError("since must carry a time zone", field="since")
     gw = _gateway(request)
-    return {"replayed": gw.store.replay_deliveries(gw.clock.now(), since=since.timestamp())}
+    replayed = await gw.db(gw.store.replay_deliveries, gw.clock.now(), since=since.timestamp())
+    return {"replayed": replayed}
 
 
 @router.post(
@@ -86,6 +89,10 @@ async def replay_since(request: Request, since: IsoTime) -> dict[str, int]:
 async def replay_one(request: Request, delivery_id: DeliveryId) -> dict[str, Any]:
     """Send one delivery again, whatever became of it."""
     gw = _gateway(request)
+    return await gw.db(_replay_one, gw, delivery_id)
+
+
+def _replay_one(gw: Gateway, delivery_id: int) -> dict[str, Any]:
     found = gw.store.delivery(delivery_id)
     if found is None:
         raise NotFound(f"no webhook delivery {delivery_id}", field="delivery_id")

@@ -25,7 +25,7 @@ from callgate.clock import Clock
 from callgate.config import Settings
 from callgate.domain import Delivery, SystemWebhook, from_ts, iso
 from callgate.exceptions import CallgateError, StoreError
-from callgate.store.offload import StoreCalls
+from callgate.store.offload import StoreCalls, set_event
 from callgate.store.parts import KeysPart, WebhookStore
 from callgate.urls import UrlChecker
 from callgate.webhooks.formats import fax_gateway_body, standard_body
@@ -89,6 +89,7 @@ class WebhookSender:
         self._poll = poll
         self._active: set[asyncio.Task[None]] = set()
         self._changed: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
         self._db = StoreCalls(False)
         self.sent = 0
@@ -101,11 +102,13 @@ class WebhookSender:
         self.wake()
 
     def wake(self) -> None:
+        """Something may be due (from any thread)."""
         if self._changed is not None:
-            self._changed.set()
+            set_event(self._changed, self._loop)
 
     async def run(self) -> None:
         self._changed = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
         self._stopping = False
         self._db = StoreCalls(self.store.offload, threads=1, name="callgate-webhooks-db")
         try:
