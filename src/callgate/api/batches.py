@@ -4,7 +4,6 @@ its results (one row per input row)."""
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
 from typing import IO, Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -209,7 +208,7 @@ async def _accept(
 async def get_batch(request: Request, batch_id: BatchId) -> dict[str, Any]:
     """A batch: its rows, the counts of its jobs per status."""
     gw = _gateway(request)
-    return batch_out(await gw.db(gw.store.get_batch, batch_id, gw.clock.now()))
+    return batch_out(await gw.db(gw.batches.get, batch_id))
 
 
 @router.get("/batches/{batch_id}/errors", responses=ERRORS_OK)
@@ -222,16 +221,11 @@ async def batch_errors(
     """The rows that were not queued (invalid or duplicate), with line, column and reason;
     JSON pages, or the whole report as CSV."""
     gw = _gateway(request)
-    store = gw.store
-    await gw.db(store.get_batch, batch_id)
+    await gw.db(gw.batches.exists, batch_id)
     if format == "csv":  # streamed from a thread (a sync iterator)
-        rows = _pages(
-            lambda after: [
-                e.to_dict() for e in store.batch_errors(batch_id, after_line=after, limit=PAGE)
-            ]
-        )
+        rows = gw.batches.all_errors(batch_id)
         return StreamingResponse(csv_chunks(rows, ERROR_COLUMNS), media_type="text/csv")
-    page = await gw.db(store.batch_errors, batch_id, after_line=cursor, limit=PAGE)
+    page = await gw.db(gw.batches.errors, batch_id, after_line=cursor, limit=PAGE)
     return {
         "data": [e.to_dict() for e in page],
         "next_cursor": str(page[-1].line) if len(page) == PAGE else None,
@@ -247,25 +241,13 @@ async def batch_results(
     """One row per input row: line, job id, status, provider SID, error code and message,
     attempts (``invalid``/``duplicate`` for a row that is not a job of its own)."""
     gw = _gateway(request)
-    store = gw.store
-    await gw.db(store.get_batch, batch_id)
-    # streamed from a thread (a sync iterator)
-    rows = _pages(lambda after: store.batch_results(batch_id, after_line=after, limit=PAGE))
+    await gw.db(gw.batches.exists, batch_id)
+    rows = gw.batches.all_results(batch_id)  # streamed from a thread (a sync iterator)
     if format == "jsonl":
         return StreamingResponse(
             jsonl_chunks(rows, RESULT_COLUMNS), media_type="application/x-ndjson"
         )
     return StreamingResponse(csv_chunks(rows, RESULT_COLUMNS), media_type="text/csv")
-
-
-def _pages(fetch: Any) -> Iterator[dict[str, Any]]:
-    after = 0
-    while True:
-        page: list[dict[str, Any]] = fetch(after)
-        yield from page
-        if len(page) < PAGE:
-            return
-        after = int(page[-1]["line"])
 
 
 STEER: dict[int | str, dict[str, Any]] = NOT_FOUND | {
@@ -277,20 +259,18 @@ STEER: dict[int | str, dict[str, Any]] = NOT_FOUND | {
 async def pause_batch(request: Request, batch_id: BatchId) -> dict[str, Any]:
     """Hold the batch's queued jobs (``held``, reason ``batch_paused``); in-flight ones finish."""
     gw = _gateway(request)
-    return batch_out(await gw.db(gw.store.pause_batch, batch_id, gw.clock.now()))
+    return batch_out(await gw.db(gw.batches.pause, batch_id))
 
 
 @router.post("/batches/{batch_id}/resume", responses=STEER)
 async def resume_batch(request: Request, batch_id: BatchId) -> dict[str, Any]:
     """Queue the jobs a pause held again."""
     gw = _gateway(request)
-    batch = await gw.db(gw.store.resume_batch, batch_id, gw.clock.now())
-    gw.wake()
-    return batch_out(batch)
+    return batch_out(await gw.db(gw.batches.resume, batch_id))
 
 
 @router.post("/batches/{batch_id}/cancel", responses=STEER)
 async def cancel_batch(request: Request, batch_id: BatchId) -> dict[str, Any]:
     """Cancel every job of the batch not yet ended (queued rows become ``canceled``)."""
     gw = _gateway(request)
-    return batch_out(await gw.db(gw.store.cancel_batch, batch_id, gw.clock.now()))
+    return batch_out(await gw.db(gw.batches.cancel, batch_id))

@@ -10,8 +10,9 @@ from pydantic import BaseModel, Field
 
 from callgate.api.json_route import BoundedJsonRoute
 from callgate.domain import Kind, normalize_number
-from callgate.exceptions import NotFound, ValidationError
+from callgate.exceptions import NotFound
 from callgate.gateway import Gateway
+from callgate.services import allowlist_entry
 
 router = APIRouter(tags=["guardrails"], route_class=BoundedJsonRoute)
 KindName = Literal["fax", "sms", "call", "request"]
@@ -110,14 +111,6 @@ def _actor(request: Request) -> str:
     return f"api key {key.name} ({key.id})" if key is not None else "api"
 
 
-def _entry(raw: str) -> str:
-    if any(ch in raw for ch in "*?["):
-        if not raw.startswith("+"):
-            raise ValidationError("a pattern starts with +, like +1202555*", field="number")
-        return raw
-    return normalize_number(raw, field="number")
-
-
 @router.get("/allowlist", response_model=AllowlistOut)
 async def list_allowlist(request: Request) -> dict[str, Any]:
     """The numbers that may be contacted outside production."""
@@ -126,7 +119,7 @@ async def list_allowlist(request: Request) -> dict[str, Any]:
         "environment": gw.settings.environment,
         "enforced": gw.guard.rules.allowlisting,
         "configured": sorted(gw.guard.rules.allowlist.entries),
-        "data": await gw.db(gw.store.allowlist),
+        "data": await gw.db(gw.guardrails.allowlist),
     }
 
 
@@ -140,21 +133,21 @@ GONE: dict[int | str, dict[str, Any]] = {404: {"description": "It was not there"
 @router.post("/allowlist", response_model=AllowlistEntry, status_code=201, responses=ADDED)
 async def add_allowlist(request: Request, body: AllowlistIn) -> Any:
     gw = _gateway(request)
-    number = _entry(body.number)
+    number = allowlist_entry(body.number)
     created, entries = await gw.db(_allowlist_add, gw, number, body.note)
     entry = next(e for e in entries if e["number"] == number)
     return JSONResponse(entry, status_code=201 if created else 200)
 
 
 def _allowlist_add(gw: Gateway, number: str, note: str | None) -> tuple[bool, list[Any]]:
-    created = gw.store.allowlist_add(number, gw.clock.now(), note=note)
-    return created, gw.store.allowlist()
+    created = gw.guardrails.allow(number, note=note)
+    return created, gw.guardrails.allowlist()
 
 
 @router.delete("/allowlist/{number}", status_code=204, responses=GONE)
 async def remove_allowlist(request: Request, number: str) -> None:
     gw = _gateway(request)
-    if not await gw.db(gw.store.allowlist_remove, _entry(number)):
+    if not await gw.db(gw.guardrails.disallow, allowlist_entry(number)):
         raise NotFound(f"{number} is not on the stored allowlist", field="number")
 
 
@@ -163,7 +156,7 @@ async def list_suppressions(request: Request, number: str | None = None) -> dict
     """Numbers callgate will not contact (for one kind, or every kind)."""
     gw = _gateway(request)
     wanted = None if number is None else normalize_number(number, field="number")
-    return {"data": await gw.db(gw.store.suppressions, wanted)}
+    return {"data": await gw.db(gw.guardrails.suppressions, wanted)}
 
 
 @router.post("/suppressions", response_model=SuppressionOut, status_code=201, responses=ADDED)
@@ -178,8 +171,8 @@ async def add_suppression(request: Request, body: SuppressionIn) -> Any:
 
 
 def _suppress(gw: Gateway, number: str, body: SuppressionIn, detail: str) -> tuple[bool, list[Any]]:
-    created = gw.store.suppress(number, body.kind, body.reason, gw.clock.now(), detail=detail)
-    return created, gw.store.suppressions(number)
+    created = gw.guardrails.suppress(number, body.kind, body.reason, detail=detail)
+    return created, gw.guardrails.suppressions(number)
 
 
 @router.delete("/suppressions/{number}", status_code=204, responses=GONE)
@@ -189,7 +182,7 @@ async def remove_suppression(
     """Lift a suppression (``kind``: only that one; omitted: every one of the number)."""
     e164 = normalize_number(number, field="number")
     gw = _gateway(request)
-    if not await gw.db(gw.store.unsuppress, e164, None if kind is None else str(Kind(kind))):
+    if not await gw.db(gw.guardrails.unsuppress, e164, None if kind is None else str(Kind(kind))):
         raise NotFound(f"{e164} is not suppressed", field="number")
 
 

@@ -127,7 +127,7 @@ async def list_jobs(
     before = None if cursor is None else int(cursor)
     gw = _gateway(request)
     jobs = await gw.db(
-        gw.store.list_jobs,
+        gw.jobs.list,
         status=status,
         to=None if to is None else normalize_number(to, default_region=gw_region(request)),
         limit=limit,
@@ -203,8 +203,8 @@ def _detail(
     gw: Gateway, job_id: int
 ) -> tuple[Job, list[Attempt], list[Event], list[dict[str, Any]]]:
     """A job and what it went through (one trip to a store thread)."""
-    store = gw.store
-    return store.get_job(job_id), store.attempts(job_id), store.events(job_id), store.audit(job_id)
+    jobs = gw.jobs
+    return jobs.get(job_id), jobs.attempts(job_id), jobs.events(job_id), jobs.audit(job_id)
 
 
 def _public(row: dict[str, Any]) -> dict[str, Any]:

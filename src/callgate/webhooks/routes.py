@@ -56,7 +56,7 @@ async def list_deliveries(
     """Webhook deliveries, newest first; ``status=failed`` lists the dead letters."""
     gw = _gateway(request)
     found = await gw.db(
-        gw.store.list_deliveries,
+        gw.deliveries.list,
         status=status,
         job_id=job_id,
         limit=limit,
@@ -74,7 +74,7 @@ async def replay_since(request: Request, since: IsoTime) -> dict[str, int]:
     if since.tzinfo is None:
         raise ValidationError("since must carry a time zone", field="since")
     gw = _gateway(request)
-    replayed = await gw.db(gw.store.replay_deliveries, gw.clock.now(), since=since.timestamp())
+    replayed = await gw.db(gw.deliveries.replay, since=since.timestamp())
     return {"replayed": replayed}
 
 
@@ -93,11 +93,11 @@ async def replay_one(request: Request, delivery_id: DeliveryId) -> dict[str, Any
 
 
 def _replay_one(gw: Gateway, delivery_id: int) -> dict[str, Any]:
-    found = gw.store.delivery(delivery_id)
+    found = gw.deliveries.get(delivery_id)
     if found is None:
         raise NotFound(f"no webhook delivery {delivery_id}", field="delivery_id")
-    if not gw.store.replay_deliveries(gw.clock.now(), delivery_id=delivery_id):
+    if not gw.deliveries.replay(delivery_id=delivery_id):
         raise InvalidTransition(f"delivery {delivery_id} is still pending")
-    replayed = gw.store.delivery(delivery_id)
+    replayed = gw.deliveries.get(delivery_id)
     assert replayed is not None
     return replayed.to_dict()
