@@ -60,20 +60,36 @@ class SQLParts:
     backends provide it."""
 
     def _write(self) -> AbstractContextManager[Conn]:
-        """One write transaction."""
+        """One write transaction (committed on success, rolled back on error); database
+        errors come out as :class:`~callgate.exceptions.StoreError`."""
         raise NotImplementedError
 
     def _read(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
         """Rows of one read-only statement."""
         raise NotImplementedError
 
+    def _next_ids(self, c: Conn, n: int) -> list[int]:
+        """``n`` fresh job ids, ascending (the FIFO key)."""
+        raise NotImplementedError
+
+    #: row locks for "read, decide, write" in a transaction, where writers run
+    #: concurrently (PostgreSQL: ``FOR UPDATE``); SQLite serialises writers already
+    ROW_LOCKS = False
+
     def _locking(self, *, of: str | None = None, skip: bool = False) -> str:
         """The clause that locks the rows a SELECT reads (empty without row locks)."""
-        raise NotImplementedError
+        if not self.ROW_LOCKS:
+            return ""
+        return " FOR UPDATE" + (f" OF {of}" if of else "") + (" SKIP LOCKED" if skip else "")
 
     def _notify(self, c: Conn) -> None:
         """Tell idle workers elsewhere that something became claimable (on commit)."""
         raise NotImplementedError
+
+
+def marks(items: Sequence[Any]) -> str:
+    """``?`` placeholders for ``items``."""
+    return ",".join("?" * len(items))
 
 
 def reached_again(job: str, number: str) -> str:
