@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from callgate.domain import Kind, Outcome
-from callgate.providers import sim_wire as wire
+from callgate.providers.simulator import wire
 from callgate.providers.twilio import ApiCall, api_call
 from tests.factories import in_flight_job
 

@@ -76,7 +76,7 @@ def simulator(
 ) -> None:
     """Run the simulator over HTTP: Twilio, SignalWire and Telnyx REST shapes on one port."""
     params = dict(locals())  # exactly the options: nothing else is named here yet
-    from callgate.providers.sim_http import SimOptions, parse_mix, run
+    from callgate.providers.simulator.http import SimOptions, parse_mix, run
 
     if not 0.0 <= drop_callbacks <= 1.0:
         from callgate.exceptions import ValidationError

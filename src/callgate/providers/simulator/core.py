@@ -21,7 +21,7 @@ With ``log_path`` every call appends one JSON line: ``kind``, ``to``, ``started_
 ``ended_at`` (unix seconds), ``outcome``, ``ref``, ``job_id``. Tests check exclusivity and
 metering from that log, not from callgate's own tables.
 
-The HTTP simulator (:mod:`callgate.providers.sim_http`) drives one :class:`Simulator`
+The HTTP simulator (:mod:`callgate.providers.simulator.http`) drives one :class:`Simulator`
 through :meth:`Simulator.next_outcome` and :meth:`Simulator.log_call`, so both modes share
 these numbers, counters and log format.
 """

@@ -31,9 +31,9 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from callgate.clock import SystemClock
 from callgate.domain import AttemptResult, Kind, Outcome
 from callgate.exceptions import ValidationError
-from callgate.providers import sim_wire as wire
-from callgate.providers.sim_callbacks import CallbackPoster
-from callgate.providers.simulator import Simulator
+from callgate.providers.simulator import wire
+from callgate.providers.simulator.callbacks import CallbackPoster
+from callgate.providers.simulator.core import Simulator
 from callgate.providers.twilio_http import basic_auth
 
 log = logging.getLogger("callgate.simulator")

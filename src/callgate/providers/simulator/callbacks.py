@@ -22,10 +22,10 @@ import aiohttp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from twilio.request_validator import RequestValidator
 
-from callgate.providers import sim_wire as wire
+from callgate.providers.simulator import wire
 
 if TYPE_CHECKING:
-    from callgate.providers.sim_http import SimOptions
+    from callgate.providers.simulator.http import SimOptions
 
 log = logging.getLogger("callgate.simulator")
 
