@@ -80,6 +80,9 @@ def judge_jobs(conn: psycopg.Connection[Any], accepted: set[int]) -> dict[str, A
     lost = [i for i in accepted if i not in status or status[i][0] not in TERMINAL | VISIBLE]
     unexplained = [i for i, (s, why) in status.items() if s != "delivered" and not why]
     reasons = Counter(f"{s}:{why}" for s, why in status.values() if s != "delivered")
+    held = conn.execute(
+        "SELECT id, reason, detail FROM jobs WHERE status = 'held' ORDER BY id LIMIT 10"
+    ).fetchall()
     return {
         "accepted": len(accepted),
         "jobs_lost": len(lost),
@@ -87,6 +90,7 @@ def judge_jobs(conn: psycopg.Connection[Any], accepted: set[int]) -> dict[str, A
         "statuses": dict(Counter(s for s, _ in status.values())),
         "not_delivered": dict(reasons),
         "unexplained": len(unexplained),
+        "held": [{"id": r[0], "reason": r[1], "detail": r[2]} for r in held],
     }
 
 
