@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -96,10 +97,21 @@ class Cluster:
             ).fetchall()
         return len(rows)
 
-    def connections(self) -> int:
+    def connections(self, app: str | None = None) -> int:
+        """Client connections open now (of ``app``, if given)."""
+        sql = "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
         with psycopg.connect(self.admin_url, autocommit=True, connect_timeout=5) as conn:
-            row = conn.execute("SELECT count(*) FROM pg_stat_activity").fetchone()
+            if app is None:
+                row = conn.execute(sql).fetchone()
+            else:
+                row = conn.execute(sql + " AND application_name = %s", (app,)).fetchone()
         return int(row[0]) if row else 0
+
+    def wait_for_clients(self, n: int, timeout: float = 60.0) -> None:
+        """Until callgate's processes hold ``n`` connections (workers that started)."""
+        deadline = time.monotonic() + timeout
+        while self.connections(CALLGATE_APP) < n and time.monotonic() < deadline:
+            time.sleep(0.1)
 
     @contextlib.contextmanager
     def idle_crowd(self, n: int) -> Iterator[list[psycopg.Connection[object]]]:

@@ -34,7 +34,7 @@ WORKER_ENV = {
     "CALLGATE_SWEEP_INTERVAL": "0.5",
     "CALLGATE_IDLE_POLL": "0.2",
     "CALLGATE_RECONCILE_INTERVAL": "1",
-    "CALLGATE_RECONCILE_PAD": "2",
+    "CALLGATE_RECONCILE_PAD": "0.5",  # one machine, one clock: no skew to allow for
     "CALLGATE_RECONCILE_RETRY_DELAY": "1",
     "CALLGATE_POLL_INITIAL": "0.05",
     "CALLGATE_POLL_MAX": "0.5",

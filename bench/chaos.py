@@ -171,6 +171,7 @@ def run(scenario: Scenario, timing: Timing) -> dict[str, Any]:
     try:
         for i in range(scenario.workers):
             workers.start(f"w{i + 1}")
+        cluster.wait_for_clients(2 * scenario.workers)  # each: its pool and its listener
         producer.start()
         marks = {"start": time.time()}
         time.sleep(timing.warmup)  # phases are lengths of real time
