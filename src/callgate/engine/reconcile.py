@@ -42,13 +42,16 @@ log = logging.getLogger("callgate.reconcile")
 #: reason codes a reconciliation leaves on a job
 ABSENT = "reconciled_absent"
 UNRECONCILABLE = "unreconcilable"
+#: lookups under way at once in one reconciler
+CONCURRENCY = 10
 
 
 @dataclass(frozen=True, slots=True)
 class ReconcileConfig:
     #: seconds between looks for uncertain jobs (a worker also looks once at start)
     interval: float = 30.0
-    #: how long a claimed job is this reconciler's
+    #: how long a claimed job is this reconciler's (a worker caps it at its own lease:
+    #: the jobs of a reconciler that died come back as soon as a dead worker's sends)
     lease: float = 120.0
     #: jobs per look
     batch: int = 50
@@ -118,8 +121,16 @@ class Reconciler:
             limit=self.config.batch,
             lease=self.config.lease,
         )
-        for item in claimed:
-            verdict = await self.reconcile(item)
+        # all at once: a killed worker leaves hundreds in doubt, and one lookup after
+        # another would keep them (and their numbers) waiting many leases long
+        room = asyncio.Semaphore(CONCURRENCY)
+
+        async def one(item: Uncertain) -> str:
+            async with room:
+                return await self.reconcile(item)
+
+        verdicts = await asyncio.gather(*(one(item) for item in claimed))
+        for item, verdict in zip(claimed, verdicts, strict=True):
             self.verdicts[verdict] += 1
             log.info("job %s: reconciled (%s)", item.job.id, verdict)
         return len(claimed)

@@ -23,7 +23,15 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from callgate.clock import Clock
-from callgate.domain import EXPIRED, RELEASED, AttemptResult, Decision, Job, Outcome
+from callgate.domain import (
+    EXPIRED,
+    RELEASED,
+    AttemptResult,
+    Decision,
+    Job,
+    Outcome,
+    Status,
+)
 from callgate.engine.audit import Redactor
 from callgate.engine.guardrails import Guard
 from callgate.engine.health import ProviderHealth
@@ -49,6 +57,12 @@ from callgate.store.parts import Store
 log = logging.getLogger("callgate.worker")
 #: the GIL switch interval for workers whose store calls run on threads (seconds)
 SWITCH_INTERVAL = 0.0005
+#: not sent: too little of the job's lease was left to send it safely
+LEASE_SHORT = Decision(
+    Status.QUEUED,
+    "lease_short",
+    "not sent: the worker's lease on it had nearly run out (late heartbeats); queued again",
+)
 T = TypeVar("T")
 
 
@@ -152,6 +166,8 @@ class Worker:
         self.stats = WorkerStats()
         self._rng = rng or random.Random()
         self._active: dict[int, asyncio.Task[None]] = {}
+        #: per active job, when its lease was last set (claim) or renewed (heartbeat)
+        self._leased_at: dict[int, float] = {}
         self._changed: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
@@ -214,7 +230,11 @@ class Worker:
                 clock=self.clock,
                 retry=self.retry,
                 worker_id=self.worker_id,
-                config=self.config.reconcile,
+                # a killed worker's reconciliation claims come back within its lease
+                config=replace(
+                    self.config.reconcile,
+                    lease=min(self.config.reconcile.lease, self.config.lease),
+                ),
                 db=self._db,
                 redactor=self.redactor,
             )
@@ -336,12 +356,14 @@ class Worker:
             return 0
         if self.guard is not None and (await self._db(self.guard.breaker)).open:
             return 0  # no new claims while the breaker is open; queued jobs stay queued
+        leased_at = self.clock.now()  # the claim's leases run from a moment after this
         claimed = await self._db(self._claim, min(room, self.config.claim_batch))
         paced = [(item, self._pacer(item)) for item in claimed]
         for item, pacer in paced:
             if pacer is not None:
                 pacer.add([item.slot])
         for item, pacer in paced:
+            self._leased_at[item.job.id] = leased_at
             self._active[item.job.id] = asyncio.create_task(self._run_job(item, pacer))
         self.stats.claimed += len(claimed)
         return len(claimed)
@@ -417,16 +439,15 @@ class Worker:
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(self.config.lease / 3)
+            beat, jobs = self.clock.now(), list(self._active)
             try:
-                await self._db(
-                    self.store.heartbeat,
-                    self.worker_id,
-                    self.clock.now(),
-                    self.config.lease,
-                    list(self._active),
-                )
+                await self._db(self.store.heartbeat, self.worker_id, beat, self.config.lease, jobs)
             except StoreError as exc:
                 log.warning("heartbeat failed: %s", exc)
+                continue
+            for job_id in jobs:
+                if job_id in self._leased_at:
+                    self._leased_at[job_id] = max(self._leased_at[job_id], beat)
 
     async def _sweep_loop(self) -> None:
         while True:
@@ -523,6 +544,7 @@ class Worker:
             log.exception("job %s: unexpected error; its lease will settle it", job.id)
         finally:
             self._active.pop(job.id, None)
+            self._leased_at.pop(job.id, None)
             self.wake()
 
     async def _attempt(self, job: Job, slot: float, pacer: Pacer | None) -> None:
@@ -546,6 +568,9 @@ class Worker:
             why = EXPIRED if on_time else RELEASED
             await self._write(Abandon(job.id, number, why, self.clock.now()))
             return
+        if self._lease_short(job.id):
+            await self._write(Abandon(job.id, number, LEASE_SHORT, self.clock.now()))
+            return
         result = await self._send(job, number)
         self.stats.sent += 1
         if result.outcome is None:
@@ -553,6 +578,15 @@ class Worker:
             await self._write_until_done(job, Accepted(job.id, number, ref, self.clock.now()))
             result = await self._track(job, ref, number)
         await self._record(job, number, result)
+
+    def _lease_short(self, job_id: int) -> bool:
+        """Fail closed: the job's lease may run out while its request is on the way (the
+        heartbeats came late: a stalled process, a store that did not answer). Once it
+        has, the sweep finds the job in doubt and a reconciler that looks before this
+        request arrives would find nothing and queue it again: two sends."""
+        renewed = self._leased_at.get(job_id)
+        left = -1.0 if renewed is None else renewed + self.config.lease - self.clock.now()
+        return left < self.config.lease / 3
 
     def _at_send(self, job: Job, now: float) -> Decision | None:
         """The guardrails, then the provider's circuit (blocks on the store)."""
