@@ -24,15 +24,11 @@ from typing import Any, TypeVar
 
 from callgate.clock import Clock
 from callgate.domain import (
-    EXPIRED,
-    RELEASED,
     AttemptResult,
-    Decision,
-    Job,
-    Outcome,
-    Status,
 )
+from callgate.engine import attempt, commit
 from callgate.engine.audit import Redactor
+from callgate.engine.commit import Backoff
 from callgate.engine.guardrails import Guard
 from callgate.engine.health import ProviderHealth
 from callgate.engine.meter import GCRA
@@ -40,15 +36,9 @@ from callgate.engine.pacer import Pacer
 from callgate.engine.reconcile import ReconcileConfig, Reconciler
 from callgate.engine.retry import RetryPolicy
 from callgate.exceptions import StoreError, WorkerFailed
-from callgate.providers import audit
 from callgate.providers.base import Provider
 from callgate.store.base import (
-    Abandon,
-    Accepted,
     Claimed,
-    Finish,
-    SettleUnsent,
-    StartAttempt,
     Write,
 )
 from callgate.store.offload import StoreCalls, set_event
@@ -57,12 +47,6 @@ from callgate.store.parts import Store
 log = logging.getLogger("callgate.worker")
 #: the GIL switch interval for workers whose store calls run on threads (seconds)
 SWITCH_INTERVAL = 0.0005
-#: not sent: too little of the job's lease was left to send it safely
-LEASE_SHORT = Decision(
-    Status.QUEUED,
-    "lease_short",
-    "not sent: the worker's lease on it had nearly run out (late heartbeats); queued again",
-)
 T = TypeVar("T")
 
 
@@ -479,252 +463,24 @@ class Worker:
 
     # -- group commit -------------------------------------------------------------------
 
-    async def _write(self, write: Write) -> Any:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending_writes.append((self.redactor.write(write), future))
-        # a store on threads takes a second batch while the first commits: an attempt row
-        # waits for one commit, not for the one before it as well
-        self._flushers = {t for t in self._flushers if not t.done()}  # ended, not yet dropped
-        if len(self._flushers) < (2 if self.store.offload else 1):
-            self._flushers.add(asyncio.create_task(self._flush(), name="callgate-flush"))
-        return await future
-
-    async def _flush(self) -> None:
-        """Commit what the tasks wrote, in batches; writes that come while a batch is
-        committing go into the next one (the slower the commit, the bigger the batch)."""
-        await asyncio.sleep(0)  # let every task of this turn add its write first
-        while self._pending_writes:
-            batch, self._pending_writes = self._pending_writes, []
-            try:
-                await self._commit(batch)
-            except Exception as exc:
-                await self._salvage(batch, exc)
-
-    async def _salvage(
-        self, batch: list[tuple[Write, asyncio.Future[Any]]], exc: Exception
-    ) -> None:
-        """A batch failed: one bad write must not sink the others, so each is tried alone
-        -- unless the connection was lost, when the batch may have committed after all:
-        then an attempt start is never replayed (that could send twice); it fails, and
-        its job's lease settles it. The other writes are safe to repeat."""
-        unknown = isinstance(exc, StoreError) and exc.maybe_committed
-        if len(batch) == 1:
-            _fail(batch[0][1], exc)
-            return
-        for write, future in batch:
-            if unknown and isinstance(write, StartAttempt):
-                _fail(future, exc)
-                continue
-            try:
-                await self._commit([(write, future)])
-            except Exception as one:
-                _fail(future, one)
-
-    async def _commit(self, batch: list[tuple[Write, asyncio.Future[Any]]]) -> None:
-        results = await self._db(self.store.write_batch, [write for write, _ in batch])
-        for callback in self.on_commit:
-            callback()
-        for (_, future), result in zip(batch, results, strict=True):
-            if not future.done():
-                future.set_result(result)
-
-    # -- one job ------------------------------------------------------------------------
-
-    async def _run_job(self, claimed: Claimed, pacer: Pacer | None) -> None:
-        job = claimed.job
-        try:
-            await self._attempt(job, claimed.slot, pacer)
-        except asyncio.CancelledError:
-            raise
-        except StoreError as exc:
-            log.warning(
-                "job %s: not sent, the store failed (%s); its lease will settle it", job.id, exc
-            )
-        except Exception:
-            log.exception("job %s: unexpected error; its lease will settle it", job.id)
-        finally:
-            self._active.pop(job.id, None)
-            self._leased_at.pop(job.id, None)
-            self.wake()
-
-    async def _attempt(self, job: Job, slot: float, pacer: Pacer | None) -> None:
-        if not await self._wait_for(slot - self._lead.value):
-            await self._write(SettleUnsent(job.id, RELEASED, self.clock.now()))
-            return
-        if job.expired(max(slot, self.clock.now())):
-            await self._write(SettleUnsent(job.id, EXPIRED, self.clock.now()))
-            return
-        refused = await self._db(self._at_send, job, self.clock.now())
-        if refused is not None:  # fail closed: the last word before the request
-            await self._write(SettleUnsent(job.id, refused, self.clock.now()))
-            return
-        now = self.clock.now()
-        number = await self._write(StartAttempt(job.id, self.worker_id, now))
-        self._lead.observe(self.clock.now() - now, self.clock.now())
-        if number is None:
-            return  # canceled meanwhile, or no longer ours: fail closed
-        on_time = pacer is None or await pacer.acquire()
-        if not on_time or job.expired(self.clock.now()):
-            why = EXPIRED if on_time else RELEASED
-            await self._write(Abandon(job.id, number, why, self.clock.now()))
-            return
-        if self._lease_short(job.id):
-            await self._write(Abandon(job.id, number, LEASE_SHORT, self.clock.now()))
-            return
-        result = await self._send(job, number)
-        self.stats.sent += 1
-        if result.outcome is None:
-            ref = result.provider_ref
-            await self._write_until_done(job, Accepted(job.id, number, ref, self.clock.now()))
-            result = await self._track(job, ref, number)
-        await self._record(job, number, result)
-
-    def _lease_short(self, job_id: int) -> bool:
-        """Fail closed: the job's lease may run out while its request is on the way (the
-        heartbeats came late: a stalled process, a store that did not answer). Once it
-        has, the sweep finds the job in doubt and a reconciler that looks before this
-        request arrives would find nothing and queue it again: two sends."""
-        renewed = self._leased_at.get(job_id)
-        left = -1.0 if renewed is None else renewed + self.config.lease - self.clock.now()
-        return left < self.config.lease / 3
-
-    def _at_send(self, job: Job, now: float) -> Decision | None:
-        """The guardrails, then the provider's circuit (blocks on the store)."""
-        refused = self.guard.at_send(job, now) if self.guard is not None else None
-        if refused is None and self.health is not None:
-            refused = self.health.check(job, now)
-        return refused
-
-    async def _reserve_slots(self, n: int, batch_id: int | None = None) -> list[float]:
-        slots = await self._db(
-            self.store.reserve_slots, self.clock.now(), self._meter(), n, batch_id
-        )
-        self.stats.reslotted += len(slots)
-        return slots
-
-    async def _wait_for(self, slot: float) -> bool:
-        """Sleep until ``slot``; False if told to stop while waiting. A job whose slot has
-        come goes ahead even when stopping: it finishes within the grace period."""
-        assert self._stopping is not None
-        delay = slot - self.clock.now()
-        if delay <= 0:
-            return True
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), delay)
-        return not self._stopping.is_set()
-
-    async def _send(self, job: Job, number: int) -> AttemptResult:
-        with audit.capture() as exchanges:
-            try:
-                result = await self.provider.send(job)
-            except Exception as exc:
-                log.exception("job %s: the provider adapter raised", job.id)
-                result = AttemptResult(Outcome.UNKNOWN, error_message=f"adapter error: {exc!r}")
-        await self._audit(job, number, exchanges)
-        return result
-
-    async def _poll(self, job: Job, ref: str, number: int) -> AttemptResult:
-        with audit.capture() as exchanges:
-            try:
-                result = await self.provider.status(job, ref)
-            except Exception as exc:  # keep polling: a failed poll proves nothing
-                log.warning("job %s: status poll failed: %r", job.id, exc)
-                result = AttemptResult(None, provider_ref=ref)
-        await self._audit(job, number, exchanges)
-        return result
-
-    async def _audit(self, job: Job, number: int, exchanges: list[audit.Exchange]) -> None:
-        """File the attempt's provider exchanges in the audit log (redacted)."""
-        if self.guard is None or not exchanges:
-            return
-        try:
-            await self._db(self.guard.file_audit, job.id, number, exchanges, self.clock.now())
-        except StoreError as exc:
-            log.warning("job %s: the audit log could not be written: %s", job.id, exc)
-
-    async def _track(self, job: Job, ref: str | None, number: int) -> AttemptResult:
-        """Follow a pending attempt until it ends; past the deadline it is ``unknown``."""
-        if ref is None:
-            return AttemptResult(Outcome.UNKNOWN, error_message="accepted without a reference")
-        deadline = self.clock.now() + self.config.track_timeout
-        gap = self.config.poll_initial
-        try:
-            while True:
-                await self._hub.wait(ref, min(gap, max(0.0, deadline - self.clock.now())))
-                result = await self._poll(job, ref, number)
-                if result.outcome is not None:
-                    return result
-                if self.clock.now() >= deadline:
-                    return AttemptResult(
-                        Outcome.UNKNOWN,
-                        provider_ref=ref,
-                        error_message=f"no final status after {self.config.track_timeout:.0f} s",
-                    )
-                gap = min(self.config.poll_max, gap * 1.5)
-        finally:
-            self._hub.forget(ref)
-
-    async def _record(self, job: Job, number: int, result: AttemptResult) -> None:
-        now = self.clock.now()
-        outcome = result.outcome or Outcome.UNKNOWN
-        self.stats.outcomes[outcome] = self.stats.outcomes.get(outcome, 0) + 1
-        if outcome is Outcome.RATE_LIMITED:
-            try:
-                rate = await self._db(self.store.lower_rate, now, self.meter)
-            except StoreError as exc:  # the outcome must still be recorded
-                log.warning("could not lower the meter's rate after a 429: %s", exc)
-            else:
-                if rate is not None:
-                    log.warning("provider answered 429; meter rate lowered to %.2f/s", rate)
-            await self._throttle_batch(job, now)
-        decision = self.retry.decide(job, job.attempts + 1, result, now)
-        if self.health is not None:
-            try:
-                decision = await self._db(self.health.observe, job, result, decision, now)
-            except StoreError as exc:  # the outcome must still be recorded
-                log.warning("job %s: the provider's circuit could not be updated: %s", job.id, exc)
-        await self._write_until_done(job, Finish(job.id, number, result, decision, now))
-        self.stats.finished += 1
-        if self.guard is not None and outcome is Outcome.PERMANENT:
-            try:
-                await self._db(self.guard.learn, job, result.error_code, now)
-            except StoreError as exc:
-                log.warning("job %s: could not record the suppression: %s", job.id, exc)
-
-    async def _throttle_batch(self, job: Job, now: float) -> None:
-        """The batch rule: repeated 429s for a batch's jobs lower that batch's rate."""
-        rule = self.config.batch_throttle
-        if rule is None or job.batch_id is None:
-            return
-        try:
-            rate = await self._db(
-                self.store.batch_throttled,
-                job.batch_id,
-                now,
-                after=rule.after,
-                window=rule.window,
-                factor=rule.factor,
-            )
-        except StoreError as exc:
-            log.warning("could not count the 429 against batch %s: %s", job.batch_id, exc)
-            return
-        if rate is not None:
-            log.warning(
-                "batch %s: repeated 429 answers; its rate is lowered to %.2f/s", job.batch_id, rate
-            )
-
-    async def _write_until_done(self, job: Job, write: Write) -> Any:
-        """A write after the request went out must not be lost: while the store is down,
-        keep trying (the heartbeat keeps the lease meanwhile). A stop cancels this; the
-        job's lease then makes it ``uncertain``, never resent blindly."""
-        backoff = Backoff()
-        while True:
-            try:
-                return await self._write(write)
-            except StoreError as exc:
-                delay = backoff.next()
-                log.warning("job %s: recording failed (%s); retrying in %.1f s", job.id, exc, delay)
-                await asyncio.sleep(delay)
+    # the attempt's path and the group commit, in modules of their own
+    _run_job = attempt._run_job
+    _attempt = attempt._attempt
+    _lease_short = attempt._lease_short
+    _at_send = attempt._at_send
+    _reserve_slots = attempt._reserve_slots
+    _wait_for = attempt._wait_for
+    _send = attempt._send
+    _poll = attempt._poll
+    _audit = attempt._audit
+    _track = attempt._track
+    _record = attempt._record
+    _throttle_batch = attempt._throttle_batch
+    _write = commit._write
+    _flush = commit._flush
+    _salvage = commit._salvage
+    _commit = commit._commit
+    _write_until_done = commit._write_until_done
 
 
 class Lead:
@@ -750,25 +506,4 @@ class Lead:
         return min(self.cap, max(self.base, 2.0 * self.peak))
 
 
-class Backoff:
-    """Exponential delays with jitter for a failing store: 0.1 s doubling to ``cap``."""
-
-    def __init__(self, first: float = 0.1, cap: float = 5.0) -> None:
-        self.first, self.cap, self._next = first, cap, first
-
-    def next(self) -> float:
-        delay = self._next * random.uniform(0.8, 1.2)
-        self._next = min(self.cap, self._next * 2)
-        return delay
-
-    def reset(self) -> None:
-        self._next = self.first
-
-
-def _fail(future: asyncio.Future[Any], exc: Exception) -> None:
-    log.warning("a write failed: %r", exc)
-    if not future.done():
-        future.set_exception(exc if isinstance(exc, StoreError) else StoreError(repr(exc)))
-
-
-__all__ = ["Worker", "WorkerConfig", "WorkerFailed", "WorkerStats"]
+__all__ = ["Backoff", "Worker", "WorkerConfig", "WorkerFailed", "WorkerStats"]
