@@ -29,8 +29,10 @@ NOW = 1_800_000_000.0
 HISTORY = 100_000
 GROUPS = 250
 #: work allowed beyond the empty history's: a constant per statement (a b-tree one level
-#: deeper, a few more pages of a bigger index) and a share, never a multiple
-SLACK, SHARE = 40, 0.25
+#: deeper) and as much again for the physical layout (where the same rows landed in a
+#: bigger heap; seen up to 1.7x with the same plans under load). Work that grows with the
+#: history grows with its 100,000 rows: the old lane-head plan did 90x.
+SLACK, SHARE = 40, 1.0
 
 
 def _number(i: int) -> str:

@@ -30,6 +30,12 @@ PAGE = 1000
 SPOOL = 8 * 1024 * 1024  # bytes of an upload kept in memory before it goes to disk
 FORM_FIELDS = ("kind", "rate", "name", "strict", "format")
 
+#: a row of a JSON batch: an object; anything else is an invalid row (reported with its
+#: line), not a reason to refuse the whole batch
+ROW: dict[str, Any] = {
+    "description": "a row: an object of columns (anything else is an invalid row)"
+}
+
 #: the upload's options, as form fields or query parameters
 UPLOAD_OPTIONS: dict[str, dict[str, Any]] = {
     "kind": {"type": "string", "enum": ["sms", "call", "fax", "request"]},
@@ -53,11 +59,11 @@ UPLOAD_BODY: dict[str, Any] = {
                 "description": '{"messages": [{...}, ...]} or an array of rows; options '
                 "as query parameters",
                 "oneOf": [
-                    {"type": "array", "items": {"type": "object"}},
+                    {"type": "array", "items": ROW},
                     {
                         "type": "object",
                         "required": ["messages"],
-                        "properties": {"messages": {"type": "array", "items": {"type": "object"}}},
+                        "properties": {"messages": {"type": "array", "items": ROW}},
                     },
                 ],
             }
