@@ -15,6 +15,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+import psycopg
 import pytest
 
 from callgate.batches import ingest
@@ -28,11 +29,13 @@ from tests.integration.work_support import Work, measure, sqlite_plan
 NOW = 1_800_000_000.0
 HISTORY = 100_000
 GROUPS = 250
-#: work allowed beyond the empty history's: a constant per statement (a b-tree one level
-#: deeper) and as much again for the physical layout (where the same rows landed in a
-#: bigger heap; seen up to 1.7x with the same plans under load). Work that grows with the
-#: history grows with its 100,000 rows: the old lane-head plan did 90x.
-SLACK, SHARE = 40, 1.0
+#: work allowed beyond the empty history's. Per statement: a constant (a b-tree one level
+#: deeper) and up to twice as much again, for where the same rows landed in a bigger heap
+#: and for a planner with stale statistics choosing between two plans that are both
+#: bounded by the queue, not the history (taking 500 claimed ids by the primary key or by
+#: walking the claimable index: 2.4x seen). In all, a quarter more. Work that grows with
+#: the history grows with its 100,000 rows: the old lane-head plan did 90x.
+SLACK, SHARE, TOTAL_SHARE = 40, 2.0, 0.25
 
 
 def _number(i: int) -> str:
@@ -114,6 +117,10 @@ def fresh_store(backend: str, request: pytest.FixtureRequest, tmp_path: Any) -> 
         else:
             databases: pg.Databases = request.getfixturevalue("pg_databases")
             url = dropped = databases.fresh()
+            # a pooled database keeps the dead rows of the tests before (its rows are
+            # deleted between tests): their index entries would count as work here
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute("VACUUM")
         s = open_store(url)
         made.append((s, dropped))
         return s
@@ -136,7 +143,7 @@ def _assert_flat(empty: Work, full: Work) -> None:
     for sql, n in full.by_statement.items():
         base = empty.by_statement.get(sql, 0)
         assert n <= base * (1 + SHARE) + SLACK, f"grew with history: {sql}{report}"
-    assert full.total <= empty.total * (1 + SHARE) + SLACK * len(full.by_statement), report
+    assert full.total <= empty.total * (1 + TOTAL_SHARE) + SLACK * len(full.by_statement), report
 
 
 @pytest.mark.parametrize("statistics", ["after", "before"])
