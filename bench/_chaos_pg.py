@@ -9,11 +9,6 @@ refuses to run as root.
 from __future__ import annotations
 
 import contextlib
-import glob
-import os
-import shutil
-import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -21,7 +16,7 @@ from pathlib import Path
 
 import psycopg
 
-from callgate.testing import free_port
+from callgate.testing import PgCluster, pg_bindir
 
 #: connections the cluster accepts: pool_exhaustion's idle crowd plus callgate's own
 MAX_CONNECTIONS = 340
@@ -30,62 +25,26 @@ CALLGATE_APP = "callgate-chaos"
 
 
 def bindir() -> Path:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if found:
-        return Path(found[-1]).parent
-    initdb = shutil.which("initdb")
-    if initdb is None:
+    found = pg_bindir()
+    if found is None:
         raise SystemExit("initdb is not installed (Debian: postgresql): no server of our own")
-    return Path(initdb).parent
+    return found
 
 
-class Cluster:
+class Cluster(PgCluster):
     """A throw-away PostgreSQL server with a ``callgate`` database."""
 
     def __init__(self, max_connections: int = MAX_CONNECTIONS) -> None:
-        self.bindir = bindir()
-        self.port = free_port()
-        self.max_connections = max_connections
-        self.dir = Path(tempfile.mkdtemp(prefix="callgate-chaos-pg-", dir="/tmp"))
-        self.data = self.dir / "data"
-        self._as_postgres = os.geteuid() == 0
-        if self._as_postgres:
-            shutil.chown(self.dir, "postgres", "postgres")
-        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
-        self.start()
-        with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            conn.execute("CREATE DATABASE callgate")
-
-    @property
-    def admin_url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        super().__init__(
+            bindir(),
+            max_connections=max_connections,
+            settings=("synchronous_commit=off", "shared_buffers=64MB"),
+            prefix="callgate-chaos-pg-",
+            timeout=120,
+        )
 
     def url(self, app: str = CALLGATE_APP) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/callgate?application_name={app}"
-
-    def _run(self, tool: str, *args: str) -> None:
-        command = [str(self.bindir / tool), *args]
-        if self._as_postgres:
-            command = ["runuser", "-u", "postgres", "--", *command]
-        subprocess.run(command, check=True, capture_output=True, timeout=120)
-
-    def start(self) -> None:
-        options = (
-            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
-            f"-c synchronous_commit=off -c max_connections={self.max_connections} "
-            "-c shared_buffers=64MB"
-        )
-        log = str(self.dir / "log")
-        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", log, "-w", "start")
-
-    def stop(self) -> None:
-        """A fast shutdown: sessions are disconnected, transactions rolled back."""
-        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
-
-    def remove(self) -> None:
-        with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
-            self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
     def terminate_callgate(self) -> int:
         """``pg_terminate_backend`` on every connection callgate holds; how many."""

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.pgcluster import _bindir
+from callgate.testing import pg_bindir
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "chaos.py"
 SCENARIOS = {
@@ -31,7 +31,7 @@ FIELDS = {"jobs_lost", "double_sends", "group_overlaps", "recovery_s", "throughp
 
 @pytest.mark.slow
 def test_chaos_bench_quick() -> None:
-    if _bindir() is None:
+    if pg_bindir() is None:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail("initdb is not installed (Debian: postgresql)")
         pytest.skip("initdb is not installed: no PostgreSQL server of our own")
