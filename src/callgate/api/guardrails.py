@@ -134,14 +134,13 @@ GONE: dict[int | str, dict[str, Any]] = {404: {"description": "It was not there"
 async def add_allowlist(request: Request, body: AllowlistIn) -> Any:
     gw = _gateway(request)
     number = allowlist_entry(body.number)
-    created, entries = await gw.db(_allowlist_add, gw, number, body.note)
-    entry = next(e for e in entries if e["number"] == number)
+    created, entry = await gw.db(_allowlist_add, gw, number, body.note)
     return JSONResponse(entry, status_code=201 if created else 200)
 
 
-def _allowlist_add(gw: Gateway, number: str, note: str | None) -> tuple[bool, list[Any]]:
+def _allowlist_add(gw: Gateway, number: str, note: str | None) -> tuple[bool, dict[str, Any]]:
     created = gw.guardrails.allow(number, note=note)
-    return created, gw.guardrails.allowlist()
+    return created, gw.guardrails.allowed(number)
 
 
 @router.delete("/allowlist/{number}", status_code=204, responses=GONE)
@@ -164,15 +163,15 @@ async def add_suppression(request: Request, body: SuppressionIn) -> Any:
     gw = _gateway(request)
     number = normalize_number(body.number, field="number")
     detail = body.detail or f"added by {_actor(request)}"
-    created, entries = await gw.db(_suppress, gw, number, body, detail)
-    kind = body.kind
-    entry = next(e for e in entries if e["kind"] == kind)
+    created, entry = await gw.db(_suppress, gw, number, body, detail)
     return JSONResponse(entry, status_code=201 if created else 200)
 
 
-def _suppress(gw: Gateway, number: str, body: SuppressionIn, detail: str) -> tuple[bool, list[Any]]:
+def _suppress(
+    gw: Gateway, number: str, body: SuppressionIn, detail: str
+) -> tuple[bool, dict[str, Any]]:
     created = gw.guardrails.suppress(number, body.kind, body.reason, detail=detail)
-    return created, gw.guardrails.suppressions(number)
+    return created, gw.guardrails.suppression(number, body.kind)
 
 
 @router.delete("/suppressions/{number}", status_code=204, responses=GONE)

@@ -49,7 +49,8 @@ class GuardrailsService(Service[GuardrailsStore]):
         """Never contact ``number`` (for ``kind``, or ``all``); False if it was already."""
         return self._store.suppress(number, kind, reason, self._clock.now(), detail=detail)
 
-    def suppression(self, number: str, kind: str) -> dict[str, Any]:
+    def suppression(self, number: str, kind: str | None) -> dict[str, Any]:
+        """The stored suppression of ``number`` for ``kind`` (``None``: every kind)."""
         return next(e for e in self._store.suppressions(number) if e["kind"] == kind)
 
     def unsuppress(self, number: str, kind: str | None = None) -> int:
