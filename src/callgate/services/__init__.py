@@ -6,7 +6,8 @@ one small service that the :class:`~callgate.gateway.Gateway` carries:
 ``gw.batches``          show, pause, resume, cancel, results and errors, page by page
 ``gw.guardrails``       allowlist, suppressions, the audit log's export and pruning
 ``gw.deliveries``       webhook deliveries: list, show, replay; the signing secrets
-``gw.keys``             API keys: create, list, revoke, authenticate, the first key
+``gw.keys``             API keys: create, list, revoke, the first key (authenticating
+                        a request is ``Gateway.authenticate``: look-ups grouped)
 ======================  ===========================================================
 
 A service wakes the workers itself when what it changed may have made something

@@ -21,9 +21,6 @@ class KeysService(Service[KeysPart]):
     def revoke(self, key_id: str) -> bool:
         return self._store.revoke_api_key(key_id, self._clock.now())
 
-    def authenticate(self, token: str | None) -> ApiKey | None:
-        return auth.authenticate(self._store, token)
-
     def ensure_first(self) -> tuple[str | None, str | None]:
         """The first key's token if none existed (else None), and the file it was also
         written to (SQLite: next to the database), if any."""
