@@ -10,7 +10,7 @@ from typing import Any
 
 from callgate.domain import Decision, Status, from_ts, iso
 from callgate.store.base import AuditRow, NumberFacts, SendCounts, chunks
-from callgate.store.sql_system_webhooks import add_system_webhook
+from callgate.store.sql_outbox import add_system_webhook
 from callgate.store.sql_tx import SQLParts, apply
 
 #: the held reasons that release themselves when ``run_at`` comes (quiet hours, caps)
