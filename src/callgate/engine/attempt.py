@@ -205,9 +205,9 @@ async def _record(self: Worker, job: Job, number: int, result: AttemptResult) ->
             log.warning("job %s: the provider's circuit could not be updated: %s", job.id, exc)
     await self._write_until_done(job, Finish(job.id, number, result, decision, now))
     self.stats.finished += 1
-    if self.guard is not None and outcome is Outcome.PERMANENT:
+    if self.guard is not None and result.suppress is not None:
         try:
-            await self._db(self.guard.learn, job, result.error_code, now)
+            await self._db(self.guard.learn, job, result.suppress, result.error_code, now)
         except StoreError as exc:
             log.warning("job %s: could not record the suppression: %s", job.id, exc)
 

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 from phonenumbers import timezone as pn_timezone
 
-from callgate.domain import Decision, Job, Kind, Status
+from callgate.domain import Decision, Job, Kind, Status, Suppression
 from callgate.engine.audit import Redactor
 from callgate.exceptions import ConfigurationError
 from callgate.policies import Allowlist, Cap, QuietWindow
@@ -432,15 +432,12 @@ class Guard:
         log.error("breaker.tripped (%s): %s; no new sends until a person resets it", rule, why)
         return why
 
-    def learn(self, job: Job, error_code: str | None, now: float) -> None:
-        """A permanent failure that means "stop sending this kind here" (STOP, landline)
-        puts the number on the suppression list."""
-        from callgate.providers.twilio_mapping import suppression_for
-
-        if job.to is None or error_code is None:
+    def learn(self, job: Job, hint: Suppression, error_code: str | None, now: float) -> None:
+        """A failure the provider's adapter read as "stop sending this kind here" (STOP,
+        landline: ``result.suppress``) puts the number on the suppression list."""
+        if job.to is None:
             return
-        hint = suppression_for(error_code, job.kind)
-        if hint is not None and self.store.suppress(
+        if self.store.suppress(
             job.to,
             str(hint.kind),
             hint.reason,
