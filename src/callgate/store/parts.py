@@ -309,6 +309,16 @@ class GuardrailsPart(Protocol):
         same_since: float | None = None,
     ) -> NumberFacts: ...
 
+    def cap_counts(
+        self,
+        number: str,
+        kind: str,
+        since: float | None,
+        *,
+        job_id: int | None = None,
+        same_since: float | None = None,
+    ) -> tuple[int, float | None, int, float | None]: ...
+
     def refuse(self, job_id: int, decision: Decision, now: float) -> bool: ...
 
     def release_held(self, now: float) -> int: ...
