@@ -125,6 +125,7 @@ class Worker:
         retry: RetryPolicy,
         config: WorkerConfig | None = None,
         worker_id: str | None = None,
+        worker_name: str | None = None,
         rng: random.Random | None = None,
         guard: Guard | None = None,
         health: ProviderHealth | None = None,
@@ -145,7 +146,10 @@ class Worker:
         self._pacers: dict[int | None, Pacer] = {}
         self.retry = retry
         self.config = config or WorkerConfig()
-        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        #: ``host:pid:object``; a configured name (``CALLGATE_WORKER_ID``) takes the host's
+        #: place, and the rest keeps two processes started with one name apart
+        name = worker_name or socket.gethostname()
+        self.worker_id = worker_id or f"{name}:{os.getpid()}:{id(self):x}"
         self.stats = WorkerStats()
         self._rng = rng or random.Random()
         self._active: dict[int, asyncio.Task[None]] = {}
