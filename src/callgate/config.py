@@ -39,6 +39,7 @@ ProviderName = Literal["simulator", "twilio", "signalwire", "telnyx"]
 #: secret settings that also have a ``*_file`` variant
 SECRET_FILES = (
     "twilio_auth_token",
+    "twilio_api_secret",
     "signalwire_api_token",
     "signalwire_signing_key",
     "telnyx_api_key",
@@ -277,7 +278,11 @@ class Settings(BaseSettings):
     twilio_account_sid: str | None = None
     twilio_auth_token: SecretStr | None = None
     twilio_auth_token_file: Path | None = None
+    twilio_api_key: str | None = Field(None, description="an API key's SID (SK...)")
+    twilio_api_secret: SecretStr | None = None
+    twilio_api_secret_file: Path | None = None
     twilio_from: str | None = None
+    twilio_messaging_service_sid: str | None = Field(None, description="MG...: SMS sender")
     twilio_base_url: str | None = Field(None, description="one base URL for every domain")
     twilio_accept_sent: bool = Field(False, description="SMS 'sent' counts as delivered")
     signalwire_project_id: str | None = None
@@ -304,6 +309,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "twilio_auth_token_file",
+        "twilio_api_secret_file",
         "signalwire_api_token_file",
         "signalwire_signing_key_file",
         "telnyx_api_key_file",

@@ -95,7 +95,7 @@ def twilio(sim: SimProcess, receiver: Receiver | None = None, **kw: Any) -> Twil
     return TwilioProvider(
         account_sid=SIM["twilio_account_sid"],
         auth_token=kw.pop("auth_token", SIM["twilio_auth_token"]),
-        from_number=FROM,
+        from_number=kw.pop("from_number", FROM),
         base_url=sim.url,
         status_callback=None if receiver is None else receiver.url + "/twilio",
         timeout=10,
@@ -206,6 +206,83 @@ def test_an_sms_is_delivered_with_signed_callbacks(sim: SimProcess, receiver: Re
         None,
     )
     assert line["started_at"] <= line["ended_at"]
+
+
+def sent_params(sim: SimProcess, provider: TwilioProvider, j: Job) -> dict[str, Any]:
+    """Send ``j``, follow it to its end; the parameters the simulator logged for it."""
+
+    async def scenario(p: TwilioProvider) -> str:
+        sent = await p.send(j)
+        assert sent.outcome is None, sent
+        assert sent.provider_ref is not None
+        assert (await poll(p, j, sent.provider_ref))[-1].outcome is Outcome.DELIVERED
+        return sent.provider_ref
+
+    line = log_line(sim, run(using(provider, scenario)))
+    params: dict[str, Any] = line.get("params", {})
+    return params
+
+
+SERVICE = "MG" + "a" * 32
+
+
+def test_twilio_parameters_reach_twilio_as_given(sim: SimProcess) -> None:
+    """The seed's columns through the SDK: a Messaging Service instead of a sender, an
+    approved template and its variables, a validity period, a scheduled send."""
+    params = {
+        "MessagingServiceSid": SERVICE,
+        "ContentSid": "HX" + "b" * 32,
+        "ContentVariables": '{"1":"Ana"}',
+        "ValidityPeriod": "3600",
+        "SendAt": "2026-12-24T09:00:00Z",
+        "ScheduleType": "fixed",
+        "ShortenUrls": True,
+    }
+    spec = make_spec("sms", to="+12125550140", params=params)
+    j = job("+12125550140", Kind.SMS, **spec.payload)
+    assert sent_params(sim, twilio(sim), j) == params | {"ShortenUrls": "true"}
+    call = job(
+        "+12125550141",
+        Kind.CALL,
+        twiml="<Response/>",
+        params={"MachineDetection": "Enable", "Timeout": 20, "Record": False},
+    )
+    assert sent_params(sim, twilio(sim), call) == {
+        "MachineDetection": "Enable",
+        "Timeout": "20",
+        "Record": "false",
+    }
+
+
+def test_a_configured_messaging_service_sends_what_names_no_sender(sim: SimProcess) -> None:
+    provider = twilio(sim, messaging_service_sid=SERVICE)
+    assert sent_params(sim, provider, job("+12125550142", Kind.SMS, body="hi")) == {
+        "MessagingServiceSid": SERVICE
+    }
+    named = job("+12125550143", Kind.SMS, body="hi", **{"from": FROM})  # its own sender
+    assert sent_params(sim, twilio(sim, messaging_service_sid=SERVICE), named) == {}
+
+
+@pytest.mark.parametrize(
+    ("service", "code"), [("MG" + "0" * 32, "21701"), ("MGnot-a-sid", "21705")]
+)
+def test_a_bad_messaging_service_is_refused_as_twilio_does(
+    sim: SimProcess, service: str, code: str
+) -> None:
+    j = job("+12125550144", Kind.SMS, body="hi", params={"MessagingServiceSid": service})
+    result = run(send(twilio(sim), j))
+    assert (result.outcome, result.error_code) == (Outcome.PERMANENT, code)
+
+
+def test_an_api_key_and_its_secret_stand_in_for_the_auth_token(sim: SimProcess) -> None:
+    key = {"auth_token": None, "api_key": "SKsimulator"}
+    ok = run(
+        send(twilio(sim, **key, api_secret="simulator-api-secret"), job(FROM, Kind.SMS, body="hi"))
+    )
+    assert ok.outcome is None
+    assert ok.provider_ref is not None
+    bad = run(send(twilio(sim, **key, api_secret="revoked"), job(FROM, Kind.SMS, body="hi")))
+    assert (bad.outcome, bad.error_code, bad.fault) == (Outcome.PROVIDER_ERROR, "20003", Fault.AUTH)
 
 
 @pytest.mark.parametrize(

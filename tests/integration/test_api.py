@@ -1261,3 +1261,28 @@ def test_compat_bad_input(
 def test_a_number_is_not_a_time(api: Api, number: object) -> None:
     body = {"to": OK_NUMBER, "body": "x", "not_before": number}
     error(api.post("/v1/messages", json=body), 400, "invalid_request", "not_before")
+
+
+def test_twilios_parameters_pass_through_the_api(api: Api) -> None:
+    service = "MG" + "a" * 32
+    body = {"to": "+12125550100", "params": {"MessagingServiceSid": service, "Attempt": 2}}
+    r = api.post("/v1/messages", json=body | {"body": "hi"})
+    assert r.status_code == 202, r.text
+    assert r.json()["payload"]["params"] == {"MessagingServiceSid": service, "Attempt": 2}
+    call = {"to": "+12125550100", "twiml": "<Response/>", "params": {"MachineDetection": "Enable"}}
+    assert api.post("/v1/calls", json=call).status_code == 202
+    err = error(
+        api.post(
+            "/v1/messages", json={"to": "+12125550100", "body": "hi", "params": {"Sender": "x"}}
+        ),
+        400,
+        "unknown_param",
+        "params.Sender",
+    )
+    assert "MessagingServiceSid" in err["message"]
+    error(
+        api.post("/v1/calls", json=call | {"params": {"StatusCallbackEvent": ["x"]}}),
+        400,
+        "reserved_param",
+        "params.StatusCallbackEvent",
+    )

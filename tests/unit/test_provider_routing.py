@@ -243,3 +243,27 @@ def test_the_simulator_finds_its_calls() -> None:
             await sim.find(job, 999.0, 1001.0)
 
     asyncio.run(scenario())
+
+
+def test_an_api_key_and_a_messaging_service_are_enough_for_sms() -> None:
+    """Twilio's recommended credentials (an API key and its secret) stand in for the auth
+    token, and a Messaging Service for the sender number; a call still needs a number."""
+    key = {
+        "twilio_account_sid": "AC1",
+        "twilio_api_key": "SK1",
+        "twilio_api_secret": "k3y-secret",
+        "twilio_messaging_service_sid": "MG" + "a" * 32,
+    }
+    router = build_provider(Settings(provider_sms="twilio", **key), ManualClock())
+    twilio = router.provider_for(Kind.SMS)
+    assert isinstance(twilio, TwilioProvider)
+    assert twilio.messaging_service_sid == key["twilio_messaging_service_sid"]
+    assert twilio.client.username == "SK1"  # the SDK authenticates with the key
+    assert "k3y-secret" in Settings(**key).secret_values()  # redacted from the audit log
+    with pytest.raises(ConfigurationError) as caught:
+        build_provider(Settings(provider_call="twilio", **key), ManualClock())
+    assert caught.value.field == "twilio_from"
+    no_secret = {k: v for k, v in key.items() if k != "twilio_api_secret"}
+    with pytest.raises(ConfigurationError) as caught:
+        build_provider(Settings(provider_sms="twilio", **no_secret), ManualClock())
+    assert caught.value.field == "twilio_auth_token"

@@ -90,9 +90,16 @@ class FaxIn(_Common):
     )
 
 
+PARAMS_DOC = (
+    "Twilio's own parameters of the create call, by Twilio's names (MessagingServiceSid, "
+    "ContentSid, ValidityPeriod, MachineDetection ...), sent as given: see docs/api.md"
+)
+
+
 class MessageIn(_Common):
     body: str | None = Field(None, max_length=1600, json_schema_extra=TEXT_DOC)
     media_url: str | None = Field(None, max_length=2048, json_schema_extra=TEXT_DOC)
+    params: dict[str, Any] | None = Field(None, description=PARAMS_DOC)
 
 
 class CallIn(_Common):
@@ -100,6 +107,7 @@ class CallIn(_Common):
     url: str | None = Field(
         None, max_length=2048, description="URL that returns TwiML", json_schema_extra=TEXT_DOC
     )
+    params: dict[str, Any] | None = Field(None, description=PARAMS_DOC)
 
 
 class RequestIn(BaseModel):

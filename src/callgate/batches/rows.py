@@ -16,18 +16,14 @@ from typing import Any
 from callgate.batches.dedupe import Deduper
 from callgate.batches.parse import RawRow, RowError
 from callgate.domain import JobSpec, Kind, make_spec, parse_time
+from callgate.domain.params import FIELD_NAMES, passed_through
 from callgate.exceptions import ValidationError
 
-#: Twilio's parameter names, accepted as they are, and the job field each one is
-TWILIO_ALIASES: Mapping[str, str] = {
-    "To": "to",
-    "From": "from",
-    "Body": "body",
-    "MediaUrl": "media_url",
-    "StatusCallback": "callback_url",
-    "Url": "url",
-    "Twiml": "twiml",
-}
+#: Twilio's parameter names that are job fields, and the job field each one is
+TWILIO_ALIASES: Mapping[str, str] = FIELD_NAMES
+#: Twilio's other parameters of a message or a call, passed through as given (a column
+#: named as Twilio names it; the row's kind decides which are valid)
+TWILIO_COLUMNS = frozenset().union(*(passed_through(k) for k in (Kind.SMS, Kind.CALL)))
 #: values of the ``api`` column: the kind, and for ``request`` jobs the provider API
 API_KINDS: Mapping[str, tuple[Kind, str | None]] = {
     "messages": (Kind.SMS, None),
@@ -77,6 +73,8 @@ def field_for(column: str) -> str | None:
     name = column.strip().lower()
     if name in _FIELDS:
         return name
+    if column in TWILIO_COLUMNS:
+        return "params"
     prefix, dot, rest = name.partition(".")
     if dot and rest and prefix in ("metadata", "params"):
         return prefix
@@ -122,15 +120,25 @@ class RowMapper:
             name = field_for(column)
             if name is None:
                 raise ValidationError(
-                    f"unknown column {column!r}", field=column, code="unknown_column"
+                    f"unknown column {column!r}: expected one of callgate's columns "
+                    f"({', '.join(sorted(_FIELDS - {'metadata', 'params'}))}, metadata.*, "
+                    "params.*) or a parameter of Twilio's create call "
+                    f"({', '.join(sorted(TWILIO_COLUMNS | TWILIO_ALIASES.keys()))})",
+                    field=column,
+                    code="unknown_column",
                 )
             if name in fields and name not in ("metadata", "params"):
                 raise ValidationError(
                     f"{column!r} repeats {columns[name]!r}", field=column, code="duplicate_column"
                 )
             columns[name] = column
+            if name == "params" and column in TWILIO_COLUMNS:
+                fields.setdefault(name, {})[column] = value
+                columns[f"params.{column}"] = column
+                continue
             if name in ("metadata", "params") and "." in column:
                 fields.setdefault(name, {})[column.partition(".")[2]] = value
+                columns[column] = column
                 continue
             if name in _TEXT_FIELDS and not isinstance(value, str):
                 raise ValidationError(f"{column} must be text", field=column)

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import phonenumbers
 
 from callgate.domain.jobs import MAX_TIME, MIN_TIME, JobSpec, Kind
+from callgate.domain.params import check_params
 from callgate.exceptions import ValidationError
 
 # -- construction and validation -------------------------------------------------------
@@ -139,40 +140,61 @@ def _payload_for(kind: Kind, fields: Mapping[str, Any]) -> dict[str, Any]:
     payload: dict[str, Any] = {}
     if fields.get("from") is not None:
         payload["from"] = normalize_number(fields["from"], field="from")
+    if kind is Kind.REQUEST:
+        return _request_payload(payload, fields)
+    params = fields.get("params") or {}
+    given = params if isinstance(params, Mapping) else {}
     if kind is Kind.FAX:
         payload["media_url"] = validate_url(fields.get("media_url"), field="media_url")
+        if params:
+            raise ValidationError("a fax takes no Twilio parameters", field="params")
     elif kind is Kind.SMS:
-        if fields.get("body") is None and fields.get("media_url") is None:
-            raise ValidationError(
-                "an SMS needs a body or a media_url", field="body", code="missing_field"
-            )
-        if fields.get("body") is not None:
-            payload["body"] = _require_text(fields["body"], "body")
-        if fields.get("media_url") is not None:
-            payload["media_url"] = validate_url(fields["media_url"], field="media_url")
-    elif kind is Kind.CALL:
-        twiml, url = fields.get("twiml"), fields.get("url")
-        if (twiml is None) == (url is None):
-            raise ValidationError(
-                "a call needs exactly one of twiml or url", field="twiml", code="missing_field"
-            )
-        if twiml is not None:
-            payload["twiml"] = _require_text(twiml, "twiml")
-        else:
-            payload["url"] = validate_url(url, field="url")
+        _sms_payload(payload, fields, template="ContentSid" in given)
     else:
-        payload["api"] = _require_text(fields.get("api"), "api").strip().lower()
-        if not _API_NAME.fullmatch(payload["api"]):
-            raise ValidationError(
-                f"api must be a name like {', '.join(REQUEST_APIS)}",
-                field="api",
-                code="invalid_api",
-            )
-        payload["method"] = _require_text(fields.get("method", "POST"), "method").upper()
-        params = fields.get("params", {})
-        if not isinstance(params, Mapping):
-            raise ValidationError("params must be an object", field="params")
-        payload["params"] = dict(params)
+        _call_payload(payload, fields, application="ApplicationSid" in given)
+    if params:
+        payload["params"] = check_params(kind, params)
+    return payload
+
+
+def _sms_payload(payload: dict[str, Any], fields: Mapping[str, Any], *, template: bool) -> None:
+    if fields.get("body") is None and fields.get("media_url") is None and not template:
+        raise ValidationError(
+            "an SMS needs a body, a media_url or a ContentSid", field="body", code="missing_field"
+        )
+    if fields.get("body") is not None:
+        payload["body"] = _require_text(fields["body"], "body")
+    if fields.get("media_url") is not None:
+        payload["media_url"] = validate_url(fields["media_url"], field="media_url")
+
+
+def _call_payload(payload: dict[str, Any], fields: Mapping[str, Any], *, application: bool) -> None:
+    twiml, url = fields.get("twiml"), fields.get("url")
+    if [twiml is not None, url is not None, application].count(True) != 1:
+        raise ValidationError(
+            "a call needs exactly one of twiml, url or an ApplicationSid",
+            field="twiml",
+            code="missing_field",
+        )
+    if twiml is not None:
+        payload["twiml"] = _require_text(twiml, "twiml")
+    elif url is not None:
+        payload["url"] = validate_url(url, field="url")
+
+
+def _request_payload(payload: dict[str, Any], fields: Mapping[str, Any]) -> dict[str, Any]:
+    payload["api"] = _require_text(fields.get("api"), "api").strip().lower()
+    if not _API_NAME.fullmatch(payload["api"]):
+        raise ValidationError(
+            f"api must be a name like {', '.join(REQUEST_APIS)}",
+            field="api",
+            code="invalid_api",
+        )
+    payload["method"] = _require_text(fields.get("method", "POST"), "method").upper()
+    params = fields.get("params", {})
+    if not isinstance(params, Mapping):
+        raise ValidationError("params must be an object", field="params")
+    payload["params"] = dict(params)
     return payload
 
 

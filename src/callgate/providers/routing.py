@@ -142,8 +142,15 @@ def callback_url(settings: Settings, provider: str) -> str | None:
     return settings.public_url.rstrip("/") + CALLBACK_PATHS[provider]
 
 
-def _missing(settings: Settings, names: tuple[str, ...]) -> list[str]:
-    return [n for n in names if not getattr(settings, n)]
+def _missing(settings: Settings, names: tuple[str, ...], kind: Kind | None = None) -> list[str]:
+    missing = [n for n in names if not getattr(settings, n)]
+    # Twilio: an API key and its secret stand in for the auth token, and for SMS a
+    # Messaging Service for the sender number
+    if settings.twilio_api_key and settings.twilio_api_secret and "twilio_auth_token" in missing:
+        missing.remove("twilio_auth_token")
+    if kind is Kind.SMS and settings.twilio_messaging_service_sid and "twilio_from" in missing:
+        missing.remove("twilio_from")
+    return missing
 
 
 def _text(settings: Settings, name: str) -> str:
@@ -166,7 +173,7 @@ def check(settings: Settings, choices: Mapping[Kind, str]) -> None:
         needed = CREDENTIALS[name] + (
             (SENDER[name],) if name in SENDER and kind is not Kind.REQUEST else ()
         )
-        for setting in _missing(settings, needed):
+        for setting in _missing(settings, needed, kind):
             raise ConfigurationError(
                 f"{kind} jobs go to {name}, but CALLGATE_{setting.upper()} is not set",
                 field=setting,
@@ -202,10 +209,14 @@ def _simulator(settings: Settings, clock: Clock, rng: random.Random | None) -> P
 def _twilio(settings: Settings, clock: Clock, rng: random.Random | None) -> Provider:
     from callgate.providers.twilio import TwilioProvider
 
+    key = settings.twilio_api_key and settings.twilio_api_secret
     return TwilioProvider(
         account_sid=_text(settings, "twilio_account_sid"),
-        auth_token=_text(settings, "twilio_auth_token"),
+        auth_token=None if key else _text(settings, "twilio_auth_token"),
+        api_key=settings.twilio_api_key if key else None,
+        api_secret=_text(settings, "twilio_api_secret") if key else None,
         from_number=settings.twilio_from,
+        messaging_service_sid=settings.twilio_messaging_service_sid,
         base_url=settings.twilio_base_url,
         status_callback=callback_url(settings, "twilio"),
         accept_sent=settings.twilio_accept_sent,

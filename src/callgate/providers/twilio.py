@@ -10,6 +10,7 @@ by :mod:`~callgate.providers.twilio_mapping` only.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -49,6 +50,18 @@ _NO_ENV = {"CALLGATE": "ignores TWILIO_* variables"}
 TRANSPORT_ERRORS = (aiohttp.ClientError, TimeoutError, OSError)
 
 
+def sdk_argument(name: str) -> str:
+    """The SDK's keyword for a Twilio parameter name: ``MessagingServiceSid`` ->
+    ``messaging_service_sid``, ``From`` -> ``from_``."""
+    snake = re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+    return "from_" if snake == "from" else snake
+
+
+def sdk_arguments(params: Mapping[str, Any]) -> dict[str, Any]:
+    """A job's Twilio parameters (validated at submit) as the SDK's keyword arguments."""
+    return {sdk_argument(name): value for name, value in params.items()}
+
+
 class ApiCall(NamedTuple):
     """One REST request of a ``request`` job: which domain, what, where, with what."""
 
@@ -68,8 +81,11 @@ class TwilioProvider:
         self,
         *,
         account_sid: str,
-        auth_token: str,
+        auth_token: str | None = None,
+        api_key: str | None = None,
+        api_secret: str | None = None,
         from_number: str | None = None,
+        messaging_service_sid: str | None = None,
         base_url: str | None = None,
         status_callback: str | None = None,
         http_client: Any | None = None,
@@ -79,6 +95,13 @@ class TwilioProvider:
     ) -> None:
         self.account_sid = account_sid
         self.from_number = from_number
+        self.messaging_service_sid = messaging_service_sid
+        if api_key and api_secret:  # revocable, and what Twilio recommends over the token
+            username, password = api_key, api_secret
+        elif auth_token:
+            username, password = account_sid, auth_token
+        else:
+            raise ValueError("Twilio needs an auth token, or an API key and its secret")
         self.base_url = base_url
         self.status_callback = status_callback
         self.accept_sent = accept_sent
@@ -86,8 +109,8 @@ class TwilioProvider:
         self.pushed = PushedStatuses()
         transport = http_client or AiohttpTwilioClient(timeout=timeout)
         self.client = Client(
-            account_sid,
-            auth_token,
+            username,
+            password,
             account_sid=account_sid,
             http_client=RecordingClient(transport),
             environment=_NO_ENV,
@@ -142,7 +165,16 @@ class TwilioProvider:
         return job.payload.get("from") or self.from_number
 
     async def _create_message(self, job: Job) -> Any:
-        fields: dict[str, Any] = {"to": job.to, "from_": self._from(job)}
+        params = job.payload.get("params") or {}
+        fields: dict[str, Any] = {"to": job.to, **sdk_arguments(params)}
+        if job.payload.get("from") is not None:
+            fields["from_"] = job.payload["from"]
+        elif "MessagingServiceSid" not in params:
+            # a Messaging Service (its sender pool) unless a number is configured instead
+            if self.messaging_service_sid:
+                fields["messaging_service_sid"] = self.messaging_service_sid
+            else:
+                fields["from_"] = self.from_number
         if job.payload.get("body") is not None:
             fields["body"] = job.payload["body"]
         if job.payload.get("media_url") is not None:
@@ -152,10 +184,11 @@ class TwilioProvider:
         return await self.client.messages.create_async(**fields)
 
     async def _create_call(self, job: Job) -> Any:
-        fields: dict[str, Any] = {"to": job.to, "from_": self._from(job)}
+        params = job.payload.get("params") or {}
+        fields: dict[str, Any] = {"to": job.to, "from_": self._from(job), **sdk_arguments(params)}
         if job.payload.get("twiml") is not None:
             fields["twiml"] = job.payload["twiml"]
-        else:
+        elif job.payload.get("url") is not None:
             fields["url"] = job.payload["url"]
         if self.status_callback:
             fields["status_callback"] = self.status_callback

@@ -38,6 +38,7 @@ from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from callgate.clock import Clock
 from callgate.domain import AttemptResult, Job, Kind, Outcome
@@ -276,21 +277,25 @@ class Simulator:
         outcome: Outcome | None,
         ref: str | None,
         job_id: int | None,
+        params: Mapping[str, Any] | None = None,
     ) -> None:
-        """Append one line to the call log (if there is one); one ``O_APPEND`` write."""
+        """Append one line to the call log (if there is one); one ``O_APPEND`` write.
+        ``params``: the provider's own parameters the request carried (over HTTP: each
+        one but the number, the sender, the content and the status callback)."""
         if self._log_fd is None:
             return
-        line = json.dumps(
-            {
-                "kind": str(kind),
-                "to": to,
-                "started_at": started_at,
-                "ended_at": ended_at,
-                "outcome": str(outcome),
-                "ref": ref,
-                "job_id": job_id,
-            }
-        )
+        doc: dict[str, Any] = {
+            "kind": str(kind),
+            "to": to,
+            "started_at": started_at,
+            "ended_at": ended_at,
+            "outcome": str(outcome),
+            "ref": ref,
+            "job_id": job_id,
+        }
+        if params:
+            doc["params"] = dict(params)
+        line = json.dumps(doc)
         os.write(self._log_fd, (line + "\n").encode())
 
 

@@ -57,6 +57,9 @@ class SimOptions:
     drop_callbacks: float = 0.0
     twilio_account_sid: str = "ACsimulator"
     twilio_auth_token: str = "simulator-auth-token"
+    #: an API key (SK...) and its secret, accepted beside the auth token
+    twilio_api_key: str = "SKsimulator"
+    twilio_api_secret: str = "simulator-api-secret"
     signalwire_project_id: str = "simulator-project"
     signalwire_api_token: str = "simulator-api-token"
     signalwire_signing_key: str = "simulator-signing-key"
@@ -146,7 +149,12 @@ class SimulatorServer:
             user, token = self._credentials(family)
             given = request.headers.get("Authorization", "")
             account = request.match_info.get("account", user)
-            if given != basic_auth(user, token) or account != user:
+            accepted = {basic_auth(user, token)}
+            if family == "twilio":  # an API key's SID and secret, for the account's resources
+                accepted.add(
+                    basic_auth(self.options.twilio_api_key, self.options.twilio_api_secret)
+                )
+            if given not in accepted or account != user:
                 return _json(wire.twilio_error(401, 20003, "Authenticate"), 401)
             request["family"] = family
             await self._latency()
@@ -179,10 +187,19 @@ class SimulatorServer:
                 return _json(wire.twilio_error(400, 21604, "A 'To' phone number is required."), 400)
             started = time.time()
             result = self.sim.next_outcome(wire.KIND_OF[api], to)
+            if api == wire.MESSAGE:
+                result = wire.messaging_service_check(form, result)
             refused = self._refusal(result)
             if refused is not None:
                 self.sim.log_call(
-                    wire.KIND_OF[api], to, started, time.time(), result.outcome, None, None
+                    wire.KIND_OF[api],
+                    to,
+                    started,
+                    time.time(),
+                    result.outcome,
+                    None,
+                    None,
+                    wire.passed_params(form),
                 )
                 return refused
             fields: dict[str, Any] = {k: str(form[k]) for k in form}
@@ -274,6 +291,7 @@ class SimulatorServer:
             rec.outcome,
             rec.sid,
             None,
+            wire.passed_params(rec.fields),
         )
         if rec.callback:
             self.callbacks.final(rec)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email.utils
 import operator
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -168,7 +169,7 @@ def _message(rec: SimRecord, uri: str) -> dict[str, Any]:
         "date_created": rfc2822(rec.created_at),
         "date_updated": rfc2822(rec.ended_at or rec.created_at),
         "date_sent": rfc2822(rec.ended_at),
-        "messaging_service_sid": None,
+        "messaging_service_sid": rec.fields.get("MessagingServiceSid"),
         "subresource_uris": {},
     }
 
@@ -221,6 +222,47 @@ def telnyx_json(rec: SimRecord) -> dict[str, Any]:
         "created_at": iso(rec.created_at),
         "updated_at": iso(rec.ended_at or rec.created_at),
     }
+
+
+#: what a create request names beside its own parameters (not logged as ``params``)
+OWN_FIELDS = frozenset(
+    {"To", "From", "Body", "MediaUrl", "StatusCallback", "StatusCallbackEvent",
+     "StatusCallbackMethod", "Twiml", "Url", "family"}
+)  # fmt: skip
+
+
+def passed_params(form: Mapping[str, Any]) -> dict[str, str]:
+    """The Twilio parameters a create request carried beyond the usual ones."""
+    return {k: str(form[k]) for k in form if k not in OWN_FIELDS}
+
+
+#: a Messaging Service SID of the right shape that no account has (Twilio's 21701)
+MISSING_SERVICE = "MG" + "0" * 32
+SERVICE_SID = re.compile(r"MG[0-9a-f]{32}")
+
+
+def messaging_service_check(form: Mapping[str, Any], result: AttemptResult) -> AttemptResult:
+    """A message's sender as Twilio checks it: a ``MessagingServiceSid`` must look like
+    one (21705) and exist (21701: :data:`MISSING_SERVICE` does not); without one, a
+    ``From`` is required (21603). Else the simulated outcome stands."""
+    service = str(form.get("MessagingServiceSid") or "")
+    if service and not SERVICE_SID.fullmatch(service):
+        return AttemptResult(
+            Outcome.PERMANENT, error_code="21705", error_message="The Messaging Service is invalid"
+        )
+    if service == MISSING_SERVICE:
+        return AttemptResult(
+            Outcome.PERMANENT,
+            error_code="21701",
+            error_message="The Messaging Service does not exist",
+        )
+    if not service and not form.get("From"):
+        return AttemptResult(
+            Outcome.PERMANENT,
+            error_code="21603",
+            error_message="A 'From' phone number is required.",
+        )
+    return result
 
 
 def twilio_error(status: int, code: int, message: str) -> dict[str, Any]:
