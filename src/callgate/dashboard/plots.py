@@ -80,8 +80,8 @@ def line_plot(
         )
     parts.append(
         f'<text class="tick" x="{LEFT + 4}" y="{TOP + 10}">{escape(y_label)}</text>'
-        f'<text class="tick" x="{WIDTH - RIGHT}" y="{HEIGHT - 8}" text-anchor="end">'
-        f"{escape(x_label)}</text>"
+        f'<text class="tick" x="{WIDTH - RIGHT}" y="{TOP + 10}" text-anchor="end">'
+        f"x: {escape(x_label)}</text>"
     )
     for s in series:
         if not s.points:

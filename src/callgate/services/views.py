@@ -47,6 +47,6 @@ class ViewsService(Service[ViewsPart]):
         start = batch.created_at.timestamp()
         end = batch.completed_at.timestamp() if batch.completed_at else self._clock.now()
         step = max(1, int((end - start) / RATE_POINTS) + 1)
-        sends = dict(self._store.batch_sends(batch.id, start, step))
+        sends = dict(self._store.batch_sends(batch.id, start, end, step))
         buckets = int((end - start) // step) + 1
         return step, [(i * step, sends.get(i, 0) / step) for i in range(buckets)]

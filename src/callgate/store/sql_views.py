@@ -33,6 +33,7 @@ class SQLViews(SQLParts):
         many wait, how many of them wait out a retry and the next retry's time, and the
         job in flight. ``number``: only numbers that start with it."""
         ready = " INDEXED BY groups_ready" if self.INDEXED_BY else ""
+        flying = " INDEXED BY jobs_one_in_flight_per_group" if self.INDEXED_BY else ""
         like, params = "", []
         if number:
             like = " AND g.group_key LIKE ?"
@@ -41,8 +42,9 @@ class SQLViews(SQLParts):
             f"SELECT g.group_key, g.pending FROM groups g{ready} "
             f"WHERE g.pending > 0 AND g.busy = 0{like} "
             "UNION ALL "
-            "SELECT g.group_key, g.pending FROM jobs j JOIN groups g ON g.group_key = j.group_key "
-            f"WHERE j.status = 'in_flight'{like.replace('g.', 'j.')} "
+            # the jobs in flight first (CROSS JOIN: SQLite keeps that order), then their groups
+            f"SELECT g.group_key, g.pending FROM jobs j{flying} CROSS JOIN groups g "
+            f"WHERE g.group_key = j.group_key AND j.status = 'in_flight'{like.replace('g.', 'j.')} "
             "ORDER BY 1 LIMIT ?",
             [*params, *params, limit],
         )
@@ -92,8 +94,8 @@ class SQLViews(SQLParts):
         counts = [0] * minutes
         for bucket, n in self._read(
             "SELECT (CAST(started_at AS BIGINT) - ?) / 60, count(*) FROM attempts "
-            "WHERE started_at >= ? GROUP BY (CAST(started_at AS BIGINT) - ?) / 60",
-            (start, start, start),
+            "WHERE started_at >= ? GROUP BY 1",
+            (start, start),
         ):
             if 0 <= int(bucket) < minutes:
                 counts[int(bucket)] += int(n)
@@ -105,7 +107,7 @@ class SQLViews(SQLParts):
         rows = self._read(
             "SELECT j.kind, coalesce(a.outcome, 'sending'), count(*) FROM attempts a "
             "JOIN jobs j ON j.id = a.job_id WHERE a.started_at >= ? "
-            "GROUP BY j.kind, coalesce(a.outcome, 'sending')",
+            "GROUP BY 1, 2",
             (since,),
         )
         return [(r[0], r[1], int(r[2])) for r in rows]
@@ -132,14 +134,17 @@ class SQLViews(SQLParts):
                 b["active"] = int(active.get(b["id"], 0))
         return batches
 
-    def batch_sends(self, batch_id: int, start: float, step: int) -> list[tuple[int, int]]:
-        """(bucket, attempts) of a batch's jobs, in buckets of ``step`` seconds from
-        ``start``."""
+    def batch_sends(
+        self, batch_id: int, start: float, end: float, step: int
+    ) -> list[tuple[int, int]]:
+        """(bucket, attempts) of a batch's jobs started between ``start`` and ``end``, in
+        buckets of ``step`` seconds from ``start`` (the attempts of that window, by
+        ``attempts_started``, as the batch's achieved rate is read)."""
         rows = self._read(
-            "SELECT (CAST(a.started_at AS BIGINT) - ?) / ?, count(*) FROM jobs j "
-            "JOIN attempts a ON a.job_id = j.id WHERE j.batch_id = ? "
-            "GROUP BY (CAST(a.started_at AS BIGINT) - ?) / ?",
-            (int(start), step, batch_id, int(start), step),
+            "SELECT (CAST(a.started_at AS BIGINT) - ?) / ?, count(*) FROM attempts a "
+            "JOIN jobs j ON j.id = a.job_id WHERE a.started_at >= ? AND a.started_at <= ? "
+            "AND j.batch_id = ? GROUP BY 1",
+            (int(start), step, start, end, batch_id),
         )
         return sorted((int(r[0]), int(r[1])) for r in rows)
 

@@ -32,6 +32,9 @@ class ViewsPart(Protocol):
         """Batches, newest first, as dicts with ``active`` (jobs not yet finished)."""
         ...
 
-    def batch_sends(self, batch_id: int, start: float, step: int) -> list[tuple[int, int]]:
-        """(bucket, attempts) of a batch's jobs per ``step`` seconds from ``start``."""
+    def batch_sends(
+        self, batch_id: int, start: float, end: float, step: int
+    ) -> list[tuple[int, int]]:
+        """(bucket, attempts) of a batch's jobs started from ``start`` to ``end``, per
+        ``step`` seconds from ``start``."""
         ...
