@@ -150,6 +150,16 @@ def test_a_wrong_key_does_not_sign_in(browser: Browser) -> None:
     assert browser.get("/dashboard").status_code == 303
 
 
+def test_a_sign_in_posted_from_another_site_is_refused(browser: Browser) -> None:
+    r = browser.post(
+        "/dashboard/signin",
+        data={"key": browser.token, "next": "/dashboard"},
+        headers={"Origin": "https://evil.example"},
+    )
+    assert r.status_code == 403
+    assert "set-cookie" not in r.headers
+
+
 @pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "/v1/jobs"])
 def test_sign_in_only_goes_on_to_a_dashboard_page(browser: Browser, target: str) -> None:
     r = browser.post("/dashboard/signin", data={"key": browser.token, "next": target})
@@ -232,6 +242,8 @@ def test_every_page_answers_a_signed_in_person(signed_in: Browser) -> None:
         assert r.status_code == 200, (page, r.text[:500])
         assert r.headers["content-type"].startswith("text/html")
         assert r.headers["cache-control"] == "no-store"
+        assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+        assert r.headers["x-frame-options"] == "DENY"
         assert "cdn" not in r.text.lower()
 
 

@@ -18,7 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from callgate.dashboard.common import templates
+from callgate.dashboard.common import secure, templates
 from callgate.dashboard.session import (
     CsrfRejected,
     Sessions,
@@ -83,6 +83,7 @@ def _problem(
         status_code=status,
         headers=headers,
     )
+    secure(response)
     return response
 
 

@@ -15,13 +15,14 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from callgate.batches.export import RESULT_COLUMNS, csv_chunks
-from callgate.dashboard.common import back, gateway, templates
+from callgate.dashboard.common import back, gateway, secure, templates
 from callgate.dashboard.session import (
     COOKIE,
     LIFETIME,
     Viewer,
     check_csrf,
     safe_next,
+    same_origin,
     sessions,
     viewer,
 )
@@ -48,12 +49,13 @@ def _signin(request: Request, next_path: str, error: str | None, status: int = 2
         {"next": next_path, "error": error, "nav": [], "alerts": None},
         status_code=status,
     )
-    response.headers["Cache-Control"] = "no-store"
+    secure(response)
     return response
 
 
 @router.post("/signin", response_class=HTMLResponse)
 async def signin(request: Request) -> Response:
+    same_origin(request)  # no signing a visitor in from another site
     form = await request.form()
     token = str(form.get("key") or "").strip()
     next_path = safe_next(str(form.get("next") or ""))

@@ -152,13 +152,16 @@ async def viewer(request: Request) -> Viewer:
     raise SignInRequired(target)
 
 
+def same_origin(request: Request) -> None:
+    """A POST a browser sent from another site (its ``Origin``) is refused."""
+    origin = request.headers.get("origin")
+    if origin is not None and origin.split("://", 1)[-1] != request.headers.get("host", ""):
+        raise CsrfRejected()
+
+
 def check_csrf(request: Request, who: Viewer, sent: str | None) -> None:
     """Every POST of a session carries its CSRF token, and comes from this origin."""
-    origin = request.headers.get("origin")
-    if origin is not None and origin != "null":
-        host = request.headers.get("host", "")
-        if origin.split("://", 1)[-1] != host:
-            raise CsrfRejected()
+    same_origin(request)
     if who.session is None:
         return  # a bearer key: no ambient credential to forge
     if not sent or not hmac.compare_digest(sent, who.session.csrf):
