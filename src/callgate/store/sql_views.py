@@ -88,18 +88,15 @@ class SQLViews(SQLParts):
         )
         return float(rows[0][0]) if rows else None
 
-    def sends_per_minute(self, now: float, minutes: int) -> list[int]:
-        """Attempts started in each of the last ``minutes`` minutes, oldest first."""
-        start = int(now) - 60 * minutes
-        counts = [0] * minutes
-        for bucket, n in self._read(
-            "SELECT (CAST(started_at AS BIGINT) - ?) / 60, count(*) FROM attempts "
+    def sends_by_minute(self, since: float) -> list[tuple[int, int]]:
+        """(minute, attempts started in it) from ``since`` on; a minute is unix seconds
+        // 60 (minutes without attempts are left out)."""
+        rows = self._read(
+            "SELECT CAST(started_at AS BIGINT) / 60, count(*) FROM attempts "
             "WHERE started_at >= ? GROUP BY 1",
-            (start, start),
-        ):
-            if 0 <= int(bucket) < minutes:
-                counts[int(bucket)] += int(n)
-        return counts
+            (since,),
+        )
+        return [(int(r[0]), int(r[1])) for r in rows]
 
     def outcomes_since(self, since: float) -> list[tuple[str, str, int]]:
         """(kind, outcome, attempts) of the attempts started since ``since``

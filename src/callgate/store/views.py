@@ -18,8 +18,8 @@ class ViewsPart(Protocol):
 
     def oldest_queued_at(self) -> float | None: ...
 
-    def sends_per_minute(self, now: float, minutes: int) -> list[int]:
-        """Attempts started per minute over the last ``minutes``, oldest first."""
+    def sends_by_minute(self, since: float) -> list[tuple[int, int]]:
+        """(minute: unix seconds // 60, attempts started in it) from ``since`` on."""
         ...
 
     def outcomes_since(self, since: float) -> list[tuple[str, str, int]]:
