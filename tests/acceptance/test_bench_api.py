@@ -19,7 +19,7 @@ BENCH = Path(__file__).resolve().parents[2] / "bench" / "api.py"
 @pytest.mark.parametrize("database", ["sqlite", "postgresql"])
 def test_api_bench(database: str) -> None:
     args = ["--seconds", "0.5", "--warmup", "0", "--concurrency", "2"]
-    args += ["--rate", "20", "--connections", "2", "--numbers", "5"]
+    args += ["--rate", "20", "--connections", "2", "--numbers", "5", "--dashboard", "1"]
     if database == "postgresql":
         pg.require()
         args += ["--database", pg.admin_url()]  # a database of its own beside this one
@@ -40,5 +40,11 @@ def test_api_bench(database: str) -> None:
         assert figures["errors"] == 0, figures
         assert {"req_per_s", "p50_ms", "p99_ms"} <= figures.keys()
     assert doc["fixed_rate"]["requests"] == 10
+    # the same closed loop with a dashboard tab open: its first page came back
+    with_dashboard = doc["max_throughput_with_dashboard"]
+    assert with_dashboard["requests"] > 0
+    assert with_dashboard["errors"] == 0, with_dashboard
+    assert with_dashboard["dashboard"]["pages"] >= 1
+    assert set(with_dashboard["dashboard"]["statuses"]) == {"200"}
     assert sum(doc["jobs_by_status_at_end"].values()) >= 10
     assert {"meets_req_per_s", "meets_p99_at_rate"} <= doc.keys()
