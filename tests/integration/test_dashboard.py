@@ -285,6 +285,13 @@ def test_a_job_page_shows_its_attempts_events_and_exchanges(signed_in: Browser) 
     assert "permanent" in page  # the attempt's outcome
     assert "job.failed" in page  # an event
     assert "Provider exchanges" in page
+    # the buttons the job's status allows: a failed job can be retried, not canceled
+    assert f'action="/dashboard/jobs/{job}/retry"' in page
+    assert f'action="/dashboard/jobs/{job}/cancel"' not in page
+    waiting = signed_in.gw.send("sms", to=OK, body="hi").job.id
+    page = signed_in.get(f"/dashboard/jobs/{waiting}").text
+    assert f'action="/dashboard/jobs/{waiting}/retry"' not in page
+    assert f'action="/dashboard/jobs/{waiting}/cancel"' in page
 
 
 def test_the_lines_show_depth_retries_and_the_job_in_flight(signed_in: Browser) -> None:

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse
 from callgate.dashboard.common import gateway, open_alerts, render
 from callgate.dashboard.plots import Series, breaker_threshold, line_plot
 from callgate.dashboard.session import Viewer, viewer
-from callgate.domain import Kind, Status, normalize_number
+from callgate.domain import RETRYABLE, Kind, Status, normalize_number
 from callgate.exceptions import ValidationError
 from callgate.gateway import Gateway
 
@@ -162,8 +162,11 @@ async def jobs(
 
 
 def _job(gw: Gateway, job_id: int) -> dict[str, Any]:
+    job = gw.jobs.get(job_id)
     return {
-        "job": gw.jobs.get(job_id),
+        "job": job,
+        "can_retry": job.status in RETRYABLE,
+        "can_cancel": not job.status.terminal and not job.cancel_requested,
         "attempts": gw.jobs.attempts(job_id),
         "events": gw.jobs.events(job_id),
         "audit": gw.jobs.audit(job_id),
