@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import jinja2
 from fastapi import Request
@@ -13,6 +14,7 @@ from fastapi.templating import Jinja2Templates
 from callgate.dashboard.session import Viewer
 from callgate.gateway import Gateway
 
+T = TypeVar("T")
 NAV = [
     ("/dashboard", "Overview"),
     ("/dashboard/lines", "Lines"),
@@ -80,6 +82,19 @@ def open_alerts(gw: Gateway) -> list[Any] | None:
     return list(service.open())
 
 
+async def read(request: Request, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``fn(*args, **kwargs)`` and the open alerts (for the page's banner), in one store
+    trip (``gw.db``)."""
+    gw = gateway(request)
+
+    def both() -> tuple[T, list[Any] | None]:
+        return fn(*args, **kwargs), open_alerts(gw)
+
+    result, alerts = await gw.db(both)
+    request.state.dashboard_alerts = alerts
+    return result
+
+
 def render(
     request: Request,
     who: Viewer,
@@ -97,7 +112,7 @@ def render(
         "messages": who.said(),
         "key_name": who.key.name,
         "signed_in": who.session is not None,
-        "alerts": None,
+        "alerts": getattr(request.state, "dashboard_alerts", None),
     }
     response = templates.TemplateResponse(
         request, template, base | context, status_code=status_code

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 
-from callgate.dashboard.common import gateway, open_alerts, render
+from callgate.dashboard.common import gateway, read, render
 from callgate.dashboard.plots import Series, breaker_threshold, line_plot
 from callgate.dashboard.session import Viewer, viewer
 from callgate.domain import RETRYABLE, Kind, Status, normalize_number
@@ -27,7 +27,6 @@ def _overview(gw: Gateway) -> dict[str, Any]:
     return data | {
         "breaker": gw.breaker(),
         "providers": gw.providers(),
-        "alerts": open_alerts(gw),
     }
 
 
@@ -62,7 +61,7 @@ def sends_plot(sends: list[int], gw: Gateway) -> Any:
 @router.get("", response_class=HTMLResponse)
 async def overview(request: Request, who: Who) -> HTMLResponse:
     gw = gateway(request)
-    data = await gw.db(_overview, gw)
+    data = await read(request, _overview, gw)
     by_status: Counter[str] = Counter()
     table: dict[str, dict[str, int]] = {}
     for status, kind, n in data["active"]:
@@ -97,7 +96,7 @@ async def lines(
     number: Annotated[str | None, Query(max_length=64)] = None,
 ) -> HTMLResponse:
     gw = gateway(request)
-    found = await gw.db(gw.views.lines, number=(number or "").strip() or None)
+    found = await read(request, gw.views.lines, number=(number or "").strip() or None)
     return render(request, who, "lines.html", {"lines": found, "number": number or ""})
 
 
@@ -134,7 +133,8 @@ async def jobs(
         number = None
         if to:
             number = normalize_number(to, default_region=gw.settings.default_region, field="to")
-        found = await gw.db(
+        found = await read(
+            request,
             gw.jobs.list,
             status=None if wanted is None else Status(wanted),
             kind=_choice(kind, kinds, "kind"),
@@ -177,7 +177,7 @@ def _job(gw: Gateway, job_id: int) -> dict[str, Any]:
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)
 async def job(request: Request, who: Who, job_id: int) -> HTMLResponse:
     gw = gateway(request)
-    return render(request, who, "job.html", await gw.db(_job, gw, job_id))
+    return render(request, who, "job.html", await read(request, _job, gw, job_id))
 
 
 @router.get("/batches", response_class=HTMLResponse)
@@ -185,7 +185,7 @@ async def batches(
     request: Request, who: Who, before: Annotated[int | None, Query(ge=1)] = None
 ) -> HTMLResponse:
     gw = gateway(request)
-    found = await gw.db(gw.views.batches, limit=50, before_id=before)
+    found = await read(request, gw.views.batches, limit=50, before_id=before)
     for b in found:
         rows = b["queued_rows"]
         b["done"] = rows - b["active"]
@@ -203,7 +203,7 @@ def _batch(gw: Gateway, batch_id: int) -> dict[str, Any]:
 @router.get("/batches/{batch_id}", response_class=HTMLResponse)
 async def batch(request: Request, who: Who, batch_id: int) -> HTMLResponse:
     gw = gateway(request)
-    data = await gw.db(_batch, gw, batch_id)
+    data = await read(request, _batch, gw, batch_id)
     b = data["batch"]
     finished = sum(n for s, n in b.counts.items() if Status(s).terminal)
     total = b.queued_rows
@@ -238,14 +238,13 @@ def _breaker(gw: Gateway) -> dict[str, Any]:
         "configured": sorted(gw.guard.rules.allowlist.entries),
         "suppressions": gw.guardrails.suppressions(),
         "environment": gw.settings.environment,
-        "alerts": open_alerts(gw),
     }
 
 
 @router.get("/breaker", response_class=HTMLResponse)
 async def breaker(request: Request, who: Who) -> HTMLResponse:
     gw = gateway(request)
-    data = await gw.db(_breaker, gw)
+    data = await read(request, _breaker, gw)
     return render(request, who, "breaker.html", data | {"kinds": [str(k) for k in Kind]})
 
 
@@ -271,4 +270,4 @@ def _webhooks(gw: Gateway) -> dict[str, Any]:
 @router.get("/webhooks", response_class=HTMLResponse)
 async def webhooks(request: Request, who: Who) -> HTMLResponse:
     gw = gateway(request)
-    return render(request, who, "webhooks.html", await gw.db(_webhooks, gw))
+    return render(request, who, "webhooks.html", await read(request, _webhooks, gw))
