@@ -272,6 +272,13 @@ def test_the_jobs_list_filters_by_status_kind_number_and_batch(signed_in: Browse
     assert listed(f"?batch={batch}") == set(in_batch)
     assert listed("?status=queued&kind=sms") == {sms, *in_batch}
     assert listed("?status=failed") == set()
+    # lists that read only what an index bounds refresh themselves; the others do not
+    assert 'id="jobs" data-live' in signed_in.get("/dashboard/jobs?status=queued").text
+    assert 'id="jobs" data-live' in signed_in.get("/dashboard/jobs").text
+    for costly in ("?status=failed", "?kind=fax"):
+        page = signed_in.get("/dashboard/jobs" + costly).text
+        assert 'id="jobs">' in page
+        assert "does not refresh itself" in page
     bad = signed_in.get("/dashboard/jobs?status=nonsense")
     assert bad.status_code == 200
     assert "status must be one of" in bad.text

@@ -146,11 +146,15 @@ async def jobs(
     except ValidationError as exc:
         error = exc.message
     more = found[-1].id if len(found) == JOBS_PAGE else None
+    # a list filtered by a kind or a finished status may read much of the history to
+    # fill a page: it does not refresh itself (every few seconds), the others do
+    costly = bool(kind) or (status in statuses and Status(status).terminal)
     return render(
         request,
         who,
         "jobs.html",
         {
+            "live": bool(to) or bool(batch) or not costly,
             "jobs": found,
             "filters": filters,
             "statuses": statuses,
