@@ -210,11 +210,10 @@ def test_a_batch_progress_moves(page: Any, server: ServeProcess, tmp_path: Path)
 def test_every_other_page_renders_for_a_signed_in_person(
     page: Any, server: ServeProcess, tmp_path: Path, path: str, name: str, heading: str
 ) -> None:
-    with api(server) as client:  # something on a line: a fax to a number that stays busy
-        r = client.post(
-            "/v1/faxes", json={"to": "+15005550110", "media_url": "https://example.org/b.pdf"}
-        )
-        assert r.status_code == 202, r.text
+    with api(server) as client:  # something on the lines: faxes to numbers that stay busy
+        for to in ("+15005550110", "+15005550111", "+15005550111", "+15005550129"):
+            r = client.post("/v1/faxes", json={"to": to, "media_url": "https://example.org/b.pdf"})
+            assert r.status_code == 202, r.text
     sign_in(page, server, path)
     expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
     if name == "overview":
