@@ -221,3 +221,33 @@ def test_every_other_page_renders_for_a_signed_in_person(
     if name == "lines":
         expect(page.get_by_role("link", name="+15005550110")).to_be_visible()
     shoot(page, tmp_path, name)
+
+
+#: every visible form control with no label a screen reader can read (none should be)
+UNLABELLED = """() => [...document.querySelectorAll('input, select, textarea, button')]
+  .filter(el => el.type !== 'hidden')
+  .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
+                && !(el.tagName === 'BUTTON' && el.textContent.trim()))
+  .map(el => el.outerHTML)"""
+
+
+def test_the_keyboard_signs_in_and_every_control_has_a_label(
+    page: Any, server: ServeProcess
+) -> None:
+    page.goto("/dashboard/breaker")
+    expect(page.get_by_label("API key")).to_be_focused()  # autofocus: type at once
+    page.keyboard.type(server.key)
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"/dashboard/breaker$"))
+    for path in (
+        "/dashboard/breaker",
+        "/dashboard/jobs",
+        "/dashboard/lines",
+        "/dashboard/webhooks",
+    ):
+        page.goto(path)
+        expect(page.get_by_role("navigation", name="Dashboard")).to_be_visible()
+        assert page.evaluate(UNLABELLED) == [], path
+    # the skip link is the first stop of the tab order and leads to the content
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
