@@ -118,7 +118,7 @@ class Workers:
 
     def kill(self, slot: str) -> int:
         """SIGKILL: no grace, no release; the pid it had (part of its worker id,
-        ``host:pid:...``: ``CALLGATE_WORKER_ID`` is not read by ``callgate worker``)."""
+        ``host:pid:...``)."""
         proc = self.procs[slot]
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)

@@ -16,17 +16,21 @@ httpx.AsyncClient:
    the request was actually sent.
 
 Targets: >= 1,000 req/s, and p99 < 50 ms at 500 req/s. The client runs on the same
-machine and competes with the server for CPU: ``cpu_count`` is in the output.
+machine and competes with the server for CPU: ``cpu_count`` is in the output. ``--load
+wrk`` runs the max-throughput phase with Debian's ``wrk`` (C, one thread: a small share
+of the CPU, so the figure is the server's, not the load generator's; installed with
+apt-get when missing), its own latency percentiles and its CPU time as the client's;
+``load_generator`` in the output says which one measured.
 Prints one JSON document; the server is stopped at the end. ``--code DIR`` runs the
 server from another checkout's ``src`` (``PYTHONPATH``), e.g. the code before a change,
 so that before and after are measured by the same client in one session.
 
-``--dashboard TABS`` measures the max throughput a second time, in the same run, with
-TABS dashboard tabs open (each fetching a page every 3 s, as its live refresh does):
-``max_throughput_with_dashboard`` beside ``max_throughput`` is what the dashboard costs
-the API.
+``--dashboard TABS`` measures the max throughput a second time, in the same run (with
+the same load generator), with TABS dashboard tabs open (each fetching a page every
+3 s, as its live refresh does): ``max_throughput_with_dashboard`` beside
+``max_throughput`` is what the dashboard costs the API.
 
-    python bench/api.py [--seconds 10] [--concurrency 64] [--rate 500]
+    python bench/api.py [--seconds 10] [--concurrency 64] [--rate 500] [--load wrk]
                         [--database postgresql://...] [--code ../other/src]
                         [--dashboard TABS]
 """
@@ -36,8 +40,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import os
+import re
 import resource
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -284,6 +291,93 @@ def cpu_meter(server: ServeProcess, doc: dict[str, Any]) -> Iterator[None]:
         doc["client_cpu_ms_per_request"] = round((client_1 - client_0) * 1000 / n, 3)
 
 
+# -- wrk: a load generator that costs little CPU ----------------------------------------
+
+WRK_SCRIPT = """
+local i = 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer {key}"
+request = function()
+  i = i + 1
+  local body = string.format('{{"to":"+1212555%04d","body":"bench %d"}}', i % {numbers}, i)
+  return wrk.format(nil, "/v1/messages", nil, body)
+end
+"""
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def wrk_binary() -> str:
+    """Debian's wrk, installed when missing (as root; else say how)."""
+    found = shutil.which("wrk")
+    if found is None and os.geteuid() == 0 and shutil.which("apt-get"):
+        subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=False, capture_output=True)
+        found = shutil.which("wrk")
+    if found is None:
+        sys.exit("--load wrk needs wrk: apt-get install wrk")
+    return found
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def parse_wrk(text: str) -> dict[str, Any]:
+    """wrk's report (``--latency``) as this script's fields."""
+
+    def ms(value: str) -> float:
+        number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value).groups()  # type: ignore[union-attr]
+        return round(float(number) * UNITS[unit], 2)
+
+    total = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)", text)
+    if total is None:
+        raise SystemExit(f"wrk said:\n{text}")
+    requests, seconds = int(total[1]), float(total[2]) * UNITS[total[3]] / 1000
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    sockets = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text
+    )
+    errors = (int(bad[1]) if bad else 0) + (sum(int(g) for g in sockets.groups()) if sockets else 0)
+    pcts = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)$", text, re.MULTILINE))
+    top = re.search(r"Latency\s+\S+\s+\S+\s+(\S+)", text)
+    return {
+        "requests": requests,
+        "accepted_202": requests - (int(bad[1]) if bad else 0),
+        "errors": errors,
+        "seconds": round(seconds, 3),
+        "req_per_s": round(requests / seconds, 1) if seconds else 0.0,
+        "p50_ms": ms(pcts["50"]),
+        "p90_ms": ms(pcts["90"]),
+        "p99_ms": ms(pcts["99"]),
+        "max_ms": ms(top[1]) if top else None,
+    }
+
+
+def wrk_phase(
+    server: ServeProcess, concurrency: int, seconds: float, numbers_: int
+) -> dict[str, Any]:
+    """The closed loop by wrk: ``concurrency`` connections on one thread."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_SCRIPT.format(key=server.key, numbers=numbers_))
+    try:
+        cmd = [wrk_binary(), "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--latency"]
+        cmd += ["-s", script.name, server.url]
+        server_0, client_0 = cpu_seconds(server.proc.pid), children_cpu()
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+        server_1, client_1 = cpu_seconds(server.proc.pid), children_cpu()
+    finally:
+        os.unlink(script.name)
+    doc = parse_wrk(out)
+    n = max(1, doc["requests"])
+    if server_0 is not None and server_1 is not None:
+        doc["server_cpu_s"] = round(server_1 - server_0, 3)
+        doc["server_cpu_ms_per_request"] = round((server_1 - server_0) * 1000 / n, 3)
+    doc["client_cpu_s"] = round(client_1 - client_0, 3)
+    doc["client_cpu_ms_per_request"] = round((client_1 - client_0) * 1000 / n, 3)
+    return doc
+
+
 COUNT_SQL = "SELECT status, COUNT(*) FROM jobs GROUP BY status"
 
 
@@ -345,6 +439,12 @@ def main() -> None:
     )
     parser.add_argument("--code", metavar="DIR", help="run the server from this src directory")
     parser.add_argument(
+        "--load",
+        choices=("httpx", "wrk"),
+        default="httpx",
+        help="the max-throughput phase's load generator (wrk: C, little CPU)",
+    )
+    parser.add_argument(
         "--dashboard",
         type=int,
         default=0,
@@ -372,21 +472,29 @@ def main() -> None:
     async def measure(server: ServeProcess) -> None:
         # clients are made (an SSL context each, even for http) outside the timed parts
         clients = [make_client(server) for _ in range(max(args.concurrency, args.connections))]
-        try:
-            if args.warmup > 0:
-                await closed_loop(clients[: args.concurrency], args.warmup, bodies)
-            with cpu_meter(server, throughput):
+
+        async def max_phase(doc: dict[str, Any]) -> None:
+            """The max-throughput phase, by the load generator asked for."""
+            if args.load == "wrk":
+                phase = functools.partial(
+                    wrk_phase, server, args.concurrency, args.seconds, args.numbers
+                )
+                doc.update(await asyncio.get_running_loop().run_in_executor(None, phase))
+                return
+            with cpu_meter(server, doc):
                 closed, closed_s = await closed_loop(
                     clients[: args.concurrency], args.seconds, bodies
                 )
-                throughput.update(closed.summary(closed_s))
+                doc.update(closed.summary(closed_s))
+
+        try:
+            if args.warmup > 0:
+                await closed_loop(clients[: args.concurrency], args.warmup, bodies)
+            await max_phase(throughput)
             if args.dashboard:
-                with cpu_meter(server, with_dashboard):
-                    async with dashboard_open(server, args.dashboard, pages):
-                        closed, closed_s = await closed_loop(
-                            clients[: args.concurrency], args.seconds, bodies
-                        )
-                    with_dashboard.update(closed.summary(closed_s) | {"dashboard": pages})
+                async with dashboard_open(server, args.dashboard, pages):
+                    await max_phase(with_dashboard)
+                with_dashboard["dashboard"] = pages
             with cpu_meter(server, fixed):
                 opened, opened_s = await open_loop(
                     clients[: args.connections], args.rate, args.seconds, bodies
@@ -406,6 +514,7 @@ def main() -> None:
         "cpu_count": os.cpu_count(),
         "python": sys.version.split()[0],
         "client_event_loop": loop,
+        "load_generator": args.load,
         "max_throughput": throughput,
         "fixed_rate": fixed,
         **({"max_throughput_with_dashboard": with_dashboard} if args.dashboard else {}),

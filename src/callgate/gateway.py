@@ -485,6 +485,7 @@ class Gateway:
             retry=RetryPolicy(self.settings.kind_policies(), rng=self._rng),
             config=config,
             worker_id=worker_id,
+            worker_name=self.settings.worker_id,
             rng=self._rng,
             guard=self.guard,
             health=self.health,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import random
+import socket
 from collections import defaultdict
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -291,3 +293,20 @@ def test_drain_stops_with_only_uncertain_jobs_left(make_settings, tmp_path: Path
     gw = run_virtual(main)
     assert gw.job(1).status is Status.UNCERTAIN
     assert read_log(tmp_path / "sim.log") == []  # never resent blindly
+
+
+def test_a_configured_worker_name_is_in_its_attempts(make_settings) -> None:  # type: ignore[no-untyped-def]
+    """``CALLGATE_WORKER_ID`` names the worker (the pid and object keep two processes
+    started with one name apart); without it the host's name is used."""
+    gw = Gateway(make_settings(worker_id="edge-7"))
+    try:
+        job = gw.send("sms", to="+15005550006", body="hi").job
+        worker = asyncio.run(gw.run_worker(drain=True))
+        name, pid, _ = worker.worker_id.split(":")
+        assert (name, int(pid)) == ("edge-7", os.getpid())
+        rows = gw.store._read("SELECT worker_id FROM attempts WHERE job_id = ?", (job.id,))  # type: ignore[attr-defined]
+        assert [r[0] for r in rows] == [worker.worker_id]
+        assert gw.worker().worker_id != worker.worker_id  # a second one in this process
+        assert Gateway(make_settings()).worker().worker_id.startswith(socket.gethostname() + ":")
+    finally:
+        gw.store.close()

@@ -37,6 +37,7 @@ from callgate.domain.records import (
     BatchStatus,
     Decision,
     Delivery,
+    Suppression,
     SystemWebhook,
 )
 from callgate.domain.specs import (
@@ -101,6 +102,7 @@ __all__ = [
     "Outcome",
     "Reason",
     "Status",
+    "Suppression",
     "SystemWebhook",
     "contacts_someone",
     "event_type",
