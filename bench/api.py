@@ -25,8 +25,14 @@ Prints one JSON document; the server is stopped at the end. ``--code DIR`` runs 
 server from another checkout's ``src`` (``PYTHONPATH``), e.g. the code before a change,
 so that before and after are measured by the same client in one session.
 
+``--dashboard TABS`` measures the max throughput a second time, in the same run (with
+the same load generator), with TABS dashboard tabs open (each fetching a page every
+3 s, as its live refresh does): ``max_throughput_with_dashboard`` beside
+``max_throughput`` is what the dashboard costs the API.
+
     python bench/api.py [--seconds 10] [--concurrency 64] [--rate 500] [--load wrk]
                         [--database postgresql://...] [--code ../other/src]
+                        [--dashboard TABS]
 """
 
 from __future__ import annotations
@@ -210,6 +216,54 @@ async def open_loop(
     return samples, time.perf_counter() - start
 
 
+#: what one open dashboard tab fetches: its page every 3 s (the page's live refresh)
+DASHBOARD_PAGES = ("/dashboard", "/dashboard/lines", "/dashboard/jobs?status=queued")
+DASHBOARD_REFRESH = 3.0
+
+
+@contextlib.asynccontextmanager
+async def dashboard_open(server: ServeProcess, tabs: int, doc: dict[str, Any]) -> Any:
+    """While the block runs, ``tabs`` dashboard tabs refresh their page every 3 s (the
+    overview, the lines, the queued jobs in turn; signed in with the bench's key);
+    their page times and failures go in ``doc``."""
+    samples = Samples()
+    stop = asyncio.Event()
+
+    async def tab(i: int) -> None:
+        async with make_client(server) as client:
+            n = i
+            while not stop.is_set():
+                t0 = time.perf_counter()
+                try:
+                    r = await client.get(DASHBOARD_PAGES[n % len(DASHBOARD_PAGES)])
+                    samples.statuses[str(r.status_code)] += 1
+                except httpx.HTTPError as exc:
+                    samples.statuses[type(exc).__name__] += 1
+                samples.latencies.append(time.perf_counter() - t0)
+                n += 1
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), DASHBOARD_REFRESH)
+
+    start = time.perf_counter()
+    tasks = [asyncio.create_task(tab(i)) for i in range(tabs)]
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+        lat = sorted(samples.latencies)
+        doc.update(
+            {
+                "tabs": tabs,
+                "pages": len(lat),
+                "statuses": dict(samples.statuses),  # 200 each, or the page failed
+                "seconds": round(time.perf_counter() - start, 3),
+                "p50_ms": round(percentile(lat, 50) * 1000, 2),
+                "p99_ms": round(percentile(lat, 99) * 1000, 2),
+            }
+        )
+
+
 def cpu_seconds(pid: int | None = None) -> float | None:
     """CPU time (user + system, all threads) of a process: ``pid``, or this one."""
     if pid is None:
@@ -390,6 +444,14 @@ def main() -> None:
         default="httpx",
         help="the max-throughput phase's load generator (wrk: C, little CPU)",
     )
+    parser.add_argument(
+        "--dashboard",
+        type=int,
+        default=0,
+        metavar="TABS",
+        help="measure max throughput again with TABS dashboard tabs open (each refreshing "
+        "every 3 s), in the same run",
+    )
     args = parser.parse_args()
     if args.database is not None and not args.database.startswith(("postgresql:", "postgres:")):
         parser.error("--database takes a postgresql:// URL (SQLite is the default)")
@@ -404,24 +466,35 @@ def main() -> None:
     bodies = Bodies(args.numbers)
     throughput: dict[str, Any] = {"concurrency": args.concurrency}
     fixed: dict[str, Any] = {"target_rate": args.rate, "connections": args.connections}
+    with_dashboard: dict[str, Any] = {"concurrency": args.concurrency}
+    pages: dict[str, Any] = {}
 
     async def measure(server: ServeProcess) -> None:
         # clients are made (an SSL context each, even for http) outside the timed parts
         clients = [make_client(server) for _ in range(max(args.concurrency, args.connections))]
-        try:
-            if args.warmup > 0:
-                await closed_loop(clients[: args.concurrency], args.warmup, bodies)
+
+        async def max_phase(doc: dict[str, Any]) -> None:
+            """The max-throughput phase, by the load generator asked for."""
             if args.load == "wrk":
                 phase = functools.partial(
                     wrk_phase, server, args.concurrency, args.seconds, args.numbers
                 )
-                throughput.update(await asyncio.get_running_loop().run_in_executor(None, phase))
-            else:
-                with cpu_meter(server, throughput):
-                    closed, closed_s = await closed_loop(
-                        clients[: args.concurrency], args.seconds, bodies
-                    )
-                    throughput.update(closed.summary(closed_s))
+                doc.update(await asyncio.get_running_loop().run_in_executor(None, phase))
+                return
+            with cpu_meter(server, doc):
+                closed, closed_s = await closed_loop(
+                    clients[: args.concurrency], args.seconds, bodies
+                )
+                doc.update(closed.summary(closed_s))
+
+        try:
+            if args.warmup > 0:
+                await closed_loop(clients[: args.concurrency], args.warmup, bodies)
+            await max_phase(throughput)
+            if args.dashboard:
+                async with dashboard_open(server, args.dashboard, pages):
+                    await max_phase(with_dashboard)
+                with_dashboard["dashboard"] = pages
             with cpu_meter(server, fixed):
                 opened, opened_s = await open_loop(
                     clients[: args.connections], args.rate, args.seconds, bodies
@@ -444,6 +517,7 @@ def main() -> None:
         "load_generator": args.load,
         "max_throughput": throughput,
         "fixed_rate": fixed,
+        **({"max_throughput_with_dashboard": with_dashboard} if args.dashboard else {}),
         "jobs_by_status_at_end": counts,
         "targets": {
             "req_per_s": TARGET_REQ_PER_S,

@@ -53,6 +53,7 @@ from callgate.services import (
     GuardrailsService,
     JobsService,
     KeysService,
+    ViewsService,
 )
 from callgate.store import Store, SubmitResult, open_store
 from callgate.store.base import Circuit
@@ -187,7 +188,7 @@ class Gateway:
         parts = (self.store, self.clock, self._changed)
         self.jobs, self.batches = JobsService(*parts), BatchesService(*parts)
         self.guardrails, self.deliveries = GuardrailsService(*parts), DeliveriesService(*parts)
-        self.keys = KeysService(*parts)
+        self.keys, self.views = KeysService(*parts), ViewsService(*parts)
 
     def __repr__(self) -> str:
         return f"Gateway({self.store!r})"

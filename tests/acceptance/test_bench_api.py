@@ -22,6 +22,7 @@ BENCH = Path(__file__).resolve().parents[2] / "bench" / "api.py"
 def test_api_bench(database: str, load: str) -> None:
     args = ["--seconds", "0.5", "--warmup", "0", "--concurrency", "2"]
     args += ["--rate", "20", "--connections", "2", "--numbers", "5", "--load", load]
+    args += ["--dashboard", "1"]
     if database == "postgresql":
         pg.require()
         args += ["--database", pg.admin_url()]  # a database of its own beside this one
@@ -44,6 +45,12 @@ def test_api_bench(database: str, load: str) -> None:
     if load == "wrk":  # its own CPU, not this process's: a small share of the server's
         assert doc["max_throughput"]["client_cpu_s"] < doc["max_throughput"]["server_cpu_s"]
     assert doc["fixed_rate"]["requests"] == 10
+    # the same closed loop with a dashboard tab open: its first page came back
+    with_dashboard = doc["max_throughput_with_dashboard"]
+    assert with_dashboard["requests"] > 0
+    assert with_dashboard["errors"] == 0, with_dashboard
+    assert with_dashboard["dashboard"]["pages"] >= 1
+    assert set(with_dashboard["dashboard"]["statuses"]) == {"200"}
     assert sum(doc["jobs_by_status_at_end"].values()) >= 10
     assert {"meets_req_per_s", "meets_p99_at_rate"} <= doc.keys()
 

@@ -205,3 +205,32 @@ def test_the_other_hot_calls_do_no_more_work_on_a_long_history(
     fill_history(full_store, HISTORY, numbers=1000, at=NOW - 30 * 86_400, batch=1)
     _analyze(full_store)
     _assert_flat(empty, calls(full_store))
+
+
+def test_the_dashboard_reads_do_no_more_work_on_a_long_history(
+    fresh_store: Callable[[], Store], backend: str
+) -> None:
+    """What the dashboard reads on every refresh (the overview, the lines, the batches),
+    on both histories: bounded by the work waiting and the last day, not by the
+    finished jobs (whose attempts are a month old here)."""
+
+    def reads(store: Store) -> Work:
+        _no_autovacuum(store, backend)
+        batch = _workload(store)
+        claim(store, NOW, limit=10)  # some jobs in flight
+        with measure(store) as work:
+            assert len(store.line_queues(limit=200)) == 200
+            store.line_queues(number=_number(3)[:-1], limit=200)
+            assert store.active_counts()
+            assert store.oldest_queued_at() is not None
+            store.sends_by_minute(NOW - 86_400)
+            store.outcomes_since(NOW - 900)
+            assert store.list_batches(limit=50)[0]["active"] > 0
+            store.batch_sends(batch, NOW - 60, NOW, 1)
+        return work
+
+    empty = reads(fresh_store())
+    full_store = fresh_store()
+    fill_history(full_store, HISTORY, numbers=1000, at=NOW - 30 * 86_400, batch=1)
+    _analyze(full_store)
+    _assert_flat(empty, reads(full_store))

@@ -5,7 +5,7 @@ TYPE_CHECKING:``, function-local ones included):
 * the layers: the domain imports nothing of ours but the exceptions; the store and the
   providers only the domain (and small leaf modules); config only the domain and the
   policies; the engine no shell and not the gateway;
-* no shell (the API, the CLI, the server, the webhook routes, the demo) imports
+* no shell (the API, the CLI, the server, the webhook routes, the demo, the dashboard) imports
   ``callgate.store`` or reaches for a gateway's ``.store``: they go through the
   Gateway and its services;
 * ``from callgate import Client`` loads neither the engine, the store, the providers
@@ -44,6 +44,7 @@ SHELLS = (
     "callgate.server",
     "callgate.webhooks.routes",
     "callgate.demo",
+    "callgate.dashboard",
 )
 #: what the engine must never import: the shells and the façade over it
 ABOVE_THE_ENGINE = ("callgate.gateway", "callgate.services", *SHELLS)

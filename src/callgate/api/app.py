@@ -70,6 +70,9 @@ def create_app(gateway: Gateway) -> FastAPI:
         # no redirect from /v1/jobs/ to /v1/jobs: its Location would be built from the
         # client's Host header, for anyone, without a key
         redirect_slashes=False,
+        # the interactive docs load Swagger UI from the package, not from a CDN
+        docs_url=None,
+        redoc_url=None,
         title="callgate",
         version="1",
         description="A reliable gateway for outbound faxes, SMS, calls and provider API "
@@ -108,6 +111,11 @@ def create_app(gateway: Gateway) -> FastAPI:
     from callgate.api.providers import router as provider_router
 
     app.include_router(provider_router)
+    from callgate.api.docs import mount as mount_docs
+    from callgate.dashboard import mount as mount_dashboard
+
+    mount_docs(app)
+    mount_dashboard(app)
     app.add_middleware(
         BodyLimit,
         limit=gateway.settings.max_body_bytes,

@@ -85,7 +85,10 @@ def serve(
             out.print(token, markup=False, highlight=False)
 
         def ready(bound: int) -> None:
-            err.print(f"callgate: serving http://{settings.host}:{bound} (docs: /docs)")
+            err.print(
+                f"callgate: serving http://{settings.host}:{bound} "
+                "(dashboard: /dashboard, docs: /docs)"
+            )
 
         with asyncio.Runner(loop_factory=_fast_loop_factory()) as runner:
             runner.run(run_server(gw, settings.host, settings.port, on_ready=ready))

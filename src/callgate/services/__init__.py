@@ -8,6 +8,8 @@ one small service that the :class:`~callgate.gateway.Gateway` carries:
 ``gw.deliveries``       webhook deliveries: list, show, replay; the signing secrets
 ``gw.keys``             API keys: create, list, revoke, the first key (authenticating
                         a request is ``Gateway.authenticate``: look-ups grouped)
+``gw.views``            what the dashboard reads: lines, the overview's counts and
+                        activity, batches, a batch's rate over time
 ======================  ===========================================================
 
 A service wakes the workers itself when what it changed may have made something
@@ -23,6 +25,7 @@ from callgate.services.guardrails import GuardrailsService, allowlist_entry
 from callgate.services.jobs import JobsService
 from callgate.services.keys import KeysService
 from callgate.services.schema import migrate
+from callgate.services.views import ViewsService
 
 __all__ = [
     "BatchesService",
@@ -31,6 +34,7 @@ __all__ = [
     "JobsService",
     "KeysService",
     "Service",
+    "ViewsService",
     "allowlist_entry",
     "migrate",
 ]

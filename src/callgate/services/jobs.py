@@ -20,6 +20,8 @@ class JobsService(Service[JobsStore]):
         before_id: int | None = None,
         created_after: float | None = None,
         created_before: float | None = None,
+        kind: str | None = None,
+        batch_id: int | None = None,
     ) -> builtins.list[Job]:
         """Jobs, newest first."""
         return self._store.list_jobs(
@@ -29,6 +31,8 @@ class JobsService(Service[JobsStore]):
             before_id=before_id,
             created_after=created_after,
             created_before=created_before,
+            kind=kind,
+            batch_id=batch_id,
         )
 
     def get(self, job_id: int) -> Job:

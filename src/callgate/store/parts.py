@@ -37,6 +37,7 @@ from callgate.store.base import (
     Uncertain,
     Write,
 )
+from callgate.store.views import ViewsPart
 
 
 class StoreLifecycle(Protocol):
@@ -92,6 +93,8 @@ class JobsPart(Protocol):
         before_id: int | None = None,
         created_after: float | None = None,
         created_before: float | None = None,
+        kind: str | None = None,
+        batch_id: int | None = None,
     ) -> list[Job]:
         """Newest first; ``before_id`` pages backwards (cursor pagination)."""
         ...
@@ -484,6 +487,7 @@ class Store(
     AuditPart,
     CircuitsPart,
     BatchesPart,
+    ViewsPart,
     Protocol,
 ):
     """Every part: what the wiring (:func:`callgate.store.open_store`) returns. A consumer

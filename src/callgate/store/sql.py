@@ -54,6 +54,7 @@ from callgate.store.sql_tx import (
     move_matching,
     seen_keys,
 )
+from callgate.store.sql_views import SQLViews
 from callgate.store.sql_webhooks import SQLWebhooks
 
 log = logging.getLogger("callgate.store")
@@ -96,6 +97,7 @@ class SQLStore(
     SQLCircuits,
     SQLBatches,
     SQLLanes,
+    SQLViews,
 ):
     """The Store (see :class:`callgate.store.parts.Store`) over a backend's connections:
     its parts are mixins (claims, keys, reconciliation, the outboxes, guardrails, circuits,
@@ -279,6 +281,8 @@ class SQLStore(
         before_id: int | None = None,
         created_after: float | None = None,
         created_before: float | None = None,
+        kind: str | None = None,
+        batch_id: int | None = None,
     ) -> list[Job]:
         where = ["id < ?"]
         params: list[Any] = [before_id if before_id is not None else 2**62]
@@ -297,6 +301,12 @@ class SQLStore(
         if to is not None:
             where.append("to_number = ?")
             params.append(to)
+        if kind is not None:
+            where.append("kind = ?")
+            params.append(kind)
+        if batch_id is not None:
+            where.append("batch_id = ?")
+            params.append(batch_id)
         sql = f"SELECT {JOB_COLUMNS} FROM jobs WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?"
         return [job_from_row(r) for r in self._read(sql, [*params, limit])]
 
