@@ -36,6 +36,7 @@ from callgate.store.base import (
     Uncertain,
     Write,
 )
+from callgate.store.parts_observe import ObservePart
 
 
 class StoreLifecycle(Protocol):
@@ -485,6 +486,7 @@ class Store(
     AuditPart,
     CircuitsPart,
     BatchesPart,
+    ObservePart,
     Protocol,
 ):
     """Every part: what the wiring (:func:`callgate.store.open_store`) returns. A consumer
