@@ -8,6 +8,7 @@ one small service that the :class:`~callgate.gateway.Gateway` carries:
 ``gw.deliveries``       webhook deliveries: list, show, replay; the signing secrets
 ``gw.keys``             API keys: create, list, revoke, the first key (authenticating
                         a request is ``Gateway.authenticate``: look-ups grouped)
+``gw.alerts``           alerts: open ones, their history, the state the rules read
 ======================  ===========================================================
 
 A service wakes the workers itself when what it changed may have made something
@@ -16,6 +17,7 @@ Submitting, cancelling and retrying jobs, the breaker and the providers stay on 
 Gateway itself, as before.
 """
 
+from callgate.services.alerts import AlertsService, alert_policy
 from callgate.services.base import Service
 from callgate.services.batches import BatchesService
 from callgate.services.deliveries import DeliveriesService
@@ -25,12 +27,14 @@ from callgate.services.keys import KeysService
 from callgate.services.schema import migrate
 
 __all__ = [
+    "AlertsService",
     "BatchesService",
     "DeliveriesService",
     "GuardrailsService",
     "JobsService",
     "KeysService",
     "Service",
+    "alert_policy",
     "allowlist_entry",
     "migrate",
 ]

@@ -25,6 +25,7 @@ from callgate.clock import Clock
 from callgate.config import Settings
 from callgate.domain import Delivery, SystemWebhook, from_ts, iso
 from callgate.exceptions import CallgateError, StoreError
+from callgate.metrics import Metrics
 from callgate.store.offload import StoreCalls, set_event
 from callgate.store.parts import KeysPart, WebhookStore
 from callgate.urls import UrlChecker
@@ -78,8 +79,11 @@ class WebhookSender:
         rng: random.Random | None = None,
         poll: float = 0.2,
         urls: UrlChecker | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
+        #: this process's delivery counters (None: not counted)
+        self.metrics = metrics
         self.settings = settings
         self.urls = urls or UrlChecker(settings.environment, settings.url_allowlist)
         self.clock = clock
@@ -186,10 +190,12 @@ class WebhookSender:
             if 200 <= status < 300:
                 await self._db(self.store.system_webhook_done, webhook.id, self.clock.now(), status)
                 self.sent += 1
+                self._count("delivered")
                 return
             error = response.text
         now = self.clock.now()
         retry_at = self._retry_at(webhook.attempts + 1, now, None)
+        self._count("failed" if retry_at is not None else "dead_lettered")
         if retry_at is None:
             log.error("%s webhook %d dead-lettered: %s", webhook.type, webhook.id, error)
         await self._db(self.store.system_webhook_failed, webhook.id, now, status, error, retry_at)
@@ -230,8 +236,10 @@ class WebhookSender:
         if 200 <= response.status < 300:
             await self._db(self.store.delivery_done, delivery.id, now, response.status)
             self.sent += 1
+            self._count("delivered")
         elif response.status == 410:
             stopped = await self._db(self.store.endpoint_gone, delivery.url, now)
+            self._count("gone")
             log.warning("%s answered 410 Gone: %d deliveries stopped", delivery.url, stopped)
         else:
             wait = None
@@ -245,6 +253,7 @@ class WebhookSender:
         now = self.clock.now()
         attempt = delivery.attempts + 1  # the one that just failed
         retry_at = self._retry_at(attempt, now, wait)
+        self._count("failed" if retry_at is not None else "dead_lettered")
         if retry_at is None:
             log.error(
                 "webhook %d to %s dead-lettered after %d attempts: %s",
@@ -254,6 +263,10 @@ class WebhookSender:
                 error,
             )
         await self._db(self.store.delivery_failed, delivery.id, now, status, error, retry_at)
+
+    def _count(self, result: str) -> None:
+        if self.metrics is not None:
+            self.metrics.delivery(result)
 
     def _retry_at(self, attempt: int, now: float, wait: float | None) -> float | None:
         """When to try again after failed attempt number ``attempt`` (``wait``: what the
