@@ -76,7 +76,7 @@ def create_app(gateway: Gateway) -> FastAPI:
         "requests. Authenticate with `Authorization: Bearer <API key>`.",
     )
     app.state.gateway = gateway
-    _install_error_handlers(app)
+    install_error_handlers(app)
     _document_what_is_answered(app)
 
     @app.get("/healthz", response_model=Health, tags=["health"])
@@ -104,6 +104,12 @@ def create_app(gateway: Gateway) -> FastAPI:
     app.include_router(batches_router, prefix="/v1", dependencies=secured, responses=ERRORS)
 
     app.include_router(webhook_router, prefix="/v1", dependencies=secured, responses=ERRORS)
+    # observability (issue 17): GET /v1/alerts with a key; /metrics open or with its token
+    from callgate.api.observe import metrics_router
+    from callgate.api.observe import router as alerts_router
+
+    app.include_router(alerts_router, prefix="/v1", dependencies=secured, responses=ERRORS)
+    app.include_router(metrics_router)
     # providers (issue 5): vendor status callbacks, authenticated by their signatures
     from callgate.api.providers import router as provider_router
 
@@ -133,7 +139,7 @@ def _document_what_is_answered(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def _install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CallgateError)
     async def callgate_error(request: Request, exc: CallgateError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.code == "unauthorized" else None
