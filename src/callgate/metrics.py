@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, choose_encoder
 from prometheus_client.registry import Collector
 
 from callgate.domain import Kind, Observation
@@ -85,9 +85,15 @@ class Metrics:
     def delivery(self, result: str) -> None:
         self.webhook_deliveries.labels(result).inc()
 
-    def render(self) -> bytes:
+    def render(self, accept: str = "") -> bytes:
         """The text exposition format (blocks on the database for the gauges)."""
-        return generate_latest(self.registry)
+        return self.exposition(accept)[0]
+
+    def exposition(self, accept: str = "") -> tuple[bytes, str]:
+        """The body and its content type for a scrape's ``Accept`` header (Prometheus
+        text, or OpenMetrics when asked for: prometheus-client's negotiation)."""
+        encode, content_type = choose_encoder(accept)
+        return encode(self.registry), content_type
 
 
 class DatabaseGauges(Collector):

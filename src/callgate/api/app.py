@@ -122,6 +122,22 @@ def create_app(gateway: Gateway) -> FastAPI:
     return app
 
 
+def metrics_app(gateway: Gateway) -> FastAPI:
+    """An app that serves only ``/metrics`` and ``/healthz`` (a worker run alone)."""
+    from callgate.api.observe import metrics_router
+
+    app = FastAPI(title="callgate worker", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.gateway = gateway
+    install_error_handlers(app)
+    app.include_router(metrics_router)
+
+    @app.get("/healthz", response_model=Health)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
 def _document_what_is_answered(app: FastAPI) -> None:
     """The document lists the answers the service gives: FastAPI's 422 never comes (bad
     input is a 400 with the error body), so it goes."""

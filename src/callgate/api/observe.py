@@ -1,6 +1,6 @@
 """Seeing a running gateway (issue 17): ``GET /metrics`` (Prometheus, open unless
-``CALLGATE_METRICS_TOKEN`` is set) and ``GET /v1/alerts``; :func:`metrics_app`, the
-metrics alone, for ``callgate worker --metrics-port``."""
+``CALLGATE_METRICS_TOKEN`` is set) and ``GET /v1/alerts``. The metrics alone, for
+``callgate worker --metrics-port``: :func:`callgate.api.app.metrics_app`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import hmac
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
@@ -81,21 +81,6 @@ async def metrics(request: Request) -> Response:
     gw: Gateway = request.app.state.gateway
     if not _authorized(gw, request.headers.get("authorization", "")):
         raise ApiError(401, "unauthorized", "the metrics token is required: Authorization: Bearer")
-    body = await gw.db(gw.metrics.render)
-    return Response(body, media_type=CONTENT_TYPE)
-
-
-def metrics_app(gateway: Gateway) -> FastAPI:
-    """An app that serves only ``/metrics`` and ``/healthz`` (a worker run alone)."""
-    from callgate.api.app import install_error_handlers
-
-    app = FastAPI(title="callgate worker", docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.gateway = gateway
-    install_error_handlers(app)
-    app.include_router(metrics_router)
-
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    return app
+    accept = request.headers.get("accept", "")
+    body, content_type = await gw.db(gw.metrics.exposition, accept)
+    return Response(body, headers={"Content-Type": content_type})

@@ -53,7 +53,7 @@ def worker(
             services = [asyncio.create_task(t, name=n) for n, t in gw.background_tasks()]
             metrics = None
             if metrics_port is not None:
-                from callgate.api.observe import metrics_app
+                from callgate.api.app import metrics_app
                 from callgate.server import http_server
 
                 host = metrics_host or settings.host
