@@ -204,3 +204,29 @@ def test_a_jobs_log_lines_carry_its_fields(
     assert line["level"] == "debug"
     assert "batch_id" not in line  # not a batch's job
     assert {"timestamp", "level", "event"} <= set(line)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_openmetrics_when_prometheus_asks_for_it(make_settings: Callable[..., Settings]) -> None:
+    from prometheus_client.openmetrics.parser import (
+        text_string_to_metric_families as openmetrics_families,
+    )
+
+    accept = (
+        "application/openmetrics-text;version=1.0.0,application/openmetrics-text;"
+        "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+    )  # what Prometheus sends
+
+    async def main(clock: LoopClock) -> httpx.Response:
+        with Gateway(make_settings(), clock=clock) as gw:
+            gw.send("sms", to=OK, body="hello")
+            return await scrape(gw, {"Accept": accept})
+
+    r = run_virtual(main)
+    assert r.headers["content-type"].startswith("application/openmetrics-text")
+    families = {f.name: f for f in openmetrics_families(r.text)}
+    counted = {
+        (s.name, s.labels["kind"]): s.value for s in families["callgate_jobs_submitted"].samples
+    }
+    assert counted[("callgate_jobs_submitted_total", "sms")] == 1
+    assert families["callgate_jobs"].type == "gauge"
