@@ -29,9 +29,16 @@ class _Server(uvicorn.Server):
 
 
 def http_server(app: Any, host: str, port: int) -> uvicorn.Server:
-    """A uvicorn server for ``app`` that leaves the signals to its caller."""
+    """A uvicorn server for ``app`` that leaves the signals to its caller; its log lines
+    go to callgate's handler (the format of ``CALLGATE_LOG_FORMAT``, redacted)."""
     config = uvicorn.Config(
-        app, host=host, port=port, log_level="warning", lifespan="off", access_log=False
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        log_config=None,
+        lifespan="off",
+        access_log=False,
     )
     return _Server(config)
 
