@@ -27,6 +27,7 @@ from callgate.config import Settings
 from callgate.gateway import Gateway
 from callgate.testing import run_virtual, wait_until
 from callgate.webhooks.signing import generate_secret
+from tests.integration.batch_support import claim
 
 OK = "+15005550006"
 HOOK = "https://ops.example.org/alerts"
@@ -91,6 +92,28 @@ def test_an_alert_raises_once_and_resolves_once(
         raised, _ = one.alerts.check()
         assert {a.rule for a in raised} == {"oldest_queued", "no_worker"}
         assert len(one.alerts.history()) == 4
+
+
+def test_faxes_waiting_behind_their_lines_fax_are_not_stuck(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """One office's line takes one fax at a time: the ones behind it wait, by design."""
+    clock = ManualClock(time.time())
+    office, other = "+12025550100", "+12025550111"
+    with Gateway(make_settings(), clock=clock) as gw:
+        for i in range(3):
+            gw.send("fax", to=office, media_url=f"https://example.org/ballot-{i}.pdf")
+        [sending] = claim(gw.store, clock.now())  # the first is on the line
+        assert sending.job.to == office
+        clock.advance(16 * 60)
+        assert "oldest_queued" not in {a.rule for a in gw.alerts.check()[0]}
+        seen = gw.alerts.observe()
+        assert seen.oldest_queued_seconds >= 16 * 60  # the gauge says how long they waited
+        assert seen.oldest_free is None
+        # a fax to a free line that no claim takes is stuck
+        gw.send("fax", to=other, media_url="https://example.org/ballot-x.pdf")
+        clock.advance(16 * 60)
+        assert "oldest_queued" in {a.rule for a in gw.alerts.check()[0]}
 
 
 def test_a_provider_down_and_up_again(make_settings: Callable[..., Settings]) -> None:

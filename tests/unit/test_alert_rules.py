@@ -32,6 +32,7 @@ def quiet(**changes: Any) -> Observation:
         now=NOW,
         jobs={"queued": 0, "in_flight": 0, "retrying": 0, "held": 0, "uncertain": 0},
         oldest_due=None,
+        oldest_free=None,
         last_heartbeat=NOW - 5,
         dead_letters=0,
         breaker_open=False,
@@ -62,12 +63,19 @@ def test_nothing_wrong_raises_nothing(policy: AlertPolicy) -> None:
 
 
 def test_the_oldest_queued_job_past_15_minutes(policy: AlertPolicy) -> None:
-    assert evaluate(policy, quiet(oldest_due=NOW - 14 * 60)) == {}
-    firing = evaluate(policy, quiet(oldest_due=NOW - 16 * 60))
+    assert evaluate(policy, quiet(oldest_due=NOW - 14 * 60, oldest_free=NOW - 14 * 60)) == {}
+    firing = evaluate(policy, quiet(oldest_due=NOW - 16 * 60, oldest_free=NOW - 16 * 60))
     assert list(firing) == [(OLDEST_QUEUED, "")]
     alert = firing[(OLDEST_QUEUED, "")]
     assert alert.detail == {"value": 960.0, "threshold": 900.0}
     assert "16 min" in alert.message
+
+
+def test_a_long_line_of_faxes_to_one_number_is_not_stuck(policy: AlertPolicy) -> None:
+    # the oldest job has waited an hour behind its number's fax in flight; every job
+    # whose line is free was taken at once
+    assert evaluate(policy, quiet(oldest_due=NOW - 3600, oldest_free=None)) == {}
+    assert evaluate(policy, quiet(oldest_due=NOW - 3600, oldest_free=NOW - 2)) == {}
 
 
 def test_no_heartbeat_for_60_seconds_while_jobs_wait(policy: AlertPolicy) -> None:
@@ -149,5 +157,10 @@ def test_the_thresholds_follow_the_settings() -> None:
         alert_batch_error_percent=50,
     )
     policy = alert_policy(settings)
-    seen = quiet(oldest_due=NOW - 301, dead_letters=1, batches={1: {"delivered": 15, "failed": 10}})
+    seen = quiet(
+        oldest_due=NOW - 301,
+        oldest_free=NOW - 301,
+        dead_letters=1,
+        batches={1: {"delivered": 15, "failed": 10}},
+    )
     assert sorted(evaluate(policy, seen)) == [(DEAD_LETTERS, ""), (OLDEST_QUEUED, "")]

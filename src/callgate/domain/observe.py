@@ -20,6 +20,8 @@ class Observation:
     jobs: dict[str, int]
     #: the ``run_at`` of the oldest job due and waiting for a claim (None: none waits)
     oldest_due: float | None
+    #: the same, of the jobs whose group has nothing in flight (None: none waits so)
+    oldest_free: float | None
     #: the latest heartbeat of any worker (None: no worker has beaten)
     last_heartbeat: float | None
     #: jobs that became ``failed`` (dead letters) since ``now - dead_letter_window``
@@ -38,6 +40,12 @@ class Observation:
     def oldest_queued_seconds(self) -> float:
         """How long the oldest job due has waited for a claim (0: none waits)."""
         return 0.0 if self.oldest_due is None else max(0.0, self.now - self.oldest_due)
+
+    @property
+    def oldest_free_seconds(self) -> float:
+        """How long the oldest job due with nothing ahead of it in its line (its group
+        has nothing in flight) has waited: what no claim took (0: none waits so)."""
+        return 0.0 if self.oldest_free is None else max(0.0, self.now - self.oldest_free)
 
 
 @dataclass(frozen=True, slots=True)

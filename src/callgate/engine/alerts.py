@@ -87,18 +87,21 @@ def evaluate(
 
 def _queue(policy: AlertPolicy, seen: Observation) -> list[Firing]:
     out = []
-    waited = seen.oldest_queued_seconds
+    # a job behind its number's fax in flight is serialised, not stuck: only a job whose
+    # line is free and that no claim took counts (a day of faxes to one office is fine)
+    stuck = seen.oldest_free_seconds
     limit = policy.queued_minutes * 60
-    if seen.oldest_due is not None and waited > limit:
+    if seen.oldest_free is not None and stuck > limit:
         out.append(
             Firing(
                 OLDEST_QUEUED,
                 "",
-                f"the oldest job due has waited {waited / 60:.0f} min for a worker "
-                f"(threshold {policy.queued_minutes:g} min)",
-                {"value": round(waited, 1), "threshold": limit},
+                f"the oldest job due with a free line has waited {stuck / 60:.0f} min for a "
+                f"worker (threshold {policy.queued_minutes:g} min)",
+                {"value": round(stuck, 1), "threshold": limit},
             )
         )
+    waited = seen.oldest_queued_seconds
     late_after = max(policy.heartbeat_seconds, 2 * policy.beat_interval)
     if seen.oldest_due is not None:
         silent = seen.now - seen.last_heartbeat if seen.last_heartbeat is not None else waited

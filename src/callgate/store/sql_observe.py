@@ -4,7 +4,8 @@ backends (issue 17).
 Every read is one descent or one range of an index made for it, so its work does not
 grow with the history of finished jobs (``tests/integration/test_history.py``): the
 non-terminal statuses are counted in ``jobs_active``, the oldest waiting job is the first
-entry of ``jobs_waiting``, the dead letters of the last hour a range of
+entry of ``jobs_waiting`` (the oldest whose line is free, the first whose group has
+nothing in ``jobs_one_in_flight_per_group``), the dead letters of the last hour a range of
 ``jobs_failed_at``, the failing endpoints the pending deliveries (``webhook_deliveries_due``),
 the running batches' jobs ``jobs_batch`` of ``batches_running``. Alerts are rows of
 ``alerts``: at most one open per rule and subject (a unique partial index), so of several
@@ -56,6 +57,17 @@ class SQLObserve(SQLParts):
             "WHERE status IN ('queued', 'retrying') AND run_at <= ?",
             (now,),
         )
+        # the same, of the jobs whose line is free (nothing of their group in flight): a
+        # job waiting behind its number's fax is serialised, not stuck. The walk stops at
+        # the first one, so it visits the busy lines' waiting jobs at most, never history.
+        free = self._read(
+            f"SELECT j.run_at FROM jobs j{self._hint('jobs_waiting')} "
+            "WHERE j.status IN ('queued', 'retrying') AND j.run_at <= ? AND NOT EXISTS ("
+            f"SELECT 1 FROM jobs f{self._hint('jobs_one_in_flight_per_group')} "
+            "WHERE f.group_key = j.group_key AND f.status = 'in_flight') "
+            "ORDER BY j.run_at LIMIT 1",
+            (now,),
+        )
         [(beat,)] = self._read("SELECT max(heartbeat_at) FROM workers")
         [(dead,)] = self._read(
             f"SELECT count(*) FROM jobs{self._hint('jobs_failed_at')} "
@@ -97,6 +109,7 @@ class SQLObserve(SQLParts):
             now=now,
             jobs=jobs,
             oldest_due=None if oldest is None else float(oldest),
+            oldest_free=float(free[0][0]) if free else None,
             last_heartbeat=None if beat is None else float(beat),
             dead_letters=int(dead),
             breaker_open=bool(breaker and breaker[0][0]),
