@@ -127,7 +127,9 @@ class Gateway:
         self.keys = KeysService(*parts)
         self.alerts = AlertsService(*parts, policy=alert_policy(self.settings), redactor=redactor)
         #: Prometheus metrics: this process's counters, the database's gauges (issue 17)
-        self.metrics = Metrics(self.alerts.observe, lambda: self.health.routes.values())
+        self.metrics = Metrics(
+            self.alerts.observe, lambda: self.health.routes.values(), self.alerts.rules
+        )
         self._monitors: list[AlertMonitor] = []
 
     def __repr__(self) -> str:

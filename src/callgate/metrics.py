@@ -34,12 +34,14 @@ class Metrics:
 
     ``observe`` reads the database's :class:`~callgate.domain.Observation` (it blocks:
     async code renders through the store offload), ``providers`` names the providers this
-    gateway sends through (for ``callgate_provider_up``)."""
+    gateway sends through (for ``callgate_provider_up``), ``rules`` the alert rules (each
+    has a ``callgate_alerts_open`` series, 0 while none of its alerts is open)."""
 
     def __init__(
         self,
         observe: Callable[[], Observation] | None = None,
         providers: Callable[[], Iterable[str]] = tuple,
+        rules: Iterable[str] = (),
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         r = self.registry
@@ -69,7 +71,7 @@ class Metrics:
         for result in DELIVERY_RESULTS:
             self.webhook_deliveries.labels(result)
         if observe is not None:
-            r.register(DatabaseGauges(observe, providers))
+            r.register(DatabaseGauges(observe, providers, tuple(rules)))
 
     def __repr__(self) -> str:
         return f"Metrics({self.registry!r})"
@@ -99,8 +101,13 @@ class Metrics:
 class DatabaseGauges(Collector):
     """The gauges, from one observation of the database per scrape."""
 
-    def __init__(self, observe: Callable[[], Observation], providers: Callable[[], Iterable[str]]):
-        self._observe, self._providers = observe, providers
+    def __init__(
+        self,
+        observe: Callable[[], Observation],
+        providers: Callable[[], Iterable[str]],
+        rules: tuple[str, ...] = (),
+    ) -> None:
+        self._observe, self._providers, self._rules = observe, providers, rules
 
     def describe(self) -> list[Metric]:
         return []  # nothing to read at registration: the database is read at a scrape
@@ -116,10 +123,12 @@ class DatabaseGauges(Collector):
             return
         up.add_metric([], 1)
         yield up
-        yield from gauges(seen, self._providers())
+        yield from gauges(seen, self._providers(), self._rules)
 
 
-def gauges(seen: Observation, providers: Iterable[str]) -> Iterator[Metric]:
+def gauges(
+    seen: Observation, providers: Iterable[str], rules: Iterable[str] = ()
+) -> Iterator[Metric]:
     """The gauge families of one observation."""
     jobs = GaugeMetricFamily("callgate_jobs", "Jobs per non-terminal status", labels=["status"])
     for status, n in sorted(seen.jobs.items()):
@@ -147,8 +156,8 @@ def gauges(seen: Observation, providers: Iterable[str]) -> Iterator[Metric]:
             rows.add_metric([str(batch_id), status], n)
     yield rows
     alerts = GaugeMetricFamily("callgate_alerts_open", "Open alerts per rule", labels=["rule"])
-    for rule, n in sorted(seen.alerts_open.items()):
-        alerts.add_metric([rule], n)
+    for rule in sorted(set(rules) | set(seen.alerts_open)):
+        alerts.add_metric([rule], seen.alerts_open.get(rule, 0))
     yield alerts
     yield GaugeMetricFamily(
         "callgate_dead_letters_last_hour",
