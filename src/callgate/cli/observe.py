@@ -25,8 +25,8 @@ def alerts(
     ] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """List the open alerts (``--all``: the history too), newest first. Exit status 0
-    either way: a monitor should read ``--json`` or ``callgate_alerts_open``."""
+    """List the open alerts (--all: the history too), newest first. The exit status is 0
+    either way: a monitor reads --json, or the metric callgate_alerts_open."""
     with gateway() as gw:
         if check:
             gw.alerts.check()
