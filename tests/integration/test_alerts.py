@@ -291,3 +291,39 @@ def test_callgate_alerts(make_settings: Callable[..., Settings], monkeypatch: An
     table = runner.invoke(cli_app, ["alerts", "--all"])
     assert table.exit_code == 0
     assert "provider_down" in table.stdout
+
+
+def test_a_webhook_endpoint_failing_for_over_an_hour(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings(webhook_url=HOOK + "?token=s3cr3t-value", webhook_secrets=SECRET)
+    answers = {"status": 500}
+
+    def receive(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(answers["status"])
+
+    async def main(clock: LoopClock) -> tuple[list[Any], list[Any], list[Any]]:
+        with Gateway(settings, clock=clock, rng=random.Random(3)) as gw:
+            sender = gw.webhook_sender(httpx.MockTransport(receive), poll=60)
+            sending = asyncio.create_task(sender.run())
+            gw.send("sms", to=OK, body="hello")
+            await gw.run_worker(drain=True)
+            await asyncio.sleep(30 * 60)
+            early = gw.alerts.check()[0]  # failing for half an hour: not yet
+            await asyncio.sleep(40 * 60)
+            raised = gw.alerts.check()[0]
+            answers["status"] = 204  # the endpoint is back: the next retry gets through
+            await wait_until(
+                lambda: not gw.store.list_deliveries(status="pending"), step=60.0, timeout=10**5
+            )
+            resolved = gw.alerts.check()[1]
+            sender.stop()
+            await sending
+            return early, raised, resolved
+
+    early, raised, resolved = run_virtual(main, epoch=time.time() - 6 * 3600)
+    assert [a.rule for a in early if a.rule == "webhook_failing"] == []
+    [alert] = [a for a in raised if a.rule == "webhook_failing"]
+    assert alert.subject.startswith(HOOK)
+    assert "s3cr3t-value" not in repr(alert)  # a credential in the URL never shows
+    assert [a.rule for a in resolved if a.rule == "webhook_failing"] == ["webhook_failing"]
