@@ -8,6 +8,7 @@ and ``callgate alerts``.
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import random
 import time
@@ -327,3 +328,22 @@ def test_a_webhook_endpoint_failing_for_over_an_hour(
     assert alert.subject.startswith(HOOK)
     assert "s3cr3t-value" not in repr(alert)  # a credential in the URL never shows
     assert [a.rule for a in resolved if a.rule == "webhook_failing"] == ["webhook_failing"]
+
+
+def test_a_running_batch_with_too_many_errors(make_settings: Callable[..., Settings]) -> None:
+    clock = ManualClock(time.time())
+    with Gateway(make_settings(), clock=clock) as gw:
+        rows = "to,body\n" + "".join(f"{OK},row {i}\n" for i in range(40))
+        batch = gw.submit_batch(io.BytesIO(rows.encode()), kind="sms")
+        with gw.store._write() as c:  # type: ignore[attr-defined]
+            # 18 rows delivered, 4 failed for good (18 % of 22), 18 still queued
+            c.execute("UPDATE jobs SET status = 'delivered' WHERE batch_id = ? AND line_no <= 19",
+                      (batch.id,))  # fmt: skip
+            c.execute("UPDATE jobs SET status = 'failed' WHERE batch_id = ? AND line_no "
+                      "BETWEEN 20 AND 23", (batch.id,))  # fmt: skip
+        [alert] = gw.alerts.check()[0]
+        assert (alert.rule, alert.subject) == ("batch_errors", str(batch.id))
+        assert alert.detail["errors"] == 4
+        assert alert.detail["done"] == 22
+        gw.batches.cancel(batch.id)  # no longer running: resolved
+        assert [a.subject for a in gw.alerts.check()[1]] == [str(batch.id)]
