@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from callgate import logs
 from callgate.clock import Clock
 from callgate.config import Settings
 from callgate.domain import Delivery, SystemWebhook, from_ts, iso
@@ -218,6 +219,7 @@ class WebhookSender:
         return min(self._poll, max(0.0, due - self.clock.now()))
 
     async def _deliver(self, client: Poster, delivery: Delivery) -> None:
+        logs.bind(job_id=delivery.job_id)  # this task's log lines are about the job
         try:
             body = await self._db(self._body, delivery)
             await self.urls.acheck(delivery.url, "callback_url")
