@@ -60,7 +60,7 @@ def test_a_batch_is_sent_at_its_own_rate_and_completes(make_settings, tmp_path: 
 def _system_events(settings: Any) -> list[Any]:
     gw = Gateway(settings)
     try:
-        return gw.store.claim_system_webhooks(10**12, 100, 30.0)
+        return gw.store.claim_outbox(10**12, 100, 30.0, jobs=False)
     finally:
         gw.store.close()
 

@@ -22,7 +22,7 @@ def _csv(*numbers: str) -> io.BytesIO:
 
 
 def _events(store: Store) -> list[tuple[str, dict]]:  # type: ignore[type-arg]
-    return [(w.type, w.data) for w in store.claim_system_webhooks(NOW + 10_000, 100, 30.0)]
+    return [(w.type, w.data) for w in store.claim_outbox(NOW + 10_000, 100, 30.0, jobs=False)]
 
 
 def test_achieved_rate_and_eta(store: Store) -> None:

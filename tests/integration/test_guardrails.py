@@ -398,3 +398,37 @@ def test_cap_counts_read_only_the_window_however_long_the_history(
             "EXPLAIN QUERY PLAN " + REACHED_SQL, params | {"same": 0.0, "low": 0.0}
         )
         assert "USING INDEX jobs_reached" in " ".join(str(r) for r in plan)
+
+
+def test_the_send_checks_of_one_moment_share_their_reads(make_settings, tmp_path: Path):
+    """Jobs claimed together are checked together at send time: one read each of the
+    breaker, the stored allowlist, the suppressions and the circuits for the group
+    (not per job), and each job still gets its own answer."""
+    settings = make_settings(environment="staging", allowlist=[], claim_batch=40)
+    to = numbers(30)
+    reads: Counter[str] = Counter()
+
+    def setup(gw: Gateway) -> None:
+        for number in to:
+            gw.store.allowlist_add(number, gw.clock.now())
+            gw.send("sms", to=number, body=BODY)
+        gw.store.suppress(to[7], "sms", "unsubscribed", gw.clock.now())  # after submit
+        gw.store.allowlist_remove(to[8])
+        for name in ("breaker_state", "allowlist", "suppressed", "circuits", "number_facts"):
+            counted = getattr(gw.store, name)
+
+            def count(*args: Any, _name: str = name, _f: Any = counted, **kw: Any) -> Any:
+                reads[_name] += 1
+                return _f(*args, **kw)
+
+            setattr(gw.store, name, count)
+
+    gw = drive(settings, setup)
+    jobs = {j.to: j for j in gw.store.list_jobs()}
+    assert (jobs[to[7]].status, jobs[to[7]].reason) == (Status.BLOCKED, "suppressed")
+    assert (jobs[to[8]].status, jobs[to[8]].reason) == (Status.BLOCKED, "not_allowlisted")
+    assert Counter(j.status for j in jobs.values()) == {Status.DELIVERED: 28, Status.BLOCKED: 2}
+    assert len(read_log(tmp_path / "sim.log")) == 28
+    assert reads["number_facts"] == 0  # the one-job read is not on the send path
+    assert 1 <= reads["suppressed"] <= 3  # 30 jobs claimed at once: a group or three
+    assert reads["allowlist"] <= reads["suppressed"]

@@ -64,7 +64,7 @@ NUMBERS = [f"+1212200{i:04d}" for i in range(20)]
 
 def system_events(store: Store) -> list[tuple[str, dict[str, Any]]]:
     """The job-less webhook events written so far (claimed: call once)."""
-    return [(w.type, w.data) for w in store.claim_system_webhooks(10**12, 100, 30.0)]
+    return [(w.type, w.data) for w in store.claim_outbox(10**12, 100, 30.0, jobs=False)]
 
 
 def scenario(

@@ -310,3 +310,37 @@ def test_a_breaker_trip_is_a_signed_webhook_to_the_default_endpoint(hook_setting
     assert body["data"]["by"] == "ops"
     [row] = gw.store.system_webhooks()
     assert (row["status"], row["attempts"], row["last_status_code"]) == ("delivered", 2, 204)
+
+
+def test_one_outbox_claims_and_settles_job_deliveries_and_job_less_events(  # type: ignore[no-untyped-def]
+    hook_settings,
+) -> None:
+    """A job's deliveries first, then job-less events in the room left, each settled in
+    its own table; without a default endpoint the job-less ones are not claimed."""
+    gw = Gateway(hook_settings(webhook_url=HOOK))
+    try:
+        job = gw.send("sms", to="+15005550006", body="hi", callback_url=HOOK).job
+        gw.cancel(job.id)
+        assert gw.trip_breaker("a test", actor="ops")
+        now = time.time()
+        assert gw.store.fan_out(now, None) == 1  # job.canceled, to its callback_url
+        assert gw.store.next_outbox_at(system=False) == pytest.approx(now)
+        [only] = gw.store.claim_outbox(now, 10, 30.0, system=False)
+        assert (type(only).__name__, only.job_id) == ("Delivery", job.id)
+        assert gw.store.next_outbox_at(system=False) == pytest.approx(now + 30.0)  # its lease
+        [system] = gw.store.claim_outbox(now, 10, 30.0)
+        assert (type(system).__name__, system.type) == ("SystemWebhook", "breaker.tripped")
+        assert gw.store.claim_outbox(now, 10, 30.0) == []
+        gw.store.outbox_done(only, now + 1, 204)
+        gw.store.outbox_failed(system, now + 1, 500, "no", None)  # dead-lettered
+        [delivery] = gw.store.list_deliveries()
+        assert (delivery.status, delivery.attempts, delivery.last_status_code) == (
+            "delivered",
+            1,
+            204,
+        )
+        [row] = gw.store.system_webhooks()
+        assert (row["status"], row["attempts"], row["last_error"]) == ("failed", 1, "no")
+        assert gw.store.next_outbox_at() is None
+    finally:
+        gw.store.close()

@@ -172,6 +172,21 @@ def test_the_engine_imports_no_shell_and_not_the_gateway() -> None:
     assert wrong == set()
 
 
+def test_the_engine_knows_no_vendor() -> None:
+    """Vendors' error codes stay behind the provider seam: the engine sees the Provider
+    protocol and the exchange records, and acts on what a result says (``suppress``),
+    never on a vendor's codes (twilio_mapping applied to every vendor once)."""
+    seam = {"callgate.providers", "callgate.providers.base", "callgate.providers.audit"}
+    wrong = {
+        (m, d)
+        for m, deps in graph().items()
+        if _in(m, "callgate.engine")
+        for d in deps
+        if _in(d, "callgate.providers") and d not in seam
+    }
+    assert wrong == set()
+
+
 def test_no_shell_imports_the_store() -> None:
     wrong = {
         (m, d)

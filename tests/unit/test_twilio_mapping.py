@@ -9,7 +9,7 @@ import aiohttp
 import httpx
 import pytest
 
-from callgate.domain import Fault, Kind, Outcome
+from callgate.domain import AttemptResult, Fault, Kind, Outcome
 from callgate.providers.twilio_mapping import (
     ERROR_CODES,
     Suppression,
@@ -21,6 +21,7 @@ from callgate.providers.twilio_mapping import (
     fax_outcome,
     message_outcome,
     retry_after,
+    suppressing,
     suppression_for,
     transport_outcome,
 )
@@ -239,3 +240,12 @@ def test_the_documented_code_table_is_the_code_table() -> None:
         if len(cells) == 3 and cells[0].isdigit():
             rows[int(cells[0])] = cells[2].split("`")[1]
     assert rows == {code: str(outcome) for code, (outcome, _) in ERROR_CODES.items()}
+
+
+def test_a_permanent_result_carries_its_suppression_hint() -> None:
+    """The adapter reports the hint in its result; other outcomes and kinds carry none."""
+    unsubscribed = AttemptResult(Outcome.PERMANENT, error_code="21610")
+    assert suppressing(unsubscribed, Kind.SMS).suppress == Suppression(Kind.SMS, "unsubscribed")
+    assert suppressing(unsubscribed, Kind.FAX).suppress is None
+    assert suppressing(AttemptResult(Outcome.BUSY, error_code="21610"), Kind.SMS).suppress is None
+    assert suppressing(AttemptResult(Outcome.PERMANENT, error_code="21211"), "sms").suppress is None

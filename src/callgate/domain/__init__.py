@@ -38,6 +38,7 @@ from callgate.domain.records import (
     BatchStatus,
     Decision,
     Delivery,
+    Suppression,
     SystemWebhook,
 )
 from callgate.domain.specs import (
@@ -104,6 +105,7 @@ __all__ = [
     "Outcome",
     "Reason",
     "Status",
+    "Suppression",
     "SystemWebhook",
     "contacts_someone",
     "event_type",

@@ -81,6 +81,15 @@ class ApiKey:
 
 
 @dataclass(frozen=True, slots=True)
+class Suppression:
+    """A provider's hint to the engine: stop sending ``kind`` to this number, because
+    ``reason`` (its error said so: unsubscribed, not SMS-capable, a landline)."""
+
+    kind: Kind
+    reason: str  # unsubscribed | not_sms_capable | landline
+
+
+@dataclass(frozen=True, slots=True)
 class AttemptResult:
     """What the provider said about one attempt (or one status poll)."""
 
@@ -95,6 +104,8 @@ class AttemptResult:
     response: Mapping[str, Any] | None = None
     #: the provider itself failed (credentials, outage), not this job (see :class:`Fault`)
     fault: Fault | None = None
+    #: the adapter read the error as "stop sending this kind to this number"
+    suppress: Suppression | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -75,7 +75,7 @@ async def _attempt(self: Worker, job: Job, slot: float, pacer: Pacer | None) -> 
     if job.expired(max(slot, self.clock.now())):
         await self._write(SettleUnsent(job.id, EXPIRED, self.clock.now()))
         return
-    refused = await self._db(self._at_send, job, self.clock.now())
+    refused = await self._checks(job)
     if refused is not None:  # fail closed: the last word before the request
         await self._write(SettleUnsent(job.id, refused, self.clock.now()))
         return
@@ -119,12 +119,19 @@ def _lease_short(self: Worker, job_id: int) -> bool:
     return left < self.config.lease / 3
 
 
-def _at_send(self: Worker, job: Job, now: float) -> Decision | None:
-    """The guardrails, then the provider's circuit (blocks on the store)."""
-    refused = self.guard.at_send(job, now) if self.guard is not None else None
-    if refused is None and self.health is not None:
-        refused = self.health.check(job, now)
-    return refused
+def _at_send_many(self: Worker, jobs: list[Job]) -> list[Decision | Exception | None]:
+    """The guardrails, then the provider's circuit, for the jobs about to be sent at
+    this moment (blocks on the store; the worker's ``_checks`` groups them: one read of
+    the breaker, the allowlist, the suppressions and the circuits for them all)."""
+    now = self.clock.now()
+    refused: list[Decision | None] = [None] * len(jobs)
+    if self.guard is not None:
+        refused = self.guard.at_send_many(jobs, now)
+    if self.health is not None:
+        waiting = [job for job, why in zip(jobs, refused, strict=True) if why is None]
+        checked = iter(self.health.check_many(waiting, now))
+        refused = [why if why is not None else next(checked) for why in refused]
+    return list(refused)
 
 
 async def _reserve_slots(self: Worker, n: int, batch_id: int | None = None) -> list[float]:
@@ -227,9 +234,9 @@ async def _record(self: Worker, job: Job, number: int, result: AttemptResult) ->
             log.warning("job %s: the provider's circuit could not be updated: %s", job.id, exc)
     await self._write_until_done(job, Finish(job.id, number, result, decision, now))
     self.stats.finished += 1
-    if self.guard is not None and outcome is Outcome.PERMANENT:
+    if self.guard is not None and result.suppress is not None:
         try:
-            await self._db(self.guard.learn, job, result.error_code, now)
+            await self._db(self.guard.learn, job, result.suppress, result.error_code, now)
         except StoreError as exc:
             log.warning("job %s: could not record the suppression: %s", job.id, exc)
 

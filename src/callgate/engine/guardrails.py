@@ -13,14 +13,14 @@ import fnmatch
 import functools
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from phonenumbers import timezone as pn_timezone
 
-from callgate.domain import Decision, Job, Kind, Status
+from callgate.domain import Decision, Job, Kind, Status, Suppression
 from callgate.engine.audit import Redactor
 from callgate.exceptions import ConfigurationError
 from callgate.policies import Allowlist, Cap, QuietWindow
@@ -399,11 +399,51 @@ class Guard:
             out.append(rules.refusal(job, facts))
         return out
 
-    def at_send(self, job: Job, now: float) -> Decision | None:
-        if job.to is None:
-            state = self.breaker()
-            return breaker_open(state.detail) if state.open else None
-        return self.rules.at_send(job, self.facts(job, now), now)
+    def at_send_many(self, jobs: Sequence[Job], now: float) -> list[Decision | None]:
+        """:meth:`at_send` for the jobs about to be sent at this moment, with one read of
+        the breaker, of the stored allowlist (when the configured one does not allow
+        them all) and of their suppressions; the caps' counts are read per job, and
+        only when a cap applies and the breaker is closed."""
+        rules = self.rules
+        breaker = self.breaker()
+        numbered = [j for j in jobs if j.to is not None]
+        if breaker.open or not numbered:
+            return [breaker_open(breaker.detail) if breaker.open else None for _ in jobs]
+        stored = Allowlist()
+        if rules.allowlisting and not all(rules.allowlist.allows(j.to or "") for j in numbered):
+            stored = Allowlist(frozenset(e["number"] for e in self.store.allowlist()))
+        why = self.store.suppressed([(j.to or "", str(j.kind)) for j in numbered])
+        out: list[Decision | None] = []
+        for job in jobs:
+            if job.to is None:
+                out.append(None)
+                continue
+            reason = why.get((job.to, str(job.kind)))
+            facts = GuardFacts(
+                allowlisted=stored.allows(job.to),
+                suppressed=reason,
+                is_suppressed=reason is not None,
+                breaker=breaker,
+            )
+            if rules.refusal(job, facts) is None and not rules.fictional(job.to):
+                facts = self._with_caps(job, facts, now)
+            out.append(rules.at_send(job, facts, now))
+        return out
+
+    def _with_caps(self, job: Job, facts: GuardFacts, now: float) -> GuardFacts:
+        """``facts`` with the job's number's use of its caps (no read without a cap)."""
+        assert job.to is not None
+        cap, same = self.rules.caps.get(job.kind), self.rules.same.get(job.kind)
+        if cap is None and same is None:
+            return facts
+        sent, oldest, same_n, same_oldest = self.store.cap_counts(
+            job.to,
+            str(job.kind),
+            now - cap.window if cap else None,
+            job_id=job.id,
+            same_since=now - same.window if same else None,
+        )
+        return replace(facts, cap_use=CapUse(sent, oldest), same_use=CapUse(same_n, same_oldest))
 
     def breaker(self) -> BreakerState:
         return BreakerState(*self.store.breaker_state())
@@ -432,15 +472,12 @@ class Guard:
         log.error("breaker.tripped (%s): %s; no new sends until a person resets it", rule, why)
         return why
 
-    def learn(self, job: Job, error_code: str | None, now: float) -> None:
-        """A permanent failure that means "stop sending this kind here" (STOP, landline)
-        puts the number on the suppression list."""
-        from callgate.providers.twilio_mapping import suppression_for
-
-        if job.to is None or error_code is None:
+    def learn(self, job: Job, hint: Suppression, error_code: str | None, now: float) -> None:
+        """A failure the provider's adapter read as "stop sending this kind here" (STOP,
+        landline: ``result.suppress``) puts the number on the suppression list."""
+        if job.to is None:
             return
-        hint = suppression_for(error_code, job.kind)
-        if hint is not None and self.store.suppress(
+        if self.store.suppress(
             job.to,
             str(hint.kind),
             hint.reason,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from callgate.domain import AttemptResult, Decision, Fault, Job, Kind, Outcome, Reason, Status
@@ -93,13 +93,17 @@ class ProviderHealth:
                     self._open[name].detail,
                 )
 
-    def check(self, job: Job, now: float) -> Decision | None:
-        """At send time: ``None`` to send (the provider is up, or this job is its probe),
-        else the job waits for its provider."""
-        if not self.policy.enabled:
-            return None
+    def check_many(self, jobs: Sequence[Job], now: float) -> list[Decision | None]:
+        """At send time, for the jobs about to be sent at this moment (one read of the
+        circuits for them all), each: ``None`` to send (the provider is up, or this job
+        is its probe), else the job waits for its provider."""
+        if not self.policy.enabled or not jobs:
+            return [None] * len(jobs)
+        circuits = self._read()
+        return [self._check(job, circuits.get(self.routes[job.kind]), now) for job in jobs]
+
+    def _check(self, job: Job, circuit: Circuit | None, now: float) -> Decision | None:
         name = self.routes[job.kind]
-        circuit = self._read().get(name)
         if circuit is None:
             return None
         delay = self.policy.probe_delay(circuit.probes)

@@ -23,9 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from callgate.clock import Clock
-from callgate.domain import (
-    AttemptResult,
-)
+from callgate.domain import AttemptResult, Decision, Job
 from callgate.engine import attempt, commit
 from callgate.engine.audit import Redactor
 from callgate.engine.commit import Backoff
@@ -36,6 +34,7 @@ from callgate.engine.pacer import Pacer
 from callgate.engine.reconcile import ReconcileConfig, Reconciler
 from callgate.engine.retry import RetryPolicy
 from callgate.exceptions import StoreError, WorkerFailed
+from callgate.grouped import Grouped
 from callgate.metrics import Metrics
 from callgate.providers.base import Provider
 from callgate.store.base import (
@@ -162,6 +161,8 @@ class Worker:
         self._pending_writes: list[tuple[Write, asyncio.Future[Any]]] = []
         self._flushers: set[asyncio.Task[None]] = set()
         self._db = StoreCalls(False)
+        #: the send-time checks of the jobs about to go out, grouped (see _at_send_many)
+        self._checks = self._check_group()
         self._hub = _StatusHub()
         self.reconciler: Reconciler | None = None
         #: called after each commit of the worker's writes (e.g. to wake the webhook sender)
@@ -201,6 +202,7 @@ class Worker:
         self.provider.set_listener(self._hub.notify)
         self.store.prepare_worker()
         self._db = StoreCalls(self.store.offload)
+        self._checks = self._check_group()
         if self.health is not None:
             await self._db(self.health.start, self.clock.now())
         loop = asyncio.get_running_loop()
@@ -243,6 +245,9 @@ class Worker:
             self._db.close()
         if self.failure is not None:
             raise WorkerFailed(f"the worker stopped: {self.failure!r}") from self.failure
+
+    def _check_group(self) -> Grouped[Job, Decision | None]:
+        return Grouped(self._db, self._at_send_many, name="callgate-send-checks")
 
     def _died(self, exc: BaseException, where: str) -> None:
         """A worker that cannot go on says so: an error in the log, ``failure`` set (the
@@ -472,7 +477,7 @@ class Worker:
     _run_job = attempt._run_job
     _attempt = attempt._attempt
     _lease_short = attempt._lease_short
-    _at_send = attempt._at_send
+    _at_send_many = attempt._at_send_many
     _reserve_slots = attempt._reserve_slots
     _wait_for = attempt._wait_for
     _send = attempt._send

@@ -31,6 +31,7 @@ from callgate.providers.twilio_mapping import (
     error_outcome,
     message_outcome,
     retry_after,
+    suppressing,
     transport_outcome,
 )
 
@@ -111,6 +112,9 @@ class TwilioProvider:
     # -- sending -----------------------------------------------------------------------
 
     async def send(self, job: Job) -> AttemptResult:
+        return suppressing(await self._send(job), job.kind)
+
+    async def _send(self, job: Job) -> AttemptResult:
         with capture() as seen:
             try:
                 if job.kind is Kind.SMS:
@@ -227,6 +231,9 @@ class TwilioProvider:
     # -- status and reconciliation -----------------------------------------------------
 
     async def status(self, job: Job, ref: str) -> AttemptResult:
+        return suppressing(await self._status(job, ref), job.kind)
+
+    async def _status(self, job: Job, ref: str) -> AttemptResult:
         pushed = self.pushed.pop(ref)
         if pushed is not None:
             return pushed

@@ -8,15 +8,15 @@ else to classify what the provider said.
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import httpx
 
-from callgate.domain import AttemptResult, Fault, Kind, Outcome
+from callgate.domain import AttemptResult, Fault, Kind, Outcome, Suppression
 from callgate.providers.base import http_fault
 
 #: Twilio error codes (API errors and the ``ErrorCode`` of failed resources) → outcome.
@@ -114,14 +114,6 @@ FAX_STATUS: Mapping[str, Outcome | None] = {
     "no-answer": Outcome.NO_ANSWER,
     "canceled": Outcome.CANCELED,
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Suppression:
-    """A hint to the engine: stop sending ``kind`` to this number, because ``reason``."""
-
-    kind: Kind
-    reason: str  # unsubscribed | not_sms_capable | landline
 
 
 def code_of(raw: object) -> int | None:
@@ -247,6 +239,17 @@ def suppression_for(error_code: object, kind: Kind | str) -> Suppression | None:
     return Suppression(Kind.SMS, reason)
 
 
+def suppressing(result: AttemptResult, kind: Kind | str) -> AttemptResult:
+    """``result`` with its suppression hint (:func:`suppression_for`) when it is a
+    permanent failure whose Twilio error code means "stop sending here": the adapters
+    that speak Twilio's codes (Twilio, SignalWire's LaML, the simulator) report it in
+    the result, and the engine acts on the hint, not on any vendor's codes."""
+    if result.outcome is not Outcome.PERMANENT or result.suppress is not None:
+        return result
+    hint = suppression_for(result.error_code, kind)
+    return result if hint is None else dataclasses.replace(result, suppress=hint)
+
+
 def retry_after(value: str | None, now: float) -> float | None:
     """Seconds to wait from a ``Retry-After`` header (seconds or an HTTP date)."""
     if not value:
@@ -306,6 +309,7 @@ __all__ = [
     "fax_outcome",
     "message_outcome",
     "retry_after",
+    "suppressing",
     "suppression_for",
     "transport_outcome",
 ]

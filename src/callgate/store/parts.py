@@ -23,6 +23,7 @@ from callgate.domain import (
     JobSpec,
     Kind,
     Status,
+    SystemWebhook,
 )
 from callgate.store.base import (
     AuditRow,
@@ -226,20 +227,23 @@ class KeysPart(Protocol):
 
 
 class OutboxPart(Protocol):
-    """The outbox: each job event's deliveries, and webhook events that belong to no job
-    (store/sql_webhooks.py, store/sql_system_webhooks.py); the webhook sender's only part."""
+    """The outbox: each job event's deliveries, and webhook events that belong to no job,
+    claimed and settled through one path (store/sql_outbox.py; the fan-out, 410s and
+    replays in store/sql_webhooks.py); the webhook sender's only part."""
 
     def fan_out(self, now: float, default_url: str | None) -> int: ...
 
-    def claim_deliveries(self, now: float, limit: int, lease: float) -> list[Delivery]: ...
+    def claim_outbox(
+        self, now: float, limit: int, lease: float, *, jobs: bool = True, system: bool = True
+    ) -> list[Delivery | SystemWebhook]: ...
 
-    def next_delivery_at(self) -> float | None: ...
+    def next_outbox_at(self, *, system: bool = True) -> float | None: ...
 
-    def delivery_done(self, delivery_id: int, now: float, status_code: int) -> None: ...
+    def outbox_done(self, item: Delivery | SystemWebhook, now: float, status_code: int) -> None: ...
 
-    def delivery_failed(
+    def outbox_failed(
         self,
-        delivery_id: int,
+        item: Delivery | SystemWebhook,
         now: float,
         status_code: int | None,
         error: str,
@@ -262,21 +266,6 @@ class OutboxPart(Protocol):
     ) -> int: ...
 
     def delivery(self, delivery_id: int) -> Delivery | None: ...
-
-    def claim_system_webhooks(self, now: float, limit: int, lease: float) -> list[Any]: ...
-
-    def next_system_webhook_at(self) -> float | None: ...
-
-    def system_webhook_done(self, webhook_id: int, now: float, status_code: int) -> None: ...
-
-    def system_webhook_failed(
-        self,
-        webhook_id: int,
-        now: float,
-        status_code: int | None,
-        error: str,
-        retry_at: float | None,
-    ) -> None: ...
 
     def system_webhooks(self, limit: int = 100) -> list[dict[str, Any]]: ...
 
@@ -320,6 +309,16 @@ class GuardrailsPart(Protocol):
         job_id: int | None = None,
         same_since: float | None = None,
     ) -> NumberFacts: ...
+
+    def cap_counts(
+        self,
+        number: str,
+        kind: str,
+        since: float | None,
+        *,
+        job_id: int | None = None,
+        same_since: float | None = None,
+    ) -> tuple[int, float | None, int, float | None]: ...
 
     def refuse(self, job_id: int, decision: Decision, now: float) -> bool: ...
 

@@ -43,8 +43,8 @@ from callgate.store.sql_guardrails import SQLGuardrails
 from callgate.store.sql_keys import SQLKeys
 from callgate.store.sql_lanes import SQLLanes
 from callgate.store.sql_observe import SQLObserve
+from callgate.store.sql_outbox import SQLOutbox
 from callgate.store.sql_reconcile import SQLReconcile
-from callgate.store.sql_system_webhooks import SQLSystemWebhooks
 from callgate.store.sql_tx import (
     JOB_COLUMNS,
     Conn,
@@ -92,7 +92,7 @@ class SQLStore(
     SQLKeys,
     SQLReconcile,
     SQLWebhooks,
-    SQLSystemWebhooks,
+    SQLOutbox,
     SQLGuardrails,
     SQLCircuits,
     SQLBatches,

@@ -27,7 +27,7 @@ from callgate.domain import (
 )
 from callgate.exceptions import InvalidTransition, NotFound
 from callgate.store.sql_lanes import current_rate
-from callgate.store.sql_system_webhooks import add_system_webhook
+from callgate.store.sql_outbox import add_system_webhook
 from callgate.store.sql_tx import Conn, SQLParts, move, move_matching, seen_keys
 
 #: the reason on a job held because its batch is paused

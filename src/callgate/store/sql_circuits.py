@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from callgate.domain import Decision, Status, from_ts, iso
 from callgate.store.base import Circuit
-from callgate.store.sql_system_webhooks import add_system_webhook
+from callgate.store.sql_outbox import add_system_webhook
 from callgate.store.sql_tx import SQLParts, move_matching
 
 #: the held jobs of ``kinds`` waiting for their provider

@@ -10,7 +10,7 @@ from typing import Any
 
 from callgate.domain import Decision, Status, from_ts, iso
 from callgate.store.base import AuditRow, NumberFacts, SendCounts, chunks
-from callgate.store.sql_system_webhooks import add_system_webhook
+from callgate.store.sql_outbox import add_system_webhook
 from callgate.store.sql_tx import SQLParts, apply
 
 #: the held reasons that release themselves when ``run_at`` comes (quiet hours, caps)
@@ -156,17 +156,19 @@ class SQLGuardrails(SQLParts):
         why = None
         if sup:
             why = sup[0][0] if not sup[0][1] else f"{sup[0][0]}: {sup[0][1]}"
-        counts = self._reached(number, kind, since, job_id, same_since)
+        counts = self.cap_counts(number, kind, since, job_id=job_id, same_since=same_since)
         return NumberFacts(allow, bool(sup), why, *counts)
 
-    def _reached(
+    def cap_counts(
         self,
         number: str,
         kind: str,
         since: float | None,
-        job_id: int | None,
-        same_since: float | None,
+        *,
+        job_id: int | None = None,
+        same_since: float | None = None,
     ) -> tuple[int, float | None, int, float | None]:
+        """The caps' part of :meth:`number_facts`: (sent, oldest, same, same_oldest)."""
         if since is None and (same_since is None or job_id is None):
             return 0, None, 0, None
         far = 1e300  # a window that holds nothing

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from callgate.domain import Alert, Observation
-from callgate.store.sql_system_webhooks import add_system_webhook
+from callgate.store.sql_outbox import add_system_webhook
 from callgate.store.sql_tx import SQLParts
 
 ACTIVE = "('queued', 'in_flight', 'retrying', 'held', 'uncertain')"

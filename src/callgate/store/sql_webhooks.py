@@ -1,17 +1,15 @@
-"""The webhook outbox, portable SQL for both backends: events fan out into deliveries,
-which are claimed in order per (job, endpoint), retried on a schedule, dead-lettered, and
-replayed.
+"""A job's webhook deliveries, portable SQL for both backends: events fan out into
+deliveries (claimed and settled by the outbox, :mod:`callgate.store.sql_outbox`, in order
+per (job, endpoint)), an endpoint that answers 410 is stopped, and deliveries are listed
+and replayed.
 
 An event of a webhook type is written with ``fanout = 1``; the fan-out turns it into
 deliveries and clears the flag in one transaction, so no event is skipped however the
-writers' commits interleave. A claim moves ``next_attempt_at`` past the request's
-timeout: that is the delivery's lease, so two sender processes never post the same
-delivery at once, and a sender that dies leaves it due again when the lease runs out.
+writers' commits interleave.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -40,30 +38,6 @@ ON CONFLICT DO NOTHING
 """
 
 
-@functools.cache
-def _queries(indexed_by: bool, skip_locked: bool) -> dict[str, str]:
-    """The claim queries, with SQLite's index hints or PostgreSQL's row locks.
-
-    (INDEXED BY: left to itself SQLite's planner takes the (status, id) index, and the
-    head check becomes a scan of every pending delivery for each one.)
-    """
-    order = " INDEXED BY webhook_deliveries_order" if indexed_by else ""
-    due = " INDEXED BY webhook_deliveries_due" if indexed_by else ""
-    head = (
-        f" AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p{order}"
-        " WHERE p.job_id = d.job_id AND p.url = d.url AND p.status = 'pending' AND p.id < d.id) "
-    )
-    lock = " FOR UPDATE OF d SKIP LOCKED" if skip_locked else ""
-    return {
-        "due": f"SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d{due} "
-        "WHERE d.status = 'pending' AND d.next_attempt_at <= :now"
-        + head
-        + f"ORDER BY d.next_attempt_at LIMIT :limit{lock}",
-        "next_due": f"SELECT d.next_attempt_at FROM webhook_deliveries d{due} "
-        "WHERE d.status = 'pending'" + head + "ORDER BY d.next_attempt_at LIMIT 1",
-    }
-
-
 def delivery_from_row(r: Sequence[Any]) -> Delivery:
     return Delivery(
         id=r[0],
@@ -83,10 +57,6 @@ def delivery_from_row(r: Sequence[Any]) -> Delivery:
 
 class SQLWebhooks(SQLParts):
     """Mixed into :class:`~callgate.store.sql.SQLStore`."""
-
-    #: SQLite: planner hints; PostgreSQL: row locks so two senders never share a delivery
-    INDEXED_BY = False
-    SKIP_LOCKED = False
 
     def _fanout_lock(self, c: Conn) -> bool:
         """Serialise fan-outs (so deliveries are made in event order); False: another
@@ -133,56 +103,6 @@ class SQLWebhooks(SQLParts):
                 ).rowcount
             c.execute(f"UPDATE events SET fanout = 0 WHERE id IN ({marks})")
         return made
-
-    def claim_deliveries(self, now: float, limit: int, lease: float) -> list[Delivery]:
-        """Due deliveries, at most one per (job, endpoint), the oldest first."""
-        with self._write() as c:
-            due = _queries(self.INDEXED_BY, self.SKIP_LOCKED)["due"]
-            rows = c.execute(due, {"now": now, "limit": limit}).fetchall()
-            c.executemany(
-                "UPDATE webhook_deliveries SET next_attempt_at = ? WHERE id = ?",
-                [(now + lease, r[0]) for r in rows],
-            )
-        return [delivery_from_row(r) for r in rows]
-
-    def next_delivery_at(self) -> float | None:
-        """When the next claimable delivery is due (only the head of each (job, endpoint)
-        chain counts: the ones behind it wait for it, whatever their own time)."""
-        rows = self._read(_queries(self.INDEXED_BY, self.SKIP_LOCKED)["next_due"])
-        return float(rows[0][0]) if rows else None
-
-    def delivery_done(self, delivery_id: int, now: float, status_code: int) -> None:
-        with self._write() as c:
-            c.execute(
-                "UPDATE webhook_deliveries SET status = 'delivered', attempts = attempts + 1, "
-                "last_status_code = ?, last_error = NULL, delivered_at = ?, updated_at = ? "
-                "WHERE id = ?",
-                (status_code, now, now, delivery_id),
-            )
-
-    def delivery_failed(
-        self,
-        delivery_id: int,
-        now: float,
-        status_code: int | None,
-        error: str,
-        retry_at: float | None,
-    ) -> None:
-        """One failed attempt: due again at ``retry_at``, or dead-lettered (``None``)."""
-        with self._write() as c:
-            c.execute(
-                "UPDATE webhook_deliveries SET attempts = attempts + 1, last_status_code = ?, "
-                "last_error = ?, updated_at = ?, status = ?, next_attempt_at = coalesce(?, "
-                "next_attempt_at) WHERE id = ?",
-                (
-                    status_code,
-                    error[:500],
-                    now,
-                    "pending" if retry_at else "failed",
-                    retry_at,
-                    delivery_id,
-                ),
-            )
 
     def endpoint_gone(self, url: str, now: float) -> int:
         """410 Gone: stop every pending delivery to ``url`` and send it nothing more."""

@@ -15,9 +15,8 @@ import json
 import logging
 import math
 import random
-from collections.abc import Coroutine, Mapping
+from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
-from typing import Any
 
 import httpx
 
@@ -146,125 +145,84 @@ class WebhookSender:
                 await asyncio.wait(self._active, timeout=self.settings.webhook_timeout + 1)
 
     async def _dispatch(self, client: Poster) -> int:
-        """Fan out new events, start the due deliveries; return how many started."""
+        """Fan out new events, start the due outbox items; return how many started."""
         now = self.clock.now()
         await self._db(self.store.fan_out, now, self.settings.webhook_url)
         room = self.settings.webhook_concurrency - len(self._active)
         if room <= 0:
             return 0
         lease = self.settings.webhook_timeout + 5.0
-        claimed = await self._db(self.store.claim_deliveries, now, room, lease)
-        for delivery in claimed:
-            self._start(self._deliver(client, delivery))
-        started = len(claimed)
-        url = self.settings.webhook_url
-        if url is not None and room > started:
-            # events about callgate itself (breaker.tripped) go to the default endpoint
-            system = await self._db(self.store.claim_system_webhooks, now, room - started, lease)
-            for webhook in system:
-                self._start(self._deliver_system(client, url, webhook))
-            started += len(system)
-        return started
-
-    def _start(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(work)
-        self._active.add(task)
-        task.add_done_callback(self._finished)
-
-    async def _deliver_system(self, client: Poster, url: str, webhook: SystemWebhook) -> None:
-        """A job-less event: ``{"type", "timestamp", "data"}``, id ``sys_<n>``, the same
-        signature and retry schedule as a job's."""
-        doc = {
-            "type": webhook.type,
-            "timestamp": iso(from_ts(webhook.created_at)),
-            "data": webhook.data,
-        }
-        body = json.dumps(doc, separators=(",", ":"), default=str)
-        headers = self.signer.headers(f"sys_{webhook.id}", self.clock.now(), body)
-        status: int | None = None
-        try:
-            response = await client.post(url, body, headers)
-        except PostFailed as exc:
-            error = str(exc)
-        else:
-            status = response.status
-            if 200 <= status < 300:
-                await self._db(self.store.system_webhook_done, webhook.id, self.clock.now(), status)
-                self.sent += 1
-                self._count("delivered")
-                return
-            error = response.text
-        now = self.clock.now()
-        retry_at = self._retry_at(webhook.attempts + 1, now, None)
-        self._count("failed" if retry_at is not None else "dead_lettered")
-        if retry_at is None:
-            log.error("%s webhook %d dead-lettered: %s", webhook.type, webhook.id, error)
-        await self._db(self.store.system_webhook_failed, webhook.id, now, status, error, retry_at)
+        # events about callgate itself (breaker.tripped) go to the default endpoint only
+        system = self.settings.webhook_url is not None
+        claimed = await self._db(self.store.claim_outbox, now, room, lease, system=system)
+        for item in claimed:
+            task = asyncio.create_task(self._deliver(client, item))
+            self._active.add(task)
+            task.add_done_callback(self._finished)
+        return len(claimed)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._active.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            # the delivery stays pending; its lease runs out and it is tried again
+            # the item stays pending; its lease runs out and it is tried again
             log.error("webhook delivery crashed", exc_info=task.exception())
         self.wake()
 
     def _idle_timeout(self) -> float:
-        due = self.store.next_delivery_at()
-        if self.settings.webhook_url is not None:
-            system = self.store.next_system_webhook_at()
-            if system is not None:
-                due = system if due is None else min(due, system)
+        due = self.store.next_outbox_at(system=self.settings.webhook_url is not None)
         if due is None:
             return self._poll
         return min(self._poll, max(0.0, due - self.clock.now()))
 
-    async def _deliver(self, client: Poster, delivery: Delivery) -> None:
-        logs.bind(job_id=delivery.job_id)  # this task's log lines are about the job
+    async def _deliver(self, client: Poster, item: Delivery | SystemWebhook) -> None:
+        """Post one item, signed; settle it by the answer."""
+        if isinstance(item, Delivery):  # this task's log lines are about the job
+            logs.bind(job_id=item.job_id)
         try:
-            body = await self._db(self._body, delivery)
-            await self.urls.acheck(delivery.url, "callback_url")
+            url, message_id, body = await self._db(self._message, item)
+            if isinstance(item, Delivery):
+                await self.urls.acheck(url, "callback_url")
         except CallgateError as exc:  # the URL became unsafe, or the job is gone
-            await self._db(
-                self.store.delivery_failed, delivery.id, self.clock.now(), None, exc.message, None
-            )
+            now = self.clock.now()
+            await self._db(self.store.outbox_failed, item, now, None, exc.message, None)
             return
-        headers = self.signer.headers(f"msg_{delivery.event_id}", self.clock.now(), body)
+        headers = self.signer.headers(message_id, self.clock.now(), body)
         try:
-            response = await client.post(delivery.url, body, headers)
+            response = await client.post(url, body, headers)
         except PostFailed as exc:
-            await self._failed(delivery, None, str(exc), None)
+            await self._failed(item, url, None, str(exc), None)
             return
         now = self.clock.now()
         if 200 <= response.status < 300:
-            await self._db(self.store.delivery_done, delivery.id, now, response.status)
+            await self._db(self.store.outbox_done, item, now, response.status)
             self.sent += 1
             self._count("delivered")
-        elif response.status == 410:
-            stopped = await self._db(self.store.endpoint_gone, delivery.url, now)
+        elif response.status == 410 and isinstance(item, Delivery):
+            stopped = await self._db(self.store.endpoint_gone, url, now)
             self._count("gone")
-            log.warning("%s answered 410 Gone: %d deliveries stopped", delivery.url, stopped)
+            log.warning("%s answered 410 Gone: %d deliveries stopped", url, stopped)
         else:
             wait = None
             if response.status in (429, 503):
                 wait = retry_after_seconds(_header(response.headers, "retry-after"), now)
-            await self._failed(delivery, response.status, response.text, wait)
+            await self._failed(item, url, response.status, response.text, wait)
 
     async def _failed(
-        self, delivery: Delivery, status: int | None, error: str, wait: float | None
+        self,
+        item: Delivery | SystemWebhook,
+        url: str,
+        status: int | None,
+        error: str,
+        wait: float | None,
     ) -> None:
         now = self.clock.now()
-        attempt = delivery.attempts + 1  # the one that just failed
+        attempt = item.attempts + 1  # the one that just failed
         retry_at = self._retry_at(attempt, now, wait)
         self._count("failed" if retry_at is not None else "dead_lettered")
         if retry_at is None:
-            log.error(
-                "webhook %d to %s dead-lettered after %d attempts: %s",
-                delivery.id,
-                delivery.url,
-                attempt,
-                error,
-            )
-        await self._db(self.store.delivery_failed, delivery.id, now, status, error, retry_at)
+            what = f"webhook {item.id}" if isinstance(item, Delivery) else f"{item.type} webhook"
+            log.error("%s to %s dead-lettered after %d attempts: %s", what, url, attempt, error)
+        await self._db(self.store.outbox_failed, item, now, status, error, retry_at)
 
     def _count(self, result: str) -> None:
         if self.metrics is not None:
@@ -279,17 +237,25 @@ class WebhookSender:
             return now + wait
         return now + SCHEDULE[attempt] * self._rng.uniform(1 - JITTER, 1 + JITTER)
 
-    def _body(self, delivery: Delivery) -> str:
-        [event] = self.store.events(after_id=delivery.event_id - 1, limit=1)
-        job = self.store.get_job(delivery.job_id)
-        if delivery.format == "fax_gateway":
+    def _message(self, item: Delivery | SystemWebhook) -> tuple[str, str, str]:
+        """(url, message id, body) of an item. A job-less event is
+        ``{"type", "timestamp", "data"}`` with id ``sys_<n>``, to the default endpoint."""
+        if isinstance(item, SystemWebhook):
+            doc = {"type": item.type, "timestamp": iso(from_ts(item.created_at)), "data": item.data}
+            url = self.settings.webhook_url
+            assert url is not None  # claimed only when there is one
+            return url, f"sys_{item.id}", json.dumps(doc, separators=(",", ":"), default=str)
+        [event] = self.store.events(after_id=item.event_id - 1, limit=1)
+        job = self.store.get_job(item.job_id)
+        if item.format == "fax_gateway":
             policy = self.settings.kind_policies()[job.kind]
             attempts = self.store.attempts(job.id)
             last = next((str(a.outcome) for a in reversed(attempts) if a.outcome), None)
-            doc = fax_gateway_body(event, job, job.max_attempts or policy.max_attempts, last)
+            body = fax_gateway_body(event, job, job.max_attempts or policy.max_attempts, last)
         else:
-            doc = standard_body(event, job)
-        return json.dumps(doc, separators=(",", ":"), default=str)
+            body = standard_body(event, job)
+        text = json.dumps(body, separators=(",", ":"), default=str)
+        return item.url, f"msg_{item.event_id}", text
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:

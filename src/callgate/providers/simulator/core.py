@@ -42,6 +42,7 @@ from pathlib import Path
 from callgate.clock import Clock
 from callgate.domain import AttemptResult, Job, Kind, Outcome
 from callgate.providers.base import CannotReconcile, Found, StatusListener
+from callgate.providers.twilio_mapping import suppressing
 
 PERMANENT_NUMBERS: Mapping[str, tuple[str, str]] = {
     "+15005550001": ("21211", "The 'To' number is not a valid phone number."),
@@ -166,6 +167,10 @@ class Simulator:
         return Outcome.DELIVERED
 
     async def send(self, job: Job) -> AttemptResult:
+        """Answer as Twilio would (its error codes, and what they suppress)."""
+        return suppressing(await self._send(job), job.kind)
+
+    async def _send(self, job: Job) -> AttemptResult:
         started = self.clock.now()
         if self.latency or self.latency_jitter:
             await asyncio.sleep(self.latency + self._rng.uniform(0.0, self.latency_jitter))
@@ -196,6 +201,9 @@ class Simulator:
             self._listener(ref)
 
     async def status(self, job: Job, ref: str) -> AttemptResult:
+        return suppressing(await self._status(job, ref), job.kind)
+
+    async def _status(self, job: Job, ref: str) -> AttemptResult:
         call = self._calls.get(ref)
         if call is None:
             return AttemptResult(
