@@ -230,3 +230,38 @@ def test_openmetrics_when_prometheus_asks_for_it(make_settings: Callable[..., Se
     }
     assert counted[("callgate_jobs_submitted_total", "sms")] == 1
     assert families["callgate_jobs"].type == "gauge"
+
+
+def test_webhook_deliveries_by_result(make_settings: Callable[..., Settings]) -> None:
+    from callgate.testing import wait_until
+
+    settings = make_settings(webhook_secrets="whsec_" + "A" * 32)
+    answers = iter([500, 204, 410])
+    hook = "https://app.example.org/hooks"
+
+    def receive(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(next(answers, 410))
+
+    async def main(clock: LoopClock) -> Samples:
+        with Gateway(settings, clock=clock) as gw:
+            sender = gw.webhook_sender(httpx.MockTransport(receive), poll=3600)
+            sending = asyncio.create_task(sender.run())
+            gw.send("sms", to=OK, body="one", callback_url=hook)
+            gw.send("sms", to="+15005550007", body="two", callback_url=hook)
+            await gw.run_worker(drain=True)
+            await wait_until(
+                lambda: not gw.store.list_deliveries(status="pending"), step=1.0, timeout=10**4
+            )
+            sender.stop()
+            await sending
+            return parse(gw.metrics.render().decode())
+
+    seen = run_virtual(main, epoch=1_800_000_000.0)
+    results = {r: value(seen, "callgate_webhook_deliveries_total", result=r) for r in
+               ("delivered", "failed", "dead_lettered", "gone")}  # fmt: skip
+    # three posts of two jobs' final events, whichever went first: a 500 (retried), a
+    # 204, a 410 (the endpoint is gone: nothing more is sent to it)
+    assert results["failed"] == 1
+    assert results["delivered"] == 1
+    assert results["gone"] == 1
+    assert results["dead_lettered"] == 0
