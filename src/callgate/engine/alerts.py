@@ -78,7 +78,7 @@ def evaluate(
     found = [
         *_queue(policy, seen),
         *_dead_letters(policy, seen),
-        *_providers(seen),
+        *_providers(seen, redactor),
         *_endpoints(policy, seen, redactor),
         *_batches(policy, seen),
     ]
@@ -132,13 +132,13 @@ def _dead_letters(policy: AlertPolicy, seen: Observation) -> list[Firing]:
     ]
 
 
-def _providers(seen: Observation) -> list[Firing]:
+def _providers(seen: Observation, redactor: Redactor) -> list[Firing]:
     return [
         Firing(
             PROVIDER_DOWN,
             name,
             f"provider {name} is down ({fault}); its jobs wait without using attempts",
-            {"fault": fault, "detail": detail},
+            {"fault": fault, "detail": redactor.optional(detail)},  # what it said, redacted
         )
         for name, (fault, detail) in sorted(seen.providers_down.items())
     ]
