@@ -52,20 +52,23 @@ class SQLObserve(SQLParts):
             f"WHERE status IN {ACTIVE} GROUP BY status"
         ):
             jobs[status] = int(n)
-        [(oldest,)] = self._read(
-            f"SELECT min(run_at) FROM jobs{self._hint('jobs_waiting')} "
-            "WHERE status IN ('queued', 'retrying') AND run_at <= ?",
+        # run_at + 0: the expression jobs_waiting is on (see the observability migration)
+        first = self._read(
+            f"SELECT run_at FROM jobs{self._hint('jobs_waiting')} "
+            "WHERE status IN ('queued', 'retrying') AND run_at + 0 <= ? "
+            "ORDER BY run_at + 0 LIMIT 1",
             (now,),
         )
+        oldest = first[0][0] if first else None
         # the same, of the jobs whose line is free (nothing of their group in flight): a
         # job waiting behind its number's fax is serialised, not stuck. The walk stops at
         # the first one, so it visits the busy lines' waiting jobs at most, never history.
         free = self._read(
             f"SELECT j.run_at FROM jobs j{self._hint('jobs_waiting')} "
-            "WHERE j.status IN ('queued', 'retrying') AND j.run_at <= ? AND NOT EXISTS ("
+            "WHERE j.status IN ('queued', 'retrying') AND j.run_at + 0 <= ? AND NOT EXISTS ("
             f"SELECT 1 FROM jobs f{self._hint('jobs_one_in_flight_per_group')} "
             "WHERE f.group_key = j.group_key AND f.status = 'in_flight') "
-            "ORDER BY j.run_at LIMIT 1",
+            "ORDER BY j.run_at + 0 LIMIT 1",
             (now,),
         )
         [(beat,)] = self._read("SELECT max(heartbeat_at) FROM workers")

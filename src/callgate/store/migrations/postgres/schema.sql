@@ -365,5 +365,5 @@ CREATE TABLE alerts (
     resolved_at  DOUBLE PRECISION
 );
 CREATE UNIQUE INDEX alerts_open ON alerts (rule, subject) WHERE resolved_at IS NULL;
-CREATE INDEX jobs_waiting ON jobs (run_at) WHERE status IN ('queued', 'retrying');
+CREATE INDEX jobs_waiting ON jobs ((run_at + 0)) WHERE status IN ('queued', 'retrying');
 CREATE INDEX jobs_failed_at ON jobs (updated_at) WHERE status = 'failed';

@@ -19,6 +19,8 @@ CREATE TABLE alerts (
 );
 CREATE UNIQUE INDEX alerts_open ON alerts (rule, subject) WHERE resolved_at IS NULL;
 -- The gauges, by index whatever the history: the oldest job waiting for a claim, and the
--- dead letters of the last hour.
-CREATE INDEX jobs_waiting ON jobs (run_at) WHERE status IN ('queued', 'retrying');
+-- dead letters of the last hour. jobs_waiting is on run_at + 0, not run_at: only the
+-- gauges' queries, which say run_at + 0, can use it (on run_at, PostgreSQL's planner took
+-- it for the claim's head lookups and walked every waiting job: 2.6x the buffers).
+CREATE INDEX jobs_waiting ON jobs ((run_at + 0)) WHERE status IN ('queued', 'retrying');
 CREATE INDEX jobs_failed_at ON jobs (updated_at) WHERE status = 'failed';
