@@ -300,6 +300,25 @@ class Settings(BaseSettings):
     telnyx_base_url: str = "https://api.telnyx.com/v2"
     telnyx_webhook_tolerance: float = Field(300.0, gt=0, description="seconds (replays)")
 
+    # -- observability (issue 17): metrics, logs, alerts ---------------------------------
+    metrics_token: SecretStr | None = Field(
+        None, description="GET /metrics requires Authorization: Bearer <this> (unset: open)"
+    )
+    log_format: Literal["text", "json"] = Field("text", description="json: one object a line")
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info")
+    alert_interval: float = Field(15.0, ge=0, description="seconds between rule checks; 0: off")
+    alert_queued_minutes: float = Field(15.0, gt=0, description="oldest job due waiting longer")
+    alert_heartbeat_seconds: float = Field(60.0, gt=0, description="no worker heartbeat for")
+    alert_dead_letters: int = Field(10, ge=0, description="more jobs failed for good in an hour")
+    alert_webhook_failing_minutes: float = Field(60.0, gt=0, description="endpoint failing for")
+    alert_batch_error_percent: float = Field(10.0, gt=0, le=100, description="batch rows failed")
+    alert_batch_min_rows: int = Field(20, ge=1, description="finished rows before a batch's rate")
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
     @field_validator("rate")
     @classmethod
     def _usable_rate(cls, value: float) -> float:
@@ -387,6 +406,7 @@ class Settings(BaseSettings):
     def secret_values(self) -> list[str]:
         """Every credential's value (the audit log redacts them wherever they appear)."""
         values = [getattr(self, name) for name in SECRET_FILES]
+        values.append(self.metrics_token)
         found = [v.get_secret_value() for v in values if v is not None]
         return found + [s.strip() for s in (self.webhook_secrets or "").split(",") if s.strip()]
 

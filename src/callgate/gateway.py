@@ -29,37 +29,32 @@ from callgate.domain import (
     Status,
     make_spec,
 )
+from callgate.engine.alerts import AlertMonitor
 from callgate.engine.audit import Redactor, redact_logs
-from callgate.engine.guardrails import (
-    SIMULATOR_NUMBERS,
-    Allowlist,
-    BreakerPolicy,
-    Cap,
-    Guard,
-    Guardrails,
-    QuietWindow,
-)
+from callgate.engine.guardrails import Guard
 from callgate.engine.health import CircuitPolicy, ProviderHealth, routes_of
-from callgate.engine.meter import GCRA
-from callgate.engine.reconcile import ReconcileConfig
 from callgate.engine.retry import RetryPolicy
-from callgate.engine.worker import BatchThrottle, Worker, WorkerConfig
+from callgate.engine.worker import Worker
 from callgate.exceptions import ConfigurationError, StoreError, ValidationError, WorkerFailed
 from callgate.grouped import Grouped, commit_group, look_up_keys
+from callgate.metrics import Metrics
 from callgate.providers.base import Provider
 from callgate.services import (
+    AlertsService,
     BatchesService,
     DeliveriesService,
     GuardrailsService,
     JobsService,
     KeysService,
     ViewsService,
+    alert_policy,
 )
 from callgate.store import Store, SubmitResult, open_store
 from callgate.store.base import Circuit
 from callgate.store.offload import StoreCalls
 from callgate.urls import DnsCache, UrlChecker
 from callgate.webhooks.sender import WebhookSender
+from callgate.wiring import make_guardrails, make_meter, worker_config
 
 log = logging.getLogger("callgate.gateway")
 #: threads for the store calls of async code (the API) on a store that waits on the
@@ -81,64 +76,6 @@ def make_provider(settings: Settings, clock: Clock) -> Provider:
                 field="environment",
             )
     return build_provider(settings, clock, rng=random.Random(settings.simulator_seed))
-
-
-def make_meter(settings: Settings) -> GCRA:
-    return GCRA(
-        rate=settings.rate or None,
-        burst=settings.burst,
-        decrease=settings.aimd_decrease,
-        increase=settings.aimd_increase,
-    )
-
-
-def make_guardrails(settings: Settings) -> Guardrails:
-    """The guardrails the settings describe (see docs/guardrails.md)."""
-    entries = set(settings.allowlist)
-    if settings.environment == "development":
-        entries.add(SIMULATOR_NUMBERS)
-    caps = {k: Cap.parse(v) for k in Kind if (v := getattr(settings.caps, str(k)))}
-    same = {k: Cap.parse(v) for k in Kind if (v := getattr(settings.caps, f"{k}_duplicates"))}
-    quiet = {k: QuietWindow.parse(v) for k in Kind if (v := getattr(settings.quiet_hours, str(k)))}
-    return Guardrails(
-        environment=settings.environment,
-        allowlist=Allowlist(frozenset(entries)),
-        caps=caps,
-        same=same,
-        cap_blocks=settings.caps.over == "block",
-        quiet=quiet,
-        default_timezone=settings.default_timezone,
-        breaker=BreakerPolicy(**settings.breaker.model_dump(), account_rate=settings.rate or None),
-    )
-
-
-def worker_config(settings: Settings) -> WorkerConfig:
-    return WorkerConfig(
-        lease=settings.lease,
-        max_concurrency=settings.max_concurrency,
-        claim_batch=settings.claim_batch,
-        idle_poll=settings.idle_poll,
-        sweep_interval=settings.sweep_interval,
-        shutdown_grace=settings.shutdown_grace,
-        poll_initial=settings.poll_initial,
-        poll_max=settings.poll_max,
-        track_timeout=settings.track_timeout,
-        reconcile=ReconcileConfig(
-            interval=settings.reconcile_interval,
-            pad=settings.reconcile_pad,
-            retry_delay=settings.reconcile_retry_delay,
-            give_up_after=settings.reconcile_give_up,
-        )
-        if settings.reconcile_interval > 0
-        else None,
-        batch_throttle=BatchThrottle(
-            after=settings.batch_rules.throttle_after,
-            window=settings.batch_rules.throttle_window,
-            factor=settings.batch_rules.throttle_factor,
-        )
-        if settings.batch_rules.lower_rate_on_429
-        else None,
-    )
 
 
 def _retryable(raw: Status | str) -> Status:
@@ -189,6 +126,12 @@ class Gateway:
         self.jobs, self.batches = JobsService(*parts), BatchesService(*parts)
         self.guardrails, self.deliveries = GuardrailsService(*parts), DeliveriesService(*parts)
         self.keys, self.views = KeysService(*parts), ViewsService(*parts)
+        self.alerts = AlertsService(*parts, policy=alert_policy(self.settings), redactor=redactor)
+        #: Prometheus metrics: this process's counters, the database's gauges (issue 17)
+        self.metrics = Metrics(
+            self.alerts.observe, lambda: self.health.routes.values(), self.alerts.rules
+        )
+        self._monitors: list[AlertMonitor] = []
 
     def __repr__(self) -> str:
         return f"Gateway({self.store!r})"
@@ -278,6 +221,8 @@ class Gateway:
         results = self.store.submit(specs, now, scope=scope)
         # the allowlist and the suppression list, at once (checked again at send time)
         made = [i for i, result in enumerate(results) if result.created]
+        for i in made:
+            self.metrics.submitted(str(results[i].job.kind))
         decisions = self.guard.at_submit_many([results[i].job for i in made])
         for i, decision in zip(made, decisions, strict=True):
             if decision is not None and self.store.refuse(results[i].job.id, decision, now):
@@ -322,6 +267,7 @@ class Gateway:
             scope=scope,
             block_suppressed=self.settings.batch_rules.block_suppressed,
         )
+        self.metrics.submitted(str(batch.kind), batch.queued_rows)
         self._changed()
         return batch
 
@@ -454,6 +400,7 @@ class Gateway:
             rng=self._rng,
             poll=poll,
             urls=self.urls,
+            metrics=self.metrics,
         )
         self._senders.append(sender)
         for worker in self._workers:
@@ -461,13 +408,21 @@ class Gateway:
         return sender
 
     def background_tasks(self) -> list[tuple[str, Coroutine[Any, Any, None]]]:
-        """Long-running services besides the worker (the webhook sender), named."""
-        return [("callgate-webhooks", self.webhook_sender().run())]
+        """Long-running services besides the worker (the webhook sender, the alerts'
+        monitor unless ``CALLGATE_ALERT_INTERVAL=0``), named."""
+        tasks = [("callgate-webhooks", self.webhook_sender().run())]
+        if self.settings.alert_interval > 0:
+            monitor = self.alerts.monitor(self.db, self.settings.alert_interval)
+            self._monitors.append(monitor)
+            tasks.append(("callgate-alerts", monitor.run()))
+        return tasks
 
     def stop_background(self) -> None:
         """Ask the services of :meth:`background_tasks` to stop."""
         for sender in self._senders:
             sender.stop()
+        for monitor in self._monitors:
+            monitor.stop()
 
     # -- working ------------------------------------------------------------------------
 
@@ -489,6 +444,7 @@ class Gateway:
             rng=self._rng,
             guard=self.guard,
             health=self.health,
+            metrics=self.metrics,
         )
         worker.on_commit.extend(sender.wake for sender in self._senders)
         self._workers.append(worker)

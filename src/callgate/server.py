@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import uvicorn
 
@@ -27,16 +28,27 @@ class _Server(uvicorn.Server):
         yield
 
 
+def http_server(app: Any, host: str, port: int) -> uvicorn.Server:
+    """A uvicorn server for ``app`` that leaves the signals to its caller; its log lines
+    go to callgate's handler (the format of ``CALLGATE_LOG_FORMAT``, redacted)."""
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        log_config=None,
+        lifespan="off",
+        access_log=False,
+    )
+    return _Server(config)
+
+
 async def serve(
     gateway: Gateway, host: str, port: int, *, on_ready: Callable[[int], None] | None = None
 ) -> None:
     """Run until SIGTERM/SIGINT: then stop taking requests, let the worker finish or
     release its jobs, and return."""
-    app = create_app(gateway)
-    config = uvicorn.Config(
-        app, host=host, port=port, log_level="warning", lifespan="off", access_log=False
-    )
-    server = _Server(config)
+    server = http_server(create_app(gateway), host, port)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, _exit, server)

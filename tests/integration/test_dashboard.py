@@ -462,28 +462,20 @@ def test_swagger_ui_is_served_from_the_package(browser: Browser) -> None:
     assert "/docs/assets/swagger-ui-bundle.js" in docs.text
 
 
-# -- alerts (the service comes with issue 17's alerts; the pages show it when it is there) --
+# -- alerts (gw.alerts: the rules' open alerts, a banner on every page) -----------------
 
 
-class Alert:
-    rule, message, since = "oldest_queued", "a job has waited 20 min", 1_800_000_000.0
-
-
-class Alerts:
-    def open(self) -> list[Alert]:
-        return [Alert()]
-
-
-def test_without_an_alerts_service_there_is_no_alerts_section(signed_in: Browser) -> None:
-    assert not hasattr(signed_in.gw, "alerts")
+def test_with_no_alert_open_there_is_no_banner(signed_in: Browser) -> None:
     page = signed_in.get("/dashboard").text
-    assert "Open alerts" not in page
+    assert 'id="alerts-h">Open alerts' in page
+    assert "None." in page
     assert 'class="alerts"' not in page
 
 
 def test_open_alerts_are_a_banner_and_an_overview_section(signed_in: Browser) -> None:
-    signed_in.gw.alerts = Alerts()  # type: ignore[attr-defined]
-    job = signed_in.gw.send("sms", to=OK, body="hi").job.id
+    gw = signed_in.gw
+    gw.store.raise_alert("oldest_queued", "", "a job has waited 20 min", {}, gw.clock.now())
+    job = gw.send("sms", to=OK, body="hi").job.id
     for path in ("/dashboard", "/dashboard/breaker", f"/dashboard/jobs/{job}", "/dashboard/lines"):
         page = signed_in.get(path).text
         assert 'role="alert" aria-label="Open alerts"' in page, path

@@ -234,3 +234,41 @@ def test_the_dashboard_reads_do_no_more_work_on_a_long_history(
     fill_history(full_store, HISTORY, numbers=1000, at=NOW - 30 * 86_400, batch=1)
     _analyze(full_store)
     _assert_flat(empty, reads(full_store))
+
+
+def test_the_gauges_and_the_alerts_reads_do_no_more_work_on_a_long_history(
+    fresh_store: Callable[[], Store], backend: str
+) -> None:
+    """What every scrape of /metrics and every evaluation of the alert rules reads (jobs
+    per non-terminal status, the oldest waiting job, the dead letters of the hour, the
+    running batches, failing endpoints, open alerts), and the workers' heartbeat rows."""
+
+    def calls(store: Store) -> Work:
+        _no_autovacuum(store, backend)
+        _workload(store)
+        claim(store, NOW, limit=10)
+        store.raise_alert("oldest_queued", "", "waiting", {}, NOW)
+        with measure(store) as work:
+            seen = store.observe(NOW)
+            store.alerts(open_only=True)
+            store.heartbeat("w1", NOW + 1, 600.0, [])
+            store.prune_workers(NOW + 1)
+        assert seen.jobs["queued"] > 0
+        assert seen.oldest_due is not None
+        assert list(seen.batches) == [1]
+        assert seen.alerts_open == {"oldest_queued": 1}
+        return work
+
+    empty = calls(fresh_store())
+    full_store = fresh_store()
+    # a year's history has failed jobs too (every tenth): none of them within the hour
+    fill_history(full_store, HISTORY, numbers=1000, at=NOW - 30 * 86_400, batch=None)
+    with full_store._write() as c:  # type: ignore[attr-defined]
+        for i in range(2000):  # alerts long resolved
+            c.execute(
+                "INSERT INTO alerts (rule, subject, detail, raised_at, resolved_at) "
+                "VALUES ('dead_letters', ?, '{}', ?, ?)",
+                (str(i), NOW - 86_400, NOW - 86_000),
+            )
+    _analyze(full_store)
+    _assert_flat(empty, calls(full_store))

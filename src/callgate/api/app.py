@@ -79,7 +79,7 @@ def create_app(gateway: Gateway) -> FastAPI:
         "requests. Authenticate with `Authorization: Bearer <API key>`.",
     )
     app.state.gateway = gateway
-    _install_error_handlers(app)
+    install_error_handlers(app)
     _document_what_is_answered(app)
 
     @app.get("/healthz", response_model=Health, tags=["health"])
@@ -107,6 +107,12 @@ def create_app(gateway: Gateway) -> FastAPI:
     app.include_router(batches_router, prefix="/v1", dependencies=secured, responses=ERRORS)
 
     app.include_router(webhook_router, prefix="/v1", dependencies=secured, responses=ERRORS)
+    # observability (issue 17): GET /v1/alerts with a key; /metrics open or with its token
+    from callgate.api.observe import metrics_router
+    from callgate.api.observe import router as alerts_router
+
+    app.include_router(alerts_router, prefix="/v1", dependencies=secured, responses=ERRORS)
+    app.include_router(metrics_router)
     # providers (issue 5): vendor status callbacks, authenticated by their signatures
     from callgate.api.providers import router as provider_router
 
@@ -121,6 +127,22 @@ def create_app(gateway: Gateway) -> FastAPI:
         limit=gateway.settings.max_body_bytes,
         batch_limit=gateway.settings.max_batch_bytes,
     )
+    return app
+
+
+def metrics_app(gateway: Gateway) -> FastAPI:
+    """An app that serves only ``/metrics`` and ``/healthz`` (a worker run alone)."""
+    from callgate.api.observe import metrics_router
+
+    app = FastAPI(title="callgate worker", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.gateway = gateway
+    install_error_handlers(app)
+    app.include_router(metrics_router)
+
+    @app.get("/healthz", response_model=Health)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
     return app
 
 
@@ -141,7 +163,7 @@ def _document_what_is_answered(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def _install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CallgateError)
     async def callgate_error(request: Request, exc: CallgateError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.code == "unauthorized" else None

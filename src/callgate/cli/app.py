@@ -2,7 +2,8 @@
 
 A thin shell over :class:`callgate.Gateway`, one module per group of commands
 (:mod:`.send`, :mod:`.jobs`, :mod:`.run`, :mod:`.keys`, :mod:`.webhooks`,
-:mod:`.simulator`, :mod:`.batch`, :mod:`.guardrails`; shared pieces in :mod:`.common`).
+:mod:`.simulator`, :mod:`.batch`, :mod:`.guardrails`, :mod:`.observe`; shared pieces in
+:mod:`.common`).
 Every command that prints data takes ``--json``; every error is one line on stderr and a
 non-zero exit, never a traceback.
 """
@@ -16,6 +17,7 @@ from callgate.cli.guardrails import allow_app, audit_app, breaker_app, suppress_
 from callgate.cli.guardrails import commands as guardrail_commands
 from callgate.cli.jobs import jobs_app
 from callgate.cli.keys import keys_app
+from callgate.cli.observe import commands as observe_commands
 from callgate.cli.run import commands as run_commands
 from callgate.cli.send import send_app
 from callgate.cli.simulator import commands as simulator_commands
@@ -31,6 +33,7 @@ app = typer.Typer(
 app.add_typer(run_commands)  # worker, serve, migrate, demo
 app.add_typer(simulator_commands)
 app.add_typer(guardrail_commands)  # providers
+app.add_typer(observe_commands)  # alerts
 app.add_typer(send_app, name="send")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(keys_app, name="keys")

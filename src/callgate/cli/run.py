@@ -4,13 +4,13 @@ the schema."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
 
+from callgate import logs
 from callgate.cli.common import (
     JsonFlag,
     err,
@@ -32,10 +32,18 @@ def worker(
     drain: Annotated[
         bool, typer.Option(help="Exit once nothing is queued, in flight or retrying.")
     ] = False,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Serve Prometheus metrics at http://HOST:N/metrics.", min=0, max=65535),
+    ] = None,
+    metrics_host: Annotated[
+        str | None, typer.Option(help="Address of the metrics server (default: CALLGATE_HOST).")
+    ] = None,
 ) -> None:
     """Run a worker: claim, send, track and record jobs until stopped (SIGTERM/SIGINT)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    with waiting_gateway(load_settings()) as gw:
+    settings = load_settings()
+    logs.configure(settings.log_format, settings.log_level)
+    with waiting_gateway(settings) as gw:
         w = gw.worker()
 
         async def run() -> None:
@@ -43,10 +51,20 @@ def worker(
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, w.stop)
             services = [asyncio.create_task(t, name=n) for n, t in gw.background_tasks()]
+            metrics = None
+            if metrics_port is not None:
+                from callgate.api.app import metrics_app
+                from callgate.server import http_server
+
+                host = metrics_host or settings.host
+                metrics = http_server(metrics_app(gw), host, metrics_port)
+                services.append(asyncio.create_task(metrics.serve(), name="callgate-metrics"))
             try:
                 await w.run(drain=drain)
             finally:
                 gw.stop_background()
+                if metrics is not None:
+                    metrics.should_exit = True
                 await asyncio.gather(*services)
                 await gw.provider.aclose()  # providers (issue 5): close HTTP sessions
 
@@ -70,13 +88,13 @@ def serve(
     """Run the HTTP API, a worker and the webhook sender in one process."""
     from callgate.server import serve as run_server
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     overrides: dict[str, Any] = {}
     if host is not None:
         overrides["host"] = host
     if port is not None:
         overrides["port"] = port
     settings = load_settings(**overrides)
+    logs.configure(settings.log_format, settings.log_level)
     with waiting_gateway(settings) as gw:
         token, key_file = gw.keys.ensure_first()
         if token is not None:

@@ -73,9 +73,8 @@ def open_alerts(gw: Gateway) -> list[Any] | None:
     """The open alerts for the banner and the overview, or None when this gateway has no
     alerts service (then the page has no alerts section at all).
 
-    The alerts service (``gw.alerts``, issue 17's alerts) is wired here when it lands:
-    each alert shown needs ``rule``, ``message`` and ``since``. Blocking: call it inside
-    a page's store trip (``gw.db``)."""
+    Each alert shown has ``rule``, ``message`` and ``raised_at`` (``gw.alerts.open()``).
+    Blocking: call it inside a page's store trip (``gw.db``)."""
     service = getattr(gw, "alerts", None)
     if service is None:
         return None

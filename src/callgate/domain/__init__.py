@@ -27,6 +27,7 @@ from callgate.domain.jobs import (
     Status,
     event_type,
 )
+from callgate.domain.observe import Alert, Observation
 from callgate.domain.records import (
     EXPIRED,
     RELEASED,
@@ -85,6 +86,7 @@ __all__ = [
     "RETRYABLE",
     "TERMINAL",
     "WEBHOOK_EVENT_TYPES",
+    "Alert",
     "ApiKey",
     "Attempt",
     "AttemptResult",
@@ -99,6 +101,7 @@ __all__ = [
     "Job",
     "JobSpec",
     "Kind",
+    "Observation",
     "Outcome",
     "Reason",
     "Status",

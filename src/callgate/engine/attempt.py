@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from typing import TYPE_CHECKING
 
+from callgate import logs
 from callgate.domain import (
     EXPIRED,
     RELEASED,
@@ -18,6 +20,7 @@ from callgate.domain import (
     Outcome,
     Status,
 )
+from callgate.engine.health import routes_of
 from callgate.engine.pacer import Pacer
 from callgate.exceptions import StoreError
 from callgate.providers import audit
@@ -40,10 +43,15 @@ LEASE_SHORT = Decision(
     "lease_short",
     "not sent: the worker's lease on it had nearly run out (late heartbeats); queued again",
 )
+#: when the job of this task was claimed (each job runs in a task of its own)
+_claimed_at: contextvars.ContextVar[float] = contextvars.ContextVar("callgate_claimed_at")
 
 
 async def _run_job(self: Worker, claimed: Claimed, pacer: Pacer | None) -> None:
     job = claimed.job
+    _claimed_at.set(self.clock.now())
+    # every line logged while this task works on the job carries these (JSON logs)
+    logs.bind(job_id=job.id, batch_id=job.batch_id, provider=_provider_of(self, job))
     try:
         await self._attempt(job, claimed.slot, pacer)
     except asyncio.CancelledError:
@@ -76,6 +84,7 @@ async def _attempt(self: Worker, job: Job, slot: float, pacer: Pacer | None) -> 
     self._lead.observe(self.clock.now() - now, self.clock.now())
     if number is None:
         return  # canceled meanwhile, or no longer ours: fail closed
+    logs.bind(attempt=number)
     on_time = pacer is None or await pacer.acquire()
     if not on_time or job.expired(self.clock.now()):
         why = EXPIRED if on_time else RELEASED
@@ -86,11 +95,18 @@ async def _attempt(self: Worker, job: Job, slot: float, pacer: Pacer | None) -> 
         return
     result = await self._send(job, number)
     self.stats.sent += 1
+    logs.bind(provider_ref=result.provider_ref)
     if result.outcome is None:
         ref = result.provider_ref
         await self._write_until_done(job, Accepted(job.id, number, ref, self.clock.now()))
         result = await self._track(job, ref, number)
     await self._record(job, number, result)
+
+
+def _provider_of(self: Worker, job: Job) -> str:
+    """The name of the provider the job's kind is sent through."""
+    routes = self.health.routes if self.health is not None else routes_of(self.provider)
+    return routes.get(job.kind, "provider")
 
 
 def _lease_short(self: Worker, job_id: int) -> bool:
@@ -195,6 +211,12 @@ async def _record(self: Worker, job: Job, number: int, result: AttemptResult) ->
     now = self.clock.now()
     outcome = result.outcome or Outcome.UNKNOWN
     self.stats.outcomes[outcome] = self.stats.outcomes.get(outcome, 0) + 1
+    logs.bind(provider_ref=result.provider_ref)
+    if self.metrics is not None:
+        claimed = _claimed_at.get(None)
+        seconds = None if claimed is None else now - claimed
+        self.metrics.attempt(str(job.kind), _provider_of(self, job), str(outcome), seconds)
+    log.debug("attempt %d ended: %s", number, outcome)
     if outcome is Outcome.RATE_LIMITED:
         try:
             rate = await self._db(self.store.lower_rate, now, self.meter)

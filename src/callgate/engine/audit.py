@@ -1,5 +1,5 @@
-"""Redaction: credentials never stored, sent or logged, and (``audit.mask_pii``, the
-audit log only) recipients' numbers and message content masked.
+"""Redaction: credentials never stored, sent or logged, and (``audit.mask_pii``: the
+audit log and the log lines) recipients' numbers and message content masked.
 
 One :class:`Redactor` serves every text that leaves the process: the audit log's
 exchanges, what a provider said about an attempt (the attempt's ``error_message``, the
@@ -106,6 +106,10 @@ class Redactor:
             value = _NUMBER.sub(lambda m: m.group(1) + "…" + m.group(0)[-2:], value)
         return value
 
+    def mask(self, value: str) -> str:
+        """:meth:`text` of a text that is there."""
+        return self.text(value) or ""
+
     def url(self, value: str) -> str:
         parts = urlsplit(value)
         if parts.password or parts.username:
@@ -139,9 +143,11 @@ class RedactingFilter(logging.Filter):
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         for redactor in self.redactors:
-            message = redactor.secret_text(message)
+            # audit.mask_pii masks numbers and content in log lines too (issue 17)
+            clean = redactor.mask if redactor.mask_pii else redactor.secret_text
+            message = clean(message)
             if record.exc_text:
-                record.exc_text = redactor.secret_text(record.exc_text)
+                record.exc_text = clean(record.exc_text)
         record.msg, record.args = message, ()
         return True
 
@@ -151,7 +157,7 @@ _LOG_FILTER = RedactingFilter()
 
 def redact_logs(redactor: Redactor) -> None:
     """Redact with ``redactor`` on every handler of the root logger (and callgate's)."""
-    if redactor.secrets and redactor not in _LOG_FILTER.redactors:
+    if (redactor.secrets or redactor.mask_pii) and redactor not in _LOG_FILTER.redactors:
         _LOG_FILTER.redactors.append(redactor)
     for logger in (logging.getLogger(), logging.getLogger("callgate")):
         for handler in logger.handlers:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from contextvars import Context
 from typing import TYPE_CHECKING, Any
 
 from callgate.domain import (
@@ -30,7 +31,9 @@ async def _write(self: Worker, write: Write) -> Any:
     # waits for one commit, not for the one before it as well
     self._flushers = {t for t in self._flushers if not t.done()}  # ended, not yet dropped
     if len(self._flushers) < (2 if self.store.offload else 1):
-        self._flushers.add(asyncio.create_task(self._flush(), name="callgate-flush"))
+        # a context of its own: not the job task's that started it (its log fields)
+        flush = asyncio.create_task(self._flush(), name="callgate-flush", context=Context())
+        self._flushers.add(flush)
     return await future
 
 

@@ -20,6 +20,7 @@ import heapq
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
+from contextvars import Context
 
 from callgate.clock import Clock
 from callgate.exceptions import StoreError
@@ -125,7 +126,7 @@ class Pacer:
         if short <= 0:
             return
         if not self.stopping:
-            self._fetching = asyncio.create_task(self._fetch())
+            self._fetching = asyncio.create_task(self._fetch(), context=Context())
             return
         for _ in range(short):
             future = self._waiting.pop()

@@ -35,6 +35,7 @@ from callgate.engine.reconcile import ReconcileConfig, Reconciler
 from callgate.engine.retry import RetryPolicy
 from callgate.exceptions import StoreError, WorkerFailed
 from callgate.grouped import Grouped
+from callgate.metrics import Metrics
 from callgate.providers.base import Provider
 from callgate.store.base import (
     Claimed,
@@ -129,8 +130,11 @@ class Worker:
         rng: random.Random | None = None,
         guard: Guard | None = None,
         health: ProviderHealth | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
+        #: this process's counters (attempts, send time); None: not counted
+        self.metrics = metrics
         #: the guardrails, re-checked just before each send (None: no guardrails)
         self.guard = guard
         #: takes credentials out of what is stored about an attempt (the guard's)
@@ -430,17 +434,18 @@ class Worker:
     # -- background ---------------------------------------------------------------------
 
     async def _heartbeat_loop(self) -> None:
+        # the first beat at once: the worker is alive (the alerts' heartbeat rule)
         while True:
-            await asyncio.sleep(self.config.lease / 3)
             beat, jobs = self.clock.now(), list(self._active)
             try:
                 await self._db(self.store.heartbeat, self.worker_id, beat, self.config.lease, jobs)
             except StoreError as exc:
                 log.warning("heartbeat failed: %s", exc)
-                continue
-            for job_id in jobs:
-                if job_id in self._leased_at:
-                    self._leased_at[job_id] = max(self._leased_at[job_id], beat)
+            else:
+                for job_id in jobs:
+                    if job_id in self._leased_at:
+                        self._leased_at[job_id] = max(self._leased_at[job_id], beat)
+            await asyncio.sleep(self.config.lease / 3)
 
     async def _sweep_loop(self) -> None:
         while True:

@@ -10,6 +10,7 @@ one small service that the :class:`~callgate.gateway.Gateway` carries:
                         a request is ``Gateway.authenticate``: look-ups grouped)
 ``gw.views``            what the dashboard reads: lines, the overview's counts and
                         activity, batches, a batch's rate over time
+``gw.alerts``           alerts: open ones, their history, the state the rules read
 ======================  ===========================================================
 
 A service wakes the workers itself when what it changed may have made something
@@ -18,6 +19,7 @@ Submitting, cancelling and retrying jobs, the breaker and the providers stay on 
 Gateway itself, as before.
 """
 
+from callgate.services.alerts import AlertsService, alert_policy
 from callgate.services.base import Service
 from callgate.services.batches import BatchesService
 from callgate.services.deliveries import DeliveriesService
@@ -28,6 +30,7 @@ from callgate.services.schema import migrate
 from callgate.services.views import ViewsService
 
 __all__ = [
+    "AlertsService",
     "BatchesService",
     "DeliveriesService",
     "GuardrailsService",
@@ -35,6 +38,7 @@ __all__ = [
     "KeysService",
     "Service",
     "ViewsService",
+    "alert_policy",
     "allowlist_entry",
     "migrate",
 ]

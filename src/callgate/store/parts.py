@@ -37,6 +37,7 @@ from callgate.store.base import (
     Uncertain,
     Write,
 )
+from callgate.store.parts_observe import ObservePart
 from callgate.store.views import ViewsPart
 
 
@@ -488,6 +489,7 @@ class Store(
     CircuitsPart,
     BatchesPart,
     ViewsPart,
+    ObservePart,
     Protocol,
 ):
     """Every part: what the wiring (:func:`callgate.store.open_store`) returns. A consumer

@@ -42,6 +42,7 @@ from callgate.store.sql_claims import SQLClaims
 from callgate.store.sql_guardrails import SQLGuardrails
 from callgate.store.sql_keys import SQLKeys
 from callgate.store.sql_lanes import SQLLanes
+from callgate.store.sql_observe import SQLObserve
 from callgate.store.sql_outbox import SQLOutbox
 from callgate.store.sql_reconcile import SQLReconcile
 from callgate.store.sql_tx import (
@@ -98,6 +99,7 @@ class SQLStore(
     SQLBatches,
     SQLLanes,
     SQLViews,
+    SQLObserve,
 ):
     """The Store (see :class:`callgate.store.parts.Store`) over a backend's connections:
     its parts are mixins (claims, keys, reconciliation, the outboxes, guardrails, circuits,

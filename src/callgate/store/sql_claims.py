@@ -169,6 +169,12 @@ class SQLClaims(SQLLanes):
     ) -> int:
         n = 0
         with self._write() as c:
+            # the worker is alive (the alerts' heartbeat rule): one row, in this transaction
+            c.execute(
+                "INSERT INTO workers (worker_id, started_at, heartbeat_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (worker_id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+                (worker_id, now, now),
+            )
             for part in chunks(sorted(job_ids)):
                 # a job this worker is writing right now (its attempt, its end) is skipped,
                 # not waited for (PostgreSQL: SKIP LOCKED): the next beat renews it, and a
@@ -203,6 +209,7 @@ class SQLClaims(SQLLanes):
 
     def release_worker(self, worker_id: str, now: float) -> int:
         with self._write() as c:
+            c.execute("DELETE FROM workers WHERE worker_id = ?", (worker_id,))
             n = self._settle_lost(c, "j.worker_id = ?", worker_id, WORKER_STOPPED, now)
             if n:
                 self._notify(c)

@@ -20,10 +20,12 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
+from callgate import logs
 from callgate.clock import Clock
 from callgate.config import Settings
 from callgate.domain import Delivery, SystemWebhook, from_ts, iso
 from callgate.exceptions import CallgateError, StoreError
+from callgate.metrics import Metrics
 from callgate.store.offload import StoreCalls, set_event
 from callgate.store.parts import KeysPart, WebhookStore
 from callgate.urls import UrlChecker
@@ -77,8 +79,11 @@ class WebhookSender:
         rng: random.Random | None = None,
         poll: float = 0.2,
         urls: UrlChecker | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
+        #: this process's delivery counters (None: not counted)
+        self.metrics = metrics
         self.settings = settings
         self.urls = urls or UrlChecker(settings.environment, settings.url_allowlist)
         self.clock = clock
@@ -171,6 +176,8 @@ class WebhookSender:
 
     async def _deliver(self, client: Poster, item: Delivery | SystemWebhook) -> None:
         """Post one item, signed; settle it by the answer."""
+        if isinstance(item, Delivery):  # this task's log lines are about the job
+            logs.bind(job_id=item.job_id)
         try:
             url, message_id, body = await self._db(self._message, item)
             if isinstance(item, Delivery):
@@ -189,8 +196,10 @@ class WebhookSender:
         if 200 <= response.status < 300:
             await self._db(self.store.outbox_done, item, now, response.status)
             self.sent += 1
+            self._count("delivered")
         elif response.status == 410 and isinstance(item, Delivery):
             stopped = await self._db(self.store.endpoint_gone, url, now)
+            self._count("gone")
             log.warning("%s answered 410 Gone: %d deliveries stopped", url, stopped)
         else:
             wait = None
@@ -209,10 +218,15 @@ class WebhookSender:
         now = self.clock.now()
         attempt = item.attempts + 1  # the one that just failed
         retry_at = self._retry_at(attempt, now, wait)
+        self._count("failed" if retry_at is not None else "dead_lettered")
         if retry_at is None:
             what = f"webhook {item.id}" if isinstance(item, Delivery) else f"{item.type} webhook"
             log.error("%s to %s dead-lettered after %d attempts: %s", what, url, attempt, error)
         await self._db(self.store.outbox_failed, item, now, status, error, retry_at)
+
+    def _count(self, result: str) -> None:
+        if self.metrics is not None:
+            self.metrics.delivery(result)
 
     def _retry_at(self, attempt: int, now: float, wait: float | None) -> float | None:
         """When to try again after failed attempt number ``attempt`` (``wait``: what the

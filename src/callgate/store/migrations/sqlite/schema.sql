@@ -330,3 +330,22 @@ CREATE TABLE provider_circuits (
     probe_job   INTEGER,                   -- the job sent as the probe, while under way
     changed_at  REAL
 );
+
+-- What the metrics and the alerts read (see the observability migration).
+CREATE TABLE workers (
+    worker_id     TEXT PRIMARY KEY,
+    started_at    REAL NOT NULL,
+    heartbeat_at  REAL NOT NULL
+);
+CREATE INDEX workers_heartbeat ON workers (heartbeat_at);
+CREATE TABLE alerts (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    rule         TEXT NOT NULL,
+    subject      TEXT NOT NULL DEFAULT '',
+    detail       TEXT NOT NULL,
+    raised_at    REAL NOT NULL,
+    resolved_at  REAL
+);
+CREATE UNIQUE INDEX alerts_open ON alerts (rule, subject) WHERE resolved_at IS NULL;
+CREATE INDEX jobs_waiting ON jobs ((run_at + 0)) WHERE status IN ('queued', 'retrying');
+CREATE INDEX jobs_failed_at ON jobs (updated_at) WHERE status = 'failed';
