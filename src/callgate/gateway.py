@@ -31,7 +31,7 @@ from callgate.domain import (
 )
 from callgate.engine.alerts import AlertMonitor
 from callgate.engine.audit import Redactor, redact_logs
-from callgate.engine.guardrails import Guard
+from callgate.engine.guard import Guard
 from callgate.engine.health import CircuitPolicy, ProviderHealth, routes_of
 from callgate.engine.retry import RetryPolicy
 from callgate.engine.worker import Worker

@@ -151,3 +151,26 @@ class Pacer:
         finally:
             self._fetching = None
         self.add(slots)
+
+
+class Lead:
+    """How far ahead of its meter slot a job writes its attempt row: at least the meter's
+    ``lead``, and twice the slowest attempt write seen lately (that peak halves every
+    ``half_life`` seconds), so that the row is durable before the slot even when commits
+    are slow; at most ``cap``. A write slower than the cap says the store was down, not
+    slow, and is not taken as a measure (every job would then wait that long for its
+    slot, holding a place under the concurrency cap meanwhile)."""
+
+    def __init__(self, base: float, cap: float = 0.5, half_life: float = 10.0) -> None:
+        self.base, self.cap, self.half_life = base, cap, half_life
+        self.peak, self._at = 0.0, 0.0
+
+    def observe(self, seconds: float, now: float) -> None:
+        if seconds > self.cap:
+            return
+        decayed = self.peak * 0.5 ** (max(0.0, now - self._at) / self.half_life)
+        self.peak, self._at = max(seconds, decayed), now
+
+    @property
+    def value(self) -> float:
+        return min(self.cap, max(self.base, 2.0 * self.peak))
