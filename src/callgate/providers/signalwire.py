@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import math
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -151,7 +152,8 @@ class SignalWireProvider:
             faxes += [f for f in page.get("faxes") or [] if isinstance(f, dict)]
             url = _next_page(self.space_url, page.get("next_page_uri"))
             query = None  # the next page's URI carries the query
-        inside = [f for f in faxes if since <= (parse_time(f.get("date_created")) or 0) <= until]
+        start = math.floor(since)  # its dates are whole seconds (see TwilioProvider.find)
+        inside = [f for f in faxes if start <= (parse_time(f.get("date_created")) or 0) <= until]
         inside.sort(key=lambda f: parse_time(f.get("date_created")) or 0.0)
         return [Found(str(f["sid"]), fax_result(f)) for f in inside if f.get("sid")]
 

@@ -10,6 +10,7 @@ by :mod:`~callgate.providers.twilio_mapping` only.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -308,7 +309,10 @@ class TwilioProvider:
         except (TwilioException, *TRANSPORT_ERRORS) as exc:
             raise CannotReconcile(f"could not list Twilio records: {exc!r}") from exc
         records = {r.sid: r for r in [*dated, *recent]}.values()
-        inside = [r for r in records if since <= (_ts(r.date_created) or 0.0) <= until]
+        # Twilio's dates are whole seconds: a record made at 100.95 says 100, which must
+        # count for a window from 100.4 (else it is "not found" and the job sent again)
+        start = math.floor(since)
+        inside = [r for r in records if start <= (_ts(r.date_created) or 0.0) <= until]
         inside.sort(key=lambda r: _ts(r.date_created) or 0.0)
         return [Found(r.sid, convert(r)) for r in inside]
 
