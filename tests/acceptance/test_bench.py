@@ -108,3 +108,26 @@ def test_defaults_bench() -> None:
     assert 1 <= wrong["requests_while_failing"] <= 5
     assert wrong["jobs_after_failing"] == {"held": 5}
     assert wrong["delivered_after_fix"] == 5
+
+
+@pytest.mark.slow
+def test_hostile_bench() -> None:
+    """Every hostile upload is refused with its stable code, none of it stored, the
+    server's memory hardly moves, and a slow DNS lookup does not hold /healthz."""
+    doc: Any = run_bench("hostile.py", "--samples", "5")
+    serve = doc["serve"]
+    codes = {
+        name: (case["status"], case["code"])
+        for name, case in serve.items()
+        if isinstance(case, dict)
+    }
+    assert codes == {
+        "json_nested_100000": (400, "too_deep"),
+        "jsonl_nested_20000_after_a_valid_row": (400, "too_deep"),
+        "csv_line_2_mib": (400, "line_too_long"),
+        "jsonl_5000_digit_number": (400, "invalid_number"),
+    }
+    assert serve["jobs_stored"] == 0
+    assert serve["rss_peak_growth_mb"] < 200  # the old parser reached ~24 GB
+    assert doc["healthz_with_5s_dns"]["samples"] == 5
+    assert doc["healthz_with_5s_dns"]["max_ms"] < 2500  # not behind the 5 s lookup
