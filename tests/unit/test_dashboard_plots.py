@@ -3,27 +3,24 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 
 from callgate.dashboard.plots import Series, breaker_threshold, line_plot
+from callgate.engine.guardrails import BreakerPolicy
 
 SVG = "{http://www.w3.org/2000/svg}"
 
 
 def test_the_threshold_follows_the_trailing_baseline_with_its_floor_and_ceiling() -> None:
     sends = [0] * 5 + [100] * 5
-    line = breaker_threshold(
-        sends, factor=10, baseline_minutes=5, min_per_minute=60, baseline_floor=30, ceiling=None
-    )
+    policy = BreakerPolicy(factor=10, baseline_minutes=5, min_per_minute=60, baseline_floor=30)
+    line = breaker_threshold(sends, policy)
     assert line[0] == 300  # a quiet start: 10x the floor of 30
     assert line[5] == 300  # the five minutes before were empty
     assert line[9] == 10 * (100 * 4 / 5)  # four minutes of 100 in the window of five
-    capped = breaker_threshold(
-        sends, factor=10, baseline_minutes=5, min_per_minute=60, baseline_floor=30, ceiling=120
-    )
+    capped = breaker_threshold(sends, replace(policy, ceiling=120))
     assert max(capped) == 120
-    floor = breaker_threshold(
-        [0], factor=1, baseline_minutes=5, min_per_minute=60, baseline_floor=1, ceiling=None
-    )
+    floor = breaker_threshold([0], replace(policy, factor=1, baseline_floor=1))
     assert floor == [60]  # never below the minimum that can trip it
 
 

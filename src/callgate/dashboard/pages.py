@@ -33,14 +33,7 @@ def _overview(gw: Gateway) -> dict[str, Any]:
 def sends_plot(sends: list[int], gw: Gateway) -> Any:
     policy = gw.guard.rules.breaker
     n = len(sends)
-    threshold = breaker_threshold(
-        sends,
-        factor=policy.factor,
-        baseline_minutes=policy.baseline_minutes,
-        min_per_minute=policy.min_per_minute,
-        baseline_floor=policy.baseline_floor,
-        ceiling=policy.ceiling,
-    )
+    threshold = breaker_threshold(sends, policy)
     series = [Series("sends per minute", [(i, float(v)) for i, v in enumerate(sends)])]
     if policy.enabled:
         series.append(

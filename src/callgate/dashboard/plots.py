@@ -9,8 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from markupsafe import Markup, escape
+
+if TYPE_CHECKING:
+    from callgate.engine.guardrails import BreakerPolicy
 
 WIDTH, HEIGHT = 720, 220
 LEFT, RIGHT, TOP, BOTTOM = 48, 12, 12, 28
@@ -97,23 +101,12 @@ def line_plot(
     return Markup("".join(parts))
 
 
-def breaker_threshold(
-    sends: Sequence[int],
-    *,
-    factor: float,
-    baseline_minutes: int,
-    min_per_minute: int,
-    baseline_floor: float,
-    ceiling: int | None,
-) -> list[float]:
-    """Per minute, about where the anomaly breaker trips: ``factor`` x the mean of the
-    ``baseline_minutes`` before (never below ``baseline_floor``), at least
-    ``min_per_minute``, and never above the ceiling. (The breaker weighs only sends
-    outside batches; the plot shows every send, so this is the line to stay under.)"""
+def breaker_threshold(sends: Sequence[int], policy: BreakerPolicy) -> list[float]:
+    """Per minute, about where the anomaly breaker trips: its trip level over the mean of
+    the ``baseline_minutes`` before. (The breaker weighs only sends outside batches; the
+    plot shows every send, so this is the line to stay under.)"""
     out = []
     for i in range(len(sends)):
-        window = sends[max(0, i - baseline_minutes) : i]
-        mean = sum(window) / len(window) if window else 0.0
-        level = max(float(min_per_minute), factor * max(baseline_floor, mean))
-        out.append(min(level, float(ceiling)) if ceiling is not None else level)
+        window = sends[max(0, i - policy.baseline_minutes) : i]
+        out.append(policy.trip_level(sum(window) / len(window) if window else 0.0))
     return out

@@ -192,6 +192,16 @@ class BreakerPolicy:
     baseline_floor: float = 30.0
     account_rate: float | None = None
 
+    def trip_level(self, baseline_per_minute: float) -> float:
+        """About the sends per minute above which it trips, given the mean per minute of
+        the baseline: ``factor`` × that mean (never taken as less than
+        ``baseline_floor``), at least ``min_per_minute``, at most the ceiling (the line
+        the dashboard draws under the sends)."""
+        level = max(
+            float(self.min_per_minute), self.factor * max(self.baseline_floor, baseline_per_minute)
+        )
+        return level if self.ceiling is None else min(level, float(self.ceiling))
+
     def check(
         self, counts: SendCounts, now: float, *, ratio: bool = True
     ) -> tuple[str, str] | None:
