@@ -113,7 +113,9 @@ class Samples:
 
 
 @contextlib.contextmanager
-def serve(home: Path, database_url: str, code: str | None) -> Iterator[ServeProcess]:
+def serve(
+    home: Path, database_url: str, code: str | None, worker: str = "auto"
+) -> Iterator[ServeProcess]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CALLGATE_")}
     if code is not None:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [code, env.get("PYTHONPATH")]))
@@ -122,6 +124,7 @@ def serve(home: Path, database_url: str, code: str | None) -> Iterator[ServeProc
         "CALLGATE_RATE": "0",
         "CALLGATE_SIMULATOR_LATENCY": "0",
         "CALLGATE_ENVIRONMENT": "development",
+        "CALLGATE_SERVE_WORKER": worker,
         **GUARDRAILS_OFF_ENV,  # a load test: see docs/guardrails.md
     }
     with ServeProcess.start(cwd=home, env=env, timeout=STARTUP_TIMEOUT) as server:
@@ -155,7 +158,40 @@ class Bodies:
         return {"to": self.nums[self.i % len(self.nums)], "body": f"bench {self.i}"}
 
 
-async def submit(client: httpx.AsyncClient, bodies: Bodies) -> str:
+class AioClient:
+    """aiohttp's client, one keep-alive connection (as :func:`make_client`): about a
+    third of httpx's CPU per request, so the open loop's figures are more the server's
+    and less the load generator's on a machine whose cores they share."""
+
+    def __init__(self, server: ServeProcess) -> None:
+        import aiohttp
+
+        self._errors: tuple[type[BaseException], ...] = (aiohttp.ClientError, TimeoutError)
+        self._session = aiohttp.ClientSession(
+            base_url=server.url,
+            headers={"Authorization": f"Bearer {server.key}"},
+            connector=aiohttp.TCPConnector(limit=1),
+            timeout=aiohttp.ClientTimeout(total=60.0),
+        )
+
+    async def submit(self, body: dict[str, str]) -> str:
+        try:
+            async with self._session.post("/v1/messages", json=body) as r:
+                await r.read()
+                return str(r.status)
+        except self._errors as exc:
+            return type(exc).__name__
+
+    async def aclose(self) -> None:
+        await self._session.close()
+
+
+Client = httpx.AsyncClient | AioClient
+
+
+async def submit(client: Client, bodies: Bodies) -> str:
+    if isinstance(client, AioClient):
+        return await client.submit(bodies.next())
     try:
         r = await client.post("/v1/messages", json=bodies.next())
     except httpx.HTTPError as exc:
@@ -164,12 +200,12 @@ async def submit(client: httpx.AsyncClient, bodies: Bodies) -> str:
 
 
 async def closed_loop(
-    clients: list[httpx.AsyncClient], seconds: float, bodies: Bodies
+    clients: list[Client], seconds: float, bodies: Bodies
 ) -> tuple[Samples, float]:
     """One task per client, each submitting back to back until the time is up."""
     samples = Samples()
 
-    async def one_task(client: httpx.AsyncClient, end: float) -> None:
+    async def one_task(client: Client, end: float) -> None:
         while time.perf_counter() < end:
             t0 = time.perf_counter()
             status = await submit(client, bodies)
@@ -182,13 +218,13 @@ async def closed_loop(
 
 
 async def open_loop(
-    clients: list[httpx.AsyncClient], rate: float, seconds: float, bodies: Bodies
+    clients: list[Client], rate: float, seconds: float, bodies: Bodies
 ) -> tuple[Samples, float]:
     """Start request i at ``start + i / rate`` whatever the earlier ones are doing; a
     request that finds every client busy waits for one, and that wait counts."""
     samples = Samples()
     total = int(rate * seconds)
-    free: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
+    free: asyncio.Queue[Client] = asyncio.Queue()
     for c in clients:
         free.put_nowait(c)
 
@@ -276,13 +312,34 @@ def cpu_seconds(pid: int | None = None) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def children_of(pid: int) -> list[int]:
+    """The child processes of ``pid`` (serve's worker process, if it has one)."""
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+def tree_cpu(pids: list[int]) -> float | None:
+    times = [cpu_seconds(p) for p in pids]
+    return None if not pids or None in times else sum(t for t in times if t is not None)
+
+
 @contextlib.contextmanager
 def cpu_meter(server: ServeProcess, doc: dict[str, Any]) -> Iterator[None]:
-    """Add the server's and this client's CPU time over the block to ``doc`` (after it)."""
+    """Add the server's (its worker process's apart) and this client's CPU time over
+    the block to ``doc`` (after it)."""
+    children = children_of(server.proc.pid)
     server_0, client_0 = cpu_seconds(server.proc.pid), cpu_seconds()
+    worker_0 = tree_cpu(children)
     yield
     server_1, client_1 = cpu_seconds(server.proc.pid), cpu_seconds()
+    worker_1 = tree_cpu(children)
     n = max(1, int(doc.get("requests", 0)))
+    if worker_0 is not None and worker_1 is not None:
+        doc["worker_process_cpu_s"] = round(worker_1 - worker_0, 3)
+        doc["worker_process_cpu_ms_per_request"] = round((worker_1 - worker_0) * 1000 / n, 3)
     if server_0 is not None and server_1 is not None:
         doc["server_cpu_s"] = round(server_1 - server_0, 3)
         doc["server_cpu_ms_per_request"] = round((server_1 - server_0) * 1000 / n, 3)
@@ -363,13 +420,19 @@ def wrk_phase(
     try:
         cmd = [wrk_binary(), "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--latency"]
         cmd += ["-s", script.name, server.url]
+        workers = children_of(server.proc.pid)
         server_0, client_0 = cpu_seconds(server.proc.pid), children_cpu()
+        worker_0 = tree_cpu(workers)
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
         server_1, client_1 = cpu_seconds(server.proc.pid), children_cpu()
+        worker_1 = tree_cpu(workers)
     finally:
         os.unlink(script.name)
     doc = parse_wrk(out)
     n = max(1, doc["requests"])
+    if worker_0 is not None and worker_1 is not None:
+        doc["worker_process_cpu_s"] = round(worker_1 - worker_0, 3)
+        doc["worker_process_cpu_ms_per_request"] = round((worker_1 - worker_0) * 1000 / n, 3)
     if server_0 is not None and server_1 is not None:
         doc["server_cpu_s"] = round(server_1 - server_0, 3)
         doc["server_cpu_ms_per_request"] = round((server_1 - server_0) * 1000 / n, 3)
@@ -445,6 +508,18 @@ def main() -> None:
         help="the max-throughput phase's load generator (wrk: C, little CPU)",
     )
     parser.add_argument(
+        "--serve-worker",
+        choices=("auto", "thread", "process"),
+        default="auto",
+        help="CALLGATE_SERVE_WORKER for the server (auto: a worker process on PostgreSQL)",
+    )
+    parser.add_argument(
+        "--open-load",
+        choices=("aiohttp", "httpx"),
+        default="aiohttp",
+        help="the fixed-rate phase's client (aiohttp: a third of httpx's CPU per request)",
+    )
+    parser.add_argument(
         "--dashboard",
         type=int,
         default=0,
@@ -472,6 +547,11 @@ def main() -> None:
     async def measure(server: ServeProcess) -> None:
         # clients are made (an SSL context each, even for http) outside the timed parts
         clients = [make_client(server) for _ in range(max(args.concurrency, args.connections))]
+        slots: list[Client] = (
+            [AioClient(server) for _ in range(args.connections)]
+            if args.open_load == "aiohttp"
+            else list(clients[: args.connections])
+        )
 
         async def max_phase(doc: dict[str, Any]) -> None:
             """The max-throughput phase, by the load generator asked for."""
@@ -496,15 +576,15 @@ def main() -> None:
                     await max_phase(with_dashboard)
                 with_dashboard["dashboard"] = pages
             with cpu_meter(server, fixed):
-                opened, opened_s = await open_loop(
-                    clients[: args.connections], args.rate, args.seconds, bodies
-                )
+                opened, opened_s = await open_loop(slots, args.rate, args.seconds, bodies)
                 fixed.update(opened.summary(opened_s))
         finally:
-            await asyncio.gather(*(c.aclose() for c in clients))
+            await asyncio.gather(
+                *(c.aclose() for c in {id(c): c for c in clients + slots}.values())
+            )
 
     with tempfile.TemporaryDirectory() as tmp, database(Path(tmp), args.database) as url:
-        with serve(Path(tmp), url, args.code) as server:
+        with serve(Path(tmp), url, args.code, args.serve_worker) as server:
             run(measure(server))
         counts = job_counts(url)
 
@@ -515,6 +595,8 @@ def main() -> None:
         "python": sys.version.split()[0],
         "client_event_loop": loop,
         "load_generator": args.load,
+        "open_load_generator": args.open_load,
+        "serve_worker": args.serve_worker,
         "max_throughput": throughput,
         "fixed_rate": fixed,
         **({"max_throughput_with_dashboard": with_dashboard} if args.dashboard else {}),

@@ -11,6 +11,7 @@ import os
 import secrets
 from pathlib import Path
 
+from callgate.clock import Clock
 from callgate.domain import ApiKey, validate_label
 from callgate.store.parts import KeysPart
 
@@ -34,6 +35,39 @@ def authenticate(store: KeysPart, token: str | None) -> ApiKey | None:
     if not token or not token.startswith(TOKEN_PREFIX):
         return None
     return store.api_key_by_hash(hash_token(token))
+
+
+class KeyCache:
+    """Valid keys by token hash, for ``ttl`` seconds of ``clock``: the API's look-ups on
+    a store over the network (PostgreSQL) skip a trip per request. Unknown and revoked
+    keys are never remembered; :meth:`forget` (a revocation in this process) drops all.
+    A key revoked by another process still reads for up to ``ttl``; its submits are
+    refused at once (the store checks the key in the submit's transaction)."""
+
+    MAX = 10_000  # distinct keys remembered at once (past that: start again)
+
+    def __init__(self, clock: Clock, ttl: float) -> None:
+        self._clock, self._ttl = clock, ttl
+        self._keys: dict[str, tuple[ApiKey, float]] = {}
+
+    def get(self, token_hash: str) -> ApiKey | None:
+        hit = self._keys.get(token_hash)
+        if hit is None:
+            return None
+        if hit[1] <= self._clock.now():
+            del self._keys[token_hash]
+            return None
+        return hit[0]
+
+    def put(self, token_hash: str, key: ApiKey) -> None:
+        if self._ttl <= 0:
+            return
+        if len(self._keys) >= self.MAX:
+            self._keys.clear()
+        self._keys[token_hash] = (key, self._clock.now() + self._ttl)
+
+    def forget(self) -> None:
+        self._keys.clear()
 
 
 def key_file_for(database_path: str) -> Path:

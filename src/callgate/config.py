@@ -204,6 +204,13 @@ class Settings(BaseSettings):
     dns_cache_ttl: float = Field(
         60.0, ge=0, le=86400, description="seconds a host's addresses are remembered"
     )
+    api_key_cache_seconds: float = Field(
+        5.0,
+        ge=0,
+        le=300,
+        description="seconds the API remembers a valid key (PostgreSQL; 0: look up on every "
+        "request); a revoked key's submits stop at once, its reads within this time",
+    )
     url_allowlist: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="hosts exempt from the SSRF check, comma-separated"
     )
@@ -221,6 +228,12 @@ class Settings(BaseSettings):
 
     # the worker
     worker_id: str | None = None
+    serve_worker: Literal["auto", "thread", "process", "none"] = Field(
+        "auto",
+        description="where `callgate serve` runs its worker: thread (in its own process), "
+        "process (a `callgate worker` child, on a core of its own), none (an API-only node: "
+        "workers run elsewhere); auto: process on PostgreSQL, thread on SQLite",
+    )
     lease: float = Field(30.0, gt=0, description="seconds a claim lasts without heartbeat")
     claim_batch: int = Field(500, ge=1)
     idle_poll: float = Field(0.5, gt=0, description="seconds between checks when idle")
@@ -313,6 +326,14 @@ class Settings(BaseSettings):
     alert_webhook_failing_minutes: float = Field(60.0, gt=0, description="endpoint failing for")
     alert_batch_error_percent: float = Field(10.0, gt=0, le=100, description="batch rows failed")
     alert_batch_min_rows: int = Field(20, ge=1, description="finished rows before a batch's rate")
+
+    def serve_worker_mode(self) -> str:
+        """``serve_worker`` with ``auto`` decided by the database: a worker of its own on
+        PostgreSQL (which wakes workers across processes), in place on SQLite (one
+        process, woken in place)."""
+        if self.serve_worker != "auto":
+            return self.serve_worker
+        return "process" if self.database_url.startswith(("postgresql:", "postgres:")) else "thread"
 
     @field_validator("log_level", "log_format", mode="before")
     @classmethod

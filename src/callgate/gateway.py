@@ -125,7 +125,9 @@ class Gateway:
         parts = (self.store, self.clock, self._changed)
         self.jobs, self.batches = JobsService(*parts), BatchesService(*parts)
         self.guardrails, self.deliveries = GuardrailsService(*parts), DeliveriesService(*parts)
-        self.keys, self.views = KeysService(*parts), ViewsService(*parts)
+        cache = auth.KeyCache(self.clock, self.settings.api_key_cache_seconds)
+        self.keys = KeysService(*parts, cache=cache)
+        self.views = ViewsService(*parts)
         self.alerts = AlertsService(*parts, policy=alert_policy(self.settings), redactor=redactor)
         #: Prometheus metrics: this process's counters, the database's gauges (issue 17)
         self.metrics = Metrics(
@@ -201,12 +203,16 @@ class Gateway:
 
     async def authenticate(self, token: str | None) -> ApiKey | None:
         """The API key of a bearer token (None: unknown or revoked), from async code:
-        the look-ups of the same moment share one trip to a store thread."""
+        the look-ups of the same moment share one trip to a store thread, and a valid
+        key is remembered for ``api_key_cache_seconds`` (see :class:`auth.KeyCache`)."""
         if not token or not token.startswith(auth.TOKEN_PREFIX):
             return None
         token_hash = auth.hash_token(token)
         if not self.store.offload:  # an embedded store answers at once: in place
             return self.store.api_key_by_hash(token_hash)
+        cached = self.keys.cache.get(token_hash)
+        if cached is not None:
+            return cached
         if self._keys is None:
             self._keys = Grouped(
                 self.db,
@@ -214,7 +220,10 @@ class Gateway:
                 flushers=2,
                 name="callgate-keys",
             )
-        return await self._keys(token_hash)
+        key = await self._keys(token_hash)
+        if key is not None:
+            self.keys.cache.put(token_hash, key)
+        return key
 
     def _store_submit(self, specs: Sequence[JobSpec], scope: str) -> list[SubmitResult]:
         now = self.clock.now()

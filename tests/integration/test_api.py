@@ -678,7 +678,7 @@ def test_the_right_key_with_the_scheme_in_any_case_is_accepted(api: Api) -> None
 def test_a_revoked_key_is_401(api: Api) -> None:
     key_id, token = api.new_key("soon revoked")
     assert api.get("/v1/jobs", token=token).status_code == 200
-    assert api.gw.store.revoke_api_key(key_id, time.time())
+    assert api.gw.keys.revoke(key_id)  # in this process: at once, reads included
     error(api.get("/v1/jobs", token=token), 401, "unauthorized")
     error(
         api.post("/v1/messages", json={"to": OK_NUMBER, "body": "x"}, token=token),
@@ -687,6 +687,48 @@ def test_a_revoked_key_is_401(api: Api) -> None:
     )
     # the other keys still work
     assert api.get("/v1/jobs").status_code == 200
+
+
+def test_a_key_revoked_elsewhere_sends_nothing_more_and_reads_until_the_cache_ends(
+    make_api: MakeApi,
+) -> None:
+    """Another process (``callgate keys revoke``) revokes the key: the API's look-up of
+    it may be remembered (PostgreSQL: ``api_key_cache_seconds``), but its submits are
+    refused at once (the submit's transaction checks the key) and its reads end when
+    the cache does."""
+    clock = ManualClock(1_700_000_000.0)
+    api = make_api(clock=clock, api_key_cache_seconds=5)
+    key_id, token = api.new_key("revoked elsewhere")
+    assert api.get("/v1/jobs", token=token).status_code == 200
+    assert api.gw.store.revoke_api_key(key_id, clock.now())  # not through this gateway
+    for path, body in [
+        ("/v1/messages", {"to": OK_NUMBER, "body": "x"}),
+        ("/v1/faxes", {"to": OK_NUMBER, "media_url": PDF}),
+    ]:
+        error(api.post(path, json=body, token=token), 401, "unauthorized")
+    assert api.gw.store.list_jobs() == []
+    clock.advance(5.01)
+    error(api.get("/v1/jobs", token=token), 401, "unauthorized")
+    assert api.get("/v1/jobs").status_code == 200
+
+
+def test_valid_keys_are_looked_up_once_per_cache_period_on_postgres(
+    make_api: MakeApi, backend: str
+) -> None:
+    clock = ManualClock(1_700_000_000.0)
+    api = make_api(clock=clock, api_key_cache_seconds=5)
+    looked: list[str] = []
+    real = api.gw.store.api_key_by_hash
+    api.gw.store.api_key_by_hash = lambda h: looked.append(h) or real(h)  # type: ignore[method-assign]
+    for _ in range(3):
+        assert api.get("/v1/jobs").status_code == 200
+    clock.advance(5.01)
+    assert api.get("/v1/jobs").status_code == 200
+    bad = "cg_" + "x" * 43  # an unknown key is never remembered
+    for _ in range(2):
+        error(api.get("/v1/jobs", token=bad), 401, "unauthorized")
+    # PostgreSQL (a store over the network): one look-up per period; SQLite: every time
+    assert len(looked) == (2 + 2 if backend == "postgres" else 4 + 2)
 
 
 def test_keys_are_stored_hashed(api: Api) -> None:

@@ -15,6 +15,7 @@ from callgate.exceptions import (
     InvalidTransition,
     NotFound,
     StoreError,
+    Unauthorized,
     ValidationError,
     WorkerFailed,
 )
@@ -24,6 +25,7 @@ STATUS_FOR: list[tuple[type[CallgateError], int]] = [
     (ValidationError, 400),
     (NotFound, 404),
     (InvalidTransition, 409),
+    (Unauthorized, 401),
     (StoreError, 503),
     (WorkerFailed, 503),
 ]

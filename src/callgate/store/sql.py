@@ -40,7 +40,7 @@ from callgate.store.sql_batches import SQLBatches
 from callgate.store.sql_circuits import SQLCircuits
 from callgate.store.sql_claims import SQLClaims
 from callgate.store.sql_guardrails import SQLGuardrails
-from callgate.store.sql_keys import SQLKeys
+from callgate.store.sql_keys import SQLKeys, key_is_live
 from callgate.store.sql_lanes import SQLLanes
 from callgate.store.sql_observe import SQLObserve
 from callgate.store.sql_outbox import SQLOutbox
@@ -153,6 +153,8 @@ class SQLStore(
 
     def _submit(self, specs: Sequence[JobSpec], now: float, scope: str) -> list[SubmitResult]:
         with self._write() as c:
+            if scope:
+                key_is_live(c, scope)
             known = self._known_keys(c, specs, scope)
             new: list[JobSpec] = []
             first: dict[str, int] = {}  # a key new in this call → its spec's index in new

@@ -26,6 +26,7 @@ from callgate.domain import (
     usable_rate,
 )
 from callgate.exceptions import InvalidTransition, NotFound
+from callgate.store.sql_keys import key_is_live
 from callgate.store.sql_lanes import current_rate
 from callgate.store.sql_outbox import add_system_webhook
 from callgate.store.sql_tx import Conn, SQLParts, move, move_matching, seen_keys
@@ -131,6 +132,8 @@ class SQLBatches(SQLParts):
     ) -> Batch:
         """A new, empty batch, ``running`` (rows are added with :meth:`add_batch_rows`)."""
         with self._write() as c:
+            if scope:
+                key_is_live(c, scope)
             row = c.execute(
                 "INSERT INTO batches (name, kind, status, rate, strict, created_at, updated_at, "
                 f"api_key_id) VALUES (?, ?, 'running', ?, ?, ?, ?, ?) RETURNING {BATCH_COLUMNS}",

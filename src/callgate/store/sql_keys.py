@@ -10,7 +10,18 @@ from callgate.domain import (
     from_ts,
     to_datetime,
 )
-from callgate.store.sql_tx import SQLParts
+from callgate.exceptions import Unauthorized
+from callgate.store.sql_tx import Conn, SQLParts
+
+
+def key_is_live(c: Conn, scope: str) -> None:
+    """Refuse a write for an API key revoked meanwhile, in the write's own transaction:
+    the API's key look-ups are cached for a moment (see
+    :meth:`callgate.gateway.Gateway.authenticate`), a revocation stops the key's
+    submits at once. A scope that names no key (a script's) is not checked."""
+    row = c.execute("SELECT revoked_at FROM api_keys WHERE id = ?", (scope,)).fetchone()
+    if row is not None and row[0] is not None:
+        raise Unauthorized("unknown or revoked API key")
 
 
 class SQLKeys(SQLParts):
