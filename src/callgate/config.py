@@ -204,6 +204,11 @@ class Settings(BaseSettings):
     dns_cache_ttl: float = Field(
         60.0, ge=0, le=86400, description="seconds a host's addresses are remembered"
     )
+    s3_endpoint_url: str | None = Field(
+        None,
+        description="`callgate export --to s3://...`: an S3-compatible store's URL (MinIO, "
+        "Ceph); unset: AWS's own",
+    )
     api_key_cache_seconds: float = Field(
         5.0,
         ge=0,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import typer
 
 from callgate.cli.batch import batch_app
+from callgate.cli.export import commands as export_commands
 from callgate.cli.guardrails import allow_app, audit_app, breaker_app, suppress_app
 from callgate.cli.guardrails import commands as guardrail_commands
 from callgate.cli.jobs import jobs_app
@@ -34,6 +35,7 @@ app.add_typer(run_commands)  # worker, serve, migrate, demo
 app.add_typer(simulator_commands)
 app.add_typer(guardrail_commands)  # providers
 app.add_typer(observe_commands)  # alerts
+app.add_typer(export_commands)  # export
 app.add_typer(send_app, name="send")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(keys_app, name="keys")

@@ -35,6 +35,12 @@ class JobsService(Service[JobsStore]):
             batch_id=batch_id,
         )
 
+    def after(
+        self, after_id: int, *, created_after: float | None = None, limit: int = 1000
+    ) -> builtins.list[Job]:
+        """Oldest first, after job ``after_id`` (an export's cursor)."""
+        return self._store.jobs_after(after_id, created_after=created_after, limit=limit)
+
     def get(self, job_id: int) -> Job:
         return self._store.get_job(job_id)
 

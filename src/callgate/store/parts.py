@@ -100,6 +100,12 @@ class JobsPart(Protocol):
         """Newest first; ``before_id`` pages backwards (cursor pagination)."""
         ...
 
+    def jobs_after(
+        self, after_id: int, *, created_after: float | None = None, limit: int = 1000
+    ) -> list[Job]:
+        """Oldest first, ids above ``after_id`` (an export's cursor)."""
+        ...
+
     def attempts(self, job_id: int) -> list[Attempt]: ...
 
     def events(

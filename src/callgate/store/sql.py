@@ -314,6 +314,17 @@ class SQLStore(
         sql = f"SELECT {JOB_COLUMNS} FROM jobs WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?"
         return [job_from_row(r) for r in self._read(sql, [*params, limit])]
 
+    def jobs_after(
+        self, after_id: int, *, created_after: float | None = None, limit: int = 1000
+    ) -> list[Job]:
+        where = "id > ?"
+        params: list[Any] = [after_id]
+        if created_after is not None:
+            where += " AND created_at >= ?"
+            params.append(created_after)
+        sql = f"SELECT {JOB_COLUMNS} FROM jobs WHERE {where} ORDER BY id LIMIT ?"
+        return [job_from_row(r) for r in self._read(sql, [*params, limit])]
+
     def attempts(self, job_id: int) -> list[Attempt]:
         rows = self._read(
             "SELECT job_id, number, state, started_at, ended_at, outcome, provider_ref, "
