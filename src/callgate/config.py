@@ -204,6 +204,12 @@ class Settings(BaseSettings):
     dns_cache_ttl: float = Field(
         60.0, ge=0, le=86400, description="seconds a host's addresses are remembered"
     )
+    sms_help_text: str = Field(
+        "Reply STOP to unsubscribe, START to subscribe again. Msg&data rates may apply.",
+        min_length=1,
+        max_length=1600,
+        description="the answer to an inbound HELP or INFO (POST /provider/twilio/sms/inbound)",
+    )
     s3_endpoint_url: str | None = Field(
         None,
         description="`callgate export --to s3://...`: an S3-compatible store's URL (MinIO, "

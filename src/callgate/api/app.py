@@ -114,9 +114,11 @@ def create_app(gateway: Gateway) -> FastAPI:
     app.include_router(alerts_router, prefix="/v1", dependencies=secured, responses=ERRORS)
     app.include_router(metrics_router)
     # providers (issue 5): vendor status callbacks, authenticated by their signatures
+    from callgate.api.inbound import router as inbound_router
     from callgate.api.providers import router as provider_router
 
     app.include_router(provider_router)
+    app.include_router(inbound_router)
     from callgate.api.docs import mount as mount_docs
     from callgate.dashboard import mount as mount_dashboard
 

@@ -58,6 +58,11 @@ class GuardrailsService(Service[GuardrailsStore]):
         self._changed()
         return lifted
 
+    def inbound_sms(self, number: str, action: str | None, event: dict[str, Any]) -> None:
+        """Record an inbound SMS (see :meth:`callgate.store.parts.GuardrailsPart.inbound_sms`)."""
+        self._store.inbound_sms(number, action, event, self._clock.now())
+        self._changed()
+
     # -- the audit log
     def audit_since(self, since: float, *, after_id: int = 0, limit: int = 1000) -> list[Any]:
         """Provider exchanges from ``since`` on, oldest first, after row ``after_id``."""

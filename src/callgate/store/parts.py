@@ -7,7 +7,7 @@ transaction (the outbox). Times are unix seconds passed in by the caller.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from callgate.domain import (
@@ -301,6 +301,15 @@ class GuardrailsPart(Protocol):
     ) -> bool: ...
 
     def unsuppress(self, number: str, kind: str | None = None) -> int: ...
+
+    def inbound_sms(
+        self, number: str, action: str | None, event: Mapping[str, Any], now: float
+    ) -> None:
+        """An inbound SMS from ``number``, in one transaction: ``action`` ``opt_out``
+        suppresses it for SMS (reason ``unsubscribed``), ``opt_in`` lifts its
+        ``unsubscribed`` SMS suppressions (none other), and ``event`` becomes a
+        ``message.received`` system webhook."""
+        ...
 
     def suppressions(self, number: str | None = None) -> list[dict[str, Any]]: ...
 

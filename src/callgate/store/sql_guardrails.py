@@ -5,7 +5,7 @@ the release of held jobs. Shared by both backends (see :mod:`callgate.store.sql`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from callgate.domain import Decision, Status, from_ts, iso
@@ -87,6 +87,24 @@ class SQLGuardrails(SQLParts):
                     "DELETE FROM suppressions WHERE number = ? AND kind = ?", (number, kind)
                 )
             return int(cur.rowcount)
+
+    def inbound_sms(
+        self, number: str, action: str | None, event: Mapping[str, Any], now: float
+    ) -> None:
+        with self._write() as c:
+            if action == "opt_out":
+                c.execute(
+                    "INSERT INTO suppressions (number, kind, reason, source, detail, created_at) "
+                    "VALUES (?, 'sms', 'unsubscribed', 'keyword', ?, ?) ON CONFLICT DO NOTHING",
+                    (number, f"replied {event.get('keyword')}", now),
+                )
+            elif action == "opt_in":
+                c.execute(
+                    "DELETE FROM suppressions WHERE number = ? AND kind = 'sms' "
+                    "AND reason = 'unsubscribed'",
+                    (number,),
+                )
+            add_system_webhook(c, "message.received", event, now)
 
     def suppressions(self, number: str | None = None) -> list[dict[str, Any]]:
         sql = "SELECT number, kind, reason, source, detail, created_at FROM suppressions"
